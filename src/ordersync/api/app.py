@@ -1,0 +1,51 @@
+"""The ASGI application, built from settings (nothing is created at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..config import Settings
+from ..db.unit_of_work import Database
+from ..domain.types import Channel
+from ..entrypoints.sweeper import run_sweeper
+from ..services.context import Context, HoldPolicy
+from .auth import TokenCache
+from .body_limit import BodyLimitMiddleware
+from .errors import install_error_handlers
+from .routes import catalog, health, orders, pos, stock
+
+
+def context_from(settings: Settings) -> Context:
+    return Context(holds=HoldPolicy({c: settings.holds.minutes(c) for c in Channel}))
+
+
+def create_app(settings: Settings, db: Database | None = None, sweeper: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = db or Database.from_url(
+            settings.database_url, settings.db_pool_size, settings.catalog_cache_seconds
+        )
+        app.state.db = database
+        app.state.context = context_from(settings)
+        app.state.token_cache = TokenCache(settings.auth_cache_seconds)
+        async with run_sweeper(
+            database, app.state.context, settings.sweeper_interval_seconds, enabled=sweeper
+        ):
+            yield
+        if db is None:
+            await database.dispose()
+
+    app = FastAPI(
+        title="ordersync",
+        summary="One order stream and one stock ledger for a retail network",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (health.router, orders.router, stock.router, pos.router, catalog.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

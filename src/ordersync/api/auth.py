@@ -1,0 +1,78 @@
+"""Bearer tokens: each scoped to a role and, optionally (always for POS), to stores."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from ..db import tokens
+from ..db.unit_of_work import Database
+from ..domain.errors import Forbidden, Unauthorized
+from ..domain.types import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: int
+    name: str
+    role: Role
+    store_ids: frozenset[int]
+
+    @property
+    def key(self) -> str:
+        return f"token:{self.token_id}"
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise Forbidden(
+                f"a {self.role.value} token cannot do this",
+                role=self.role.value,
+                allowed=[r.value for r in roles],
+            )
+
+    def require_store(self, store_id: int | None, store_code: str | None = None) -> None:
+        if not self.store_ids:
+            return
+        if store_id is None or store_id not in self.store_ids:
+            raise Forbidden("this token is not allowed at this store", store=store_code)
+
+
+class TokenCache:
+    """Hashes of recently seen tokens, so a request does not always cost a lookup.
+    A revoked token stops working within `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+
+    def get(self, token: str) -> tuple[bool, Principal | None]:
+        entry = self._entries.get(token)
+        if entry is None or time.monotonic() - entry[0] > self.seconds:
+            return False, None
+        return True, entry[1]
+
+    def put(self, token: str, principal: Principal | None) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[token] = (time.monotonic(), principal)
+
+
+async def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    token = token.strip()
+    cache: TokenCache = request.app.state.token_cache
+    hit, principal = cache.get(token)
+    if not hit:
+        db: Database = request.app.state.db
+        async with db.connect(autocommit=True) as conn:
+            row = await tokens.find_token(conn, token)
+        principal = None if row is None else Principal(row.id, row.name, row.role, row.store_ids)
+        cache.put(token, principal)
+    if principal is None:
+        raise Unauthorized("unknown or revoked token")
+    return principal

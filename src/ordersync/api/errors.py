@@ -1,0 +1,75 @@
+"""Every error leaves the API as {"error": code, "detail": ...} with a 4xx status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    OrdersyncError,
+    Unauthorized,
+)
+
+_STATUS: list[tuple[type[OrdersyncError], int]] = [
+    (InvalidRequest, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+]
+
+
+def status_of(exc: OrdersyncError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(code: str, detail: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail}
+
+
+def error_response(status: int, code: str, detail: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
+
+
+async def _ordersync_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OrdersyncError)
+    return error_response(status_of(exc), exc.code, exc.to_detail())
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return error_response(
+            400, "malformed_json", {"message": "the body is not valid JSON", "errors": errors}
+        )
+    return error_response(422, "invalid_request", {"message": "invalid request", "errors": errors})
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    return error_response(
+        exc.status_code, codes.get(exc.status_code, "http_error"), {"message": str(exc.detail)}
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OrdersyncError, _ordersync_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,92 @@
+"""Domain objects as JSON bodies. Decimals become strings so no client reads a float."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..domain.events import dec
+from ..domain.orders import Order
+from ..services.ports import Product, StockLevel, Store
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def order(o: Order, store_codes: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "channel": o.channel.value,
+        "source": o.source.value,
+        "fulfillment": o.fulfillment.value,
+        "status": o.status.value,
+        "payment_status": o.payment_status.value,
+        "store": None if o.store_id is None else store_codes.get(o.store_id),
+        "total": dec(o.total),
+        "currency": o.currency,
+        "lines": [
+            {
+                "line_no": x.line_no,
+                "product_id": x.product_id,
+                "sku": x.sku,
+                "quantity": dec(x.quantity),
+                "price": dec(x.price),
+                "amount": dec(x.amount),
+            }
+            for x in o.lines
+        ],
+        "customer": o.customer,
+        "comment": o.comment,
+        "external_id": o.external_id,
+        "pos_id": o.pos_id,
+        "pos_transaction_id": o.pos_transaction_id,
+        "hold_expires_at": _time(o.hold_expires_at),
+        "created_at": _time(o.created_at),
+        "updated_at": _time(o.updated_at),
+        "paid_at": _time(o.paid_at),
+        "shipped_at": _time(o.shipped_at),
+        "completed_at": _time(o.completed_at),
+        "cancelled_at": _time(o.cancelled_at),
+    }
+
+
+def store(s: Store) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "code": s.code,
+        "xml_id": s.xml_id,
+        "name": s.name,
+        "kind": s.kind.value,
+        "serves_online": s.serves_online,
+        "online_priority": s.online_priority,
+        "is_pickup_point": s.is_pickup_point,
+        "safety_stock": dec(s.safety_stock),
+        "pos_mode": s.pos_mode.value,
+        "active": s.active,
+    }
+
+
+def product(p: Product) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "sku": p.sku,
+        "xml_id": p.xml_id,
+        "name": p.name,
+        "unit": p.unit.value,
+        "barcode": p.barcode,
+        "price": None if p.price is None else dec(p.price),
+        "active": p.active,
+    }
+
+
+def stock_level(level: StockLevel, store_code: str, safety: Any) -> dict[str, Any]:
+    return {
+        "product_id": level.product_id,
+        "store": store_code,
+        "store_id": level.store_id,
+        "on_hand": dec(level.on_hand),
+        "reserved": dec(level.reserved),
+        "available": dec(level.on_hand - level.reserved),
+        "available_online": dec(max(level.on_hand - level.reserved - safety, 0 * safety)),
+    }

@@ -1,0 +1,21 @@
+"""/healthz: the process is up and the database answers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from ..deps import Db
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness and database reachability (no token needed)")
+async def healthz(db: Db) -> JSONResponse:
+    try:
+        async with db.connect(autocommit=True) as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ok", "database": db.engine.dialect.name})

@@ -1,0 +1,176 @@
+"""/orders: place, read, list, pay, cancel, ship, complete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from ...db import orders as order_rows
+from ...domain.commands import PlaceOrder
+from ...domain.errors import AlreadyRecorded, Forbidden, InvalidRequest, NotFound
+from ...domain.orders import Order
+from ...domain.types import Channel, Fulfillment, OrderStatus, Role
+from ...services import orders as use_cases
+from .. import render
+from ..auth import Principal
+from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
+from ..schemas import OrderIn
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+_CHANNEL_OF_ROLE = {
+    Role.ONLINE: Channel.ONLINE,
+    Role.OPERATOR: Channel.OPERATOR,
+    Role.POS: Channel.POS,
+}
+
+
+def _channel(principal: Principal, body: OrderIn) -> Channel:
+    if principal.role is Role.ADMIN:
+        return body.channel or Channel.OPERATOR
+    if body.channel is not None and body.channel is not _CHANNEL_OF_ROLE[principal.role]:
+        raise Forbidden(f"a {principal.role.value} token places {principal.role.value} orders")
+    return _CHANNEL_OF_ROLE[principal.role]
+
+
+@router.post("", status_code=201, summary="Place an order: all lines are held, or none")
+async def place(body: OrderIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
+    principal.require(Role.ONLINE, Role.OPERATOR, Role.POS, Role.ADMIN)
+    channel = _channel(principal, body)
+    if channel is Channel.POS:
+        if body.fulfillment is Fulfillment.DELIVERY:
+            raise InvalidRequest("a till takes pickup or in-store orders at its own store")
+        store = next((s for s in await db.fresh_stores() if s.code == body.store), None)
+        principal.require_store(store.id if store else None, body.store)
+    cmd = PlaceOrder(
+        channel=channel,
+        fulfillment=body.fulfillment,
+        lines=tuple(line.line() for line in body.lines),
+        store_code=body.store,
+        customer=body.customer,
+        external_id=body.external_id,
+        currency=body.currency,
+        comment=body.comment,
+    )
+
+    def show(o: Order) -> dict[str, Any]:
+        return render.order(o, db.store_codes())
+
+    idem = idempotency(principal, key, 201, show)
+    try:
+        result = await use_cases.place_order(db.placement_uow, cmd, ctx, idem)
+    except AlreadyRecorded:
+        result = await use_cases.place_order(db.placement_uow, cmd, ctx, idem)
+    return respond(result, 201, show)
+
+
+@router.get("/{order_id}", summary="One order with its lines")
+async def get(order_id: str, principal: Auth, db: Db) -> JSONResponse:
+    order = await use_cases.get_order(db.uow_read, order_id)
+    await db.fresh_stores()
+    return JSONResponse(render.order(order, db.store_codes()))
+
+
+@router.get("", summary="Orders from every channel, oldest first, with a keyset cursor")
+async def list_orders(
+    principal: Auth,
+    db: Db,
+    channel: Channel | None = None,
+    store: str | None = None,
+    status: OrderStatus | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JSONResponse:
+    stores = await db.fresh_stores()
+    store_id = None
+    if store is not None:
+        match = next((s for s in stores if s.code == store), None)
+        if match is None:
+            raise NotFound(f"store {store} not found", store=store)
+        store_id = match.id
+    after = _decode_cursor(cursor) if cursor else None
+    flt = order_rows.OrderFilter(channel, store_id, status, created_from, created_to, after, limit)
+    async with db.connect(autocommit=True) as conn:
+        found = await order_rows.list_orders(conn, flt)
+    codes = db.store_codes()
+    next_cursor = None
+    if len(found) == limit:
+        last = found[-1]
+        next_cursor = f"{last.created_at.isoformat()}|{last.id}"
+    return JSONResponse(
+        {"orders": [render.order(o, codes) for o in found], "next_cursor": next_cursor}
+    )
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    at, _, oid = cursor.partition("|")
+    try:
+        return datetime.fromisoformat(at), oid
+    except ValueError as exc:
+        raise InvalidRequest("bad cursor", field="cursor") from exc
+
+
+async def _check_may_touch(principal: Principal, db: Db, order_id: str, action: str) -> None:
+    if principal.role in (Role.ADMIN, Role.OPERATOR):
+        return
+    order = await use_cases.get_order(db.uow_read, order_id)
+    if principal.role is Role.ONLINE:
+        if order.channel is not Channel.ONLINE or action in ("ship", "complete"):
+            raise Forbidden("an online token may pay or cancel online orders only")
+        return
+    principal.require_store(order.store_id)  # POS: orders at its own stores
+
+
+async def _transition(
+    order_id: str, action: str, principal: Principal, db: Db, ctx: Ctx, key: IdemKey
+) -> JSONResponse:
+    await _check_may_touch(principal, db, order_id, action)
+    await db.fresh_stores()
+
+    def show(o: Order) -> dict[str, Any]:
+        return render.order(o, db.store_codes())
+
+    idem = idempotency(principal, key, 200, show)
+
+    async def run() -> Order | Any:
+        if action == "pay":
+            return await use_cases.pay_order(db.uow, order_id, ctx, idem)
+        target = {
+            "cancel": OrderStatus.CANCELLED,
+            "ship": OrderStatus.SHIPPED,
+            "complete": OrderStatus.COMPLETED,
+        }[action]
+        return await use_cases.change_status(
+            db.uow, order_id, target, ctx, idem, reason=f"{principal.role.value}:{principal.name}"
+        )
+
+    try:
+        result = await run()
+    except AlreadyRecorded:
+        result = await run()
+    return respond(result, 200, show)
+
+
+@router.post("/{order_id}/pay", summary="Mark paid: the holds stop expiring")
+async def pay(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
+    return await _transition(order_id, "pay", principal, db, ctx, key)
+
+
+@router.post("/{order_id}/cancel", summary="Cancel: the holds are released")
+async def cancel(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
+    return await _transition(order_id, "cancel", principal, db, ctx, key)
+
+
+@router.post("/{order_id}/ship", summary="Ship: the holds become deductions")
+async def ship(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
+    return await _transition(order_id, "ship", principal, db, ctx, key)
+
+
+@router.post("/{order_id}/complete", summary="Complete (ships first if it was not shipped)")
+async def complete(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
+    return await _transition(order_id, "complete", principal, db, ctx, key)

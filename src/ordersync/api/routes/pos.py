@@ -1,0 +1,65 @@
+"""/pos: till sales and returns, exactly once per (POS id, transaction id)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ...domain.commands import RecordPosReturn, RecordPosSale
+from ...domain.types import Role
+from ...services import pos as use_cases
+from ..auth import Principal
+from ..deps import Auth, Ctx, Db
+from ..schemas import PosReturnIn, PosSaleIn
+
+router = APIRouter(prefix="/pos", tags=["pos"])
+
+
+async def _check_store(principal: Principal, db: Db, code: str) -> None:
+    principal.require(Role.POS, Role.ADMIN)
+    store = next((s for s in await db.fresh_stores() if s.code == code), None)
+    principal.require_store(store.id if store else None, code)
+
+
+def _status(result: dict[str, object]) -> int:
+    return 200 if result.get("replayed") else 201
+
+
+@router.post("/sales", status_code=201, summary="A till sale: deducts at once, exactly once")
+async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx) -> JSONResponse:
+    await _check_store(principal, db, body.store)
+    cmd = RecordPosSale(
+        store_code=body.store,
+        pos_id=body.pos_id,
+        transaction_id=body.transaction_id,
+        lines=tuple(line.line() for line in body.lines),
+        business_time=body.time or ctx.clock(),
+    )
+    if cmd.business_time.tzinfo is None:
+        cmd = RecordPosSale(
+            cmd.store_code,
+            cmd.pos_id,
+            cmd.transaction_id,
+            cmd.lines,
+            cmd.business_time.replace(tzinfo=UTC),
+        )
+    result = await use_cases.record_pos_sale(db.uow, cmd, ctx)
+    return JSONResponse(result, status_code=_status(result))
+
+
+@router.post("/returns", status_code=201, summary="A till return, linked to its sale")
+async def sale_return(body: PosReturnIn, principal: Auth, db: Db, ctx: Ctx) -> JSONResponse:
+    await _check_store(principal, db, body.store)
+    when: datetime = body.time or ctx.clock()
+    cmd = RecordPosReturn(
+        store_code=body.store,
+        pos_id=body.pos_id,
+        transaction_id=body.transaction_id,
+        original_transaction_id=body.original_transaction_id,
+        lines=tuple(line.line() for line in body.lines),
+        business_time=when if when.tzinfo else when.replace(tzinfo=UTC),
+    )
+    result = await use_cases.record_pos_return(db.uow, cmd, ctx)
+    return JSONResponse(result, status_code=_status(result))

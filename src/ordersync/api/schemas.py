@@ -1,0 +1,144 @@
+"""Request bodies. Quantities and money are decimals (JSON strings or numbers), never floats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from ..domain.commands import LineInput, ProductRef, StockLine
+from ..domain.types import Channel, Fulfillment, PosMode, StoreKind, Unit
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# Decimal fields: pydantic turns JSON numbers into Decimal from their text, not via float.
+Qty = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProductRefIn(Strict):
+    product_id: int | None = Field(None, ge=1)
+    sku: Code | None = None
+    xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ProductRefIn:
+        given = [x for x in (self.product_id, self.sku, self.xml_id) if x is not None]
+        if len(given) != 1:
+            raise ValueError("name the product by exactly one of product_id, sku, xml_id")
+        return self
+
+    def ref(self) -> ProductRef:
+        return ProductRef(self.product_id, self.sku, self.xml_id)
+
+
+class OrderLineIn(ProductRefIn):
+    quantity: Qty
+    price: Qty | None = None
+
+    def line(self) -> LineInput:
+        return LineInput(self.ref(), self.quantity, self.price)
+
+
+class OrderIn(Strict):
+    fulfillment: Fulfillment
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
+    store: Code | None = Field(None, description="pickup store code (pickup orders)")
+    channel: Channel | None = Field(None, description="admin tokens only; others use their role")
+    customer: dict[str, Any] = Field(default_factory=dict)
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "RUB"
+    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class PosLineIn(ProductRefIn):
+    quantity: Qty
+    price: Qty | None = None
+
+    def line(self) -> LineInput:
+        return LineInput(self.ref(), self.quantity, self.price)
+
+
+class PosSaleIn(Strict):
+    store: Code
+    pos_id: Code
+    transaction_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    lines: list[PosLineIn] = Field(min_length=1, max_length=500)
+    time: datetime | None = Field(None, description="when the sale happened at the till")
+
+
+class PosReturnIn(PosSaleIn):
+    original_transaction_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class StockLineIn(ProductRefIn):
+    quantity: Qty
+
+    def line(self) -> StockLine:
+        return StockLine(self.ref(), self.quantity)
+
+
+class StockDocumentIn(Strict):
+    store: Code
+    document_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    lines: list[StockLineIn] = Field(min_length=1, max_length=5000)
+    time: datetime | None = None
+    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class TransferIn(Strict):
+    from_store: Code
+    to_store: Code
+    document_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    lines: list[StockLineIn] = Field(min_length=1, max_length=5000)
+    time: datetime | None = None
+
+
+class StoreIn(Strict):
+    code: Code
+    name: Text
+    kind: StoreKind
+    xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    serves_online: bool = False
+    online_priority: int = Field(100, ge=0, le=1_000_000)
+    is_pickup_point: bool = False
+    safety_stock: Qty = Field(Decimal(0), ge=0)
+    pos_mode: PosMode = PosMode.ORDER
+    active: bool = True
+
+
+class StorePatch(Strict):
+    name: Text | None = None
+    kind: StoreKind | None = None
+    xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    serves_online: bool | None = None
+    online_priority: int | None = Field(None, ge=0, le=1_000_000)
+    is_pickup_point: bool | None = None
+    safety_stock: Qty | None = Field(None, ge=0)
+    pos_mode: PosMode | None = None
+    active: bool | None = None
+
+
+class ProductIn(Strict):
+    sku: Code
+    name: Text
+    xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    unit: Unit = Unit.PCS
+    barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    price: Qty | None = Field(None, ge=0)
+    active: bool = True
+
+
+class ProductPatch(Strict):
+    sku: Code | None = None
+    name: Text | None = None
+    xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    unit: Unit | None = None
+    barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    price: Qty | None = Field(None, ge=0)
+    active: bool | None = None

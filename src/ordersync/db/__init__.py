@@ -1,0 +1,1 @@
+"""The database adapter: tables, migrations, stock operations and the unit of work."""

@@ -1,0 +1,182 @@
+"""Stores and products: lookups by id, code, SKU or 1C Ид, and upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.errors import DuplicateKey
+from ..domain.types import PosMode, StoreKind, Unit
+from ..services.ports import Product, Store
+from .tables import products, stores
+
+
+def _store(row: Row[Any]) -> Store:
+    return Store(
+        id=row.id,
+        code=row.code,
+        xml_id=row.xml_id,
+        name=row.name,
+        kind=StoreKind(row.kind),
+        serves_online=row.serves_online,
+        online_priority=row.online_priority,
+        is_pickup_point=row.is_pickup_point,
+        safety_stock=row.safety_stock,
+        pos_mode=PosMode(row.pos_mode),
+        active=row.active,
+    )
+
+
+def _product(row: Row[Any]) -> Product:
+    return Product(
+        id=row.id,
+        sku=row.sku,
+        xml_id=row.xml_id,
+        name=row.name,
+        unit=Unit(row.unit),
+        barcode=row.barcode,
+        price=row.price,
+        active=row.active,
+    )
+
+
+async def all_stores(conn: AsyncConnection) -> list[Store]:
+    rows = (await conn.execute(select(stores).order_by(stores.c.id))).all()
+    return [_store(r) for r in rows]
+
+
+async def store_by_code(conn: AsyncConnection, code: str) -> Store | None:
+    row = (await conn.execute(select(stores).where(stores.c.code == code))).first()
+    return None if row is None else _store(row)
+
+
+async def insert_store(conn: AsyncConnection, values: Mapping[str, Any], now: datetime) -> Store:
+    data = {**values, "created_at": now, "updated_at": now}
+    try:
+        row = (await conn.execute(insert(stores).values(**data).returning(stores))).one()
+    except IntegrityError as exc:
+        raise DuplicateKey(
+            "a store with this code or xml_id exists",
+            code=values.get("code"),
+            xml_id=values.get("xml_id"),
+        ) from exc
+    return _store(row)
+
+
+async def update_store(
+    conn: AsyncConnection, store_id: int, values: Mapping[str, Any], now: datetime
+) -> Store | None:
+    try:
+        row = (
+            await conn.execute(
+                update(stores)
+                .where(stores.c.id == store_id)
+                .values(**values, updated_at=now)
+                .returning(stores)
+            )
+        ).first()
+    except IntegrityError as exc:
+        raise DuplicateKey("a store with this xml_id exists", xml_id=values.get("xml_id")) from exc
+    return None if row is None else _store(row)
+
+
+async def products_by_refs(
+    conn: AsyncConnection,
+    ids: Sequence[int] = (),
+    skus: Sequence[str] = (),
+    xml_ids: Sequence[str] = (),
+) -> list[Product]:
+    conditions = []
+    if ids:
+        conditions.append(products.c.id.in_(ids))
+    if skus:
+        conditions.append(products.c.sku.in_(skus))
+    if xml_ids:
+        conditions.append(products.c.xml_id.in_(xml_ids))
+    if not conditions:
+        return []
+    rows = (await conn.execute(select(products).where(or_(*conditions)))).all()
+    return [_product(r) for r in rows]
+
+
+async def list_products(
+    conn: AsyncConnection, after_id: int, limit: int, query: str | None = None
+) -> list[Product]:
+    stmt = select(products).where(products.c.id > after_id).order_by(products.c.id).limit(limit)
+    if query:
+        like = f"%{query}%"
+        stmt = stmt.where(
+            or_(
+                products.c.sku.ilike(like),
+                products.c.name.ilike(like),
+                products.c.barcode == query,
+                products.c.xml_id == query,
+            )
+        )
+    return [_product(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def insert_product(
+    conn: AsyncConnection, values: Mapping[str, Any], now: datetime
+) -> Product:
+    data = {**values, "created_at": now, "updated_at": now}
+    try:
+        row = (await conn.execute(insert(products).values(**data).returning(products))).one()
+    except IntegrityError as exc:
+        raise DuplicateKey(
+            "a product with this sku or xml_id exists",
+            sku=values.get("sku"),
+            xml_id=values.get("xml_id"),
+        ) from exc
+    return _product(row)
+
+
+async def update_product(
+    conn: AsyncConnection, product_id: int, values: Mapping[str, Any], now: datetime
+) -> Product | None:
+    try:
+        row = (
+            await conn.execute(
+                update(products)
+                .where(products.c.id == product_id)
+                .values(**values, updated_at=now)
+                .returning(products)
+            )
+        ).first()
+    except IntegrityError as exc:
+        raise DuplicateKey(
+            "a product with this sku or xml_id exists", sku=values.get("sku")
+        ) from exc
+    return None if row is None else _product(row)
+
+
+def store_values(
+    code: str,
+    name: str,
+    kind: StoreKind,
+    xml_id: str | None = None,
+    serves_online: bool = False,
+    online_priority: int = 100,
+    is_pickup_point: bool = False,
+    safety_stock: Decimal = Decimal(0),
+    pos_mode: PosMode = PosMode.ORDER,
+    active: bool = True,
+) -> dict[str, Any]:
+    return {
+        "code": code,
+        "xml_id": xml_id or code,
+        "name": name,
+        "kind": kind.value,
+        "serves_online": serves_online,
+        "online_priority": online_priority,
+        "is_pickup_point": is_pickup_point,
+        "safety_stock": safety_stock,
+        "pos_mode": pos_mode.value,
+        "active": active,
+    }

@@ -1,0 +1,235 @@
+"""Orders, their lines and holds: writing, locking and reading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.allocation import Allocation
+from ..domain.orders import Order, OrderLine
+from ..domain.types import Channel, Fulfillment, HoldState, OrderStatus, PaymentStatus, Source
+from ..services.ports import Hold
+from .tables import holds, order_lines, orders, products
+
+
+def order_values(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "channel": order.channel.value,
+        "source": order.source.value,
+        "fulfillment": order.fulfillment.value,
+        "status": order.status.value,
+        "payment_status": order.payment_status.value,
+        "store_id": order.store_id,
+        "total": order.total,
+        "currency": order.currency,
+        "customer": order.customer,
+        "comment": order.comment,
+        "external_id": order.external_id,
+        "pos_id": order.pos_id,
+        "pos_transaction_id": order.pos_transaction_id,
+        "hold_expires_at": order.hold_expires_at,
+        "created_at": order.created_at,
+        "updated_at": order.created_at,
+        "paid_at": order.paid_at,
+        "shipped_at": order.shipped_at,
+        "completed_at": order.completed_at,
+        "cancelled_at": order.cancelled_at,
+    }
+
+
+async def insert_order(conn: AsyncConnection, order: Order) -> None:
+    await conn.execute(insert(orders).values(order_values(order)))
+    await conn.execute(
+        insert(order_lines),
+        [
+            {
+                "order_id": order.id,
+                "line_no": line.line_no,
+                "product_id": line.product_id,
+                "quantity": line.quantity,
+                "price": line.price,
+            }
+            for line in order.lines
+        ],
+    )
+
+
+async def insert_holds(
+    conn: AsyncConnection,
+    order_id: str,
+    allocations: Sequence[Allocation],
+    now: datetime,
+    expires_at: datetime | None,
+) -> None:
+    if not allocations:
+        return
+    await conn.execute(
+        insert(holds),
+        [
+            {
+                "order_id": order_id,
+                "line_no": a.line_no,
+                "product_id": a.product_id,
+                "store_id": a.store_id,
+                "quantity": a.quantity,
+                "state": HoldState.ACTIVE.value,
+                "created_at": now,
+                "expires_at": expires_at,
+            }
+            for a in allocations
+        ],
+    )
+
+
+def _order(row: Row[Any], lines: list[OrderLine]) -> Order:
+    return Order(
+        id=row.id,
+        channel=Channel(row.channel),
+        source=Source(row.source),
+        fulfillment=Fulfillment(row.fulfillment),
+        status=OrderStatus(row.status),
+        payment_status=PaymentStatus(row.payment_status),
+        store_id=row.store_id,
+        lines=lines,
+        created_at=row.created_at,
+        currency=row.currency,
+        customer=row.customer,
+        external_id=row.external_id,
+        pos_id=row.pos_id,
+        pos_transaction_id=row.pos_transaction_id,
+        hold_expires_at=row.hold_expires_at,
+        updated_at=row.updated_at,
+        paid_at=row.paid_at,
+        shipped_at=row.shipped_at,
+        completed_at=row.completed_at,
+        cancelled_at=row.cancelled_at,
+        comment=row.comment,
+    )
+
+
+async def _lines_of(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:
+    stmt = (
+        select(order_lines, products.c.sku)
+        .join(products, products.c.id == order_lines.c.product_id)
+        .where(order_lines.c.order_id.in_(order_ids))
+        .order_by(order_lines.c.order_id, order_lines.c.line_no)
+    )
+    result: dict[str, list[OrderLine]] = {oid: [] for oid in order_ids}
+    for r in (await conn.execute(stmt)).all():
+        result[r.order_id].append(OrderLine(r.line_no, r.product_id, r.quantity, r.price, r.sku))
+    return result
+
+
+async def get_order(conn: AsyncConnection, order_id: str, lock: bool = False) -> Order | None:
+    """The order with its lines; `lock` takes the order row's lock first (before any stock
+    row: orders, then stock levels, is the fixed order)."""
+    stmt = select(orders).where(orders.c.id == order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    return _order(row, (await _lines_of(conn, [order_id]))[order_id])
+
+
+async def find_by_external_id(
+    conn: AsyncConnection, channel: Channel, external_id: str
+) -> Order | None:
+    row = (
+        await conn.execute(
+            select(orders.c.id).where(
+                orders.c.channel == channel.value, orders.c.external_id == external_id
+            )
+        )
+    ).first()
+    return None if row is None else await get_order(conn, row.id)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    channel: Channel | None = None
+    store_id: int | None = None
+    status: OrderStatus | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    after: tuple[datetime, str] | None = None  # keyset cursor: (created_at, id)
+    limit: int = 50
+
+
+async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
+    stmt = select(orders).order_by(orders.c.created_at, orders.c.id).limit(f.limit)
+    if f.channel is not None:
+        stmt = stmt.where(orders.c.channel == f.channel.value)
+    if f.store_id is not None:
+        stmt = stmt.where(orders.c.store_id == f.store_id)
+    if f.status is not None:
+        stmt = stmt.where(orders.c.status == f.status.value)
+    if f.created_from is not None:
+        stmt = stmt.where(orders.c.created_at >= f.created_from)
+    if f.created_to is not None:
+        stmt = stmt.where(orders.c.created_at < f.created_to)
+    if f.after is not None:
+        at, oid = f.after
+        stmt = stmt.where(
+            or_(orders.c.created_at > at, and_(orders.c.created_at == at, orders.c.id > oid))
+        )
+    rows = (await conn.execute(stmt)).all()
+    lines = await _lines_of(conn, [r.id for r in rows]) if rows else {}
+    return [_order(r, lines[r.id]) for r in rows]
+
+
+async def set_order_fields(conn: AsyncConnection, order_id: str, **values: Any) -> None:
+    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+
+
+async def active_holds(conn: AsyncConnection, order_id: str) -> list[Hold]:
+    stmt = (
+        select(holds)
+        .where(holds.c.order_id == order_id, holds.c.state == HoldState.ACTIVE.value)
+        .order_by(holds.c.product_id, holds.c.store_id, holds.c.id)
+    )
+    return [
+        Hold(
+            r.id, r.line_no, r.product_id, r.store_id, r.quantity, HoldState(r.state), r.expires_at
+        )
+        for r in (await conn.execute(stmt)).all()
+    ]
+
+
+async def close_holds(
+    conn: AsyncConnection, order_id: str, state: HoldState, now: datetime
+) -> None:
+    await conn.execute(
+        update(holds)
+        .where(holds.c.order_id == order_id, holds.c.state == HoldState.ACTIVE.value)
+        .values(state=state.value, closed_at=now)
+    )
+
+
+async def keep_holds(conn: AsyncConnection, order_id: str) -> None:
+    """A paid order's holds no longer expire."""
+    await conn.execute(
+        update(holds)
+        .where(holds.c.order_id == order_id, holds.c.state == HoldState.ACTIVE.value)
+        .values(expires_at=None)
+    )
+
+
+async def orders_with_expired_holds(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    stmt = (
+        select(orders.c.id)
+        .where(
+            orders.c.status == OrderStatus.PLACED.value,
+            orders.c.payment_status == PaymentStatus.UNPAID.value,
+            orders.c.hold_expires_at <= now,
+        )
+        .order_by(orders.c.hold_expires_at)
+        .limit(limit)
+    )
+    return [r.id for r in (await conn.execute(stmt)).all()]

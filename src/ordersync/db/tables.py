@@ -1,0 +1,227 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations are written against it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from .types import Money, Quantity, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT on PostgreSQL, INTEGER (the rowid, so autoincrementing) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("xml_id", String(128), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("serves_online", Boolean, nullable=False, default=False),
+    Column("online_priority", Integer, nullable=False, default=100),
+    Column("is_pickup_point", Boolean, nullable=False, default=False),
+    Column("safety_stock", Quantity(), nullable=False, default=0),
+    Column("pos_mode", String(16), nullable=False, default="order"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    CheckConstraint("safety_stock >= 0", name="safety_stock_non_negative"),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("xml_id", String(128), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("unit", String(8), nullable=False, default="pcs"),
+    Column("barcode", String(64), nullable=True, index=True),
+    Column("price", Money(), nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+stock_levels = Table(
+    "stock_levels",
+    metadata,
+    Column("product_id", Integer, ForeignKey("products.id"), primary_key=True),
+    Column("store_id", Integer, ForeignKey("stores.id"), primary_key=True),
+    Column("on_hand", Quantity(), nullable=False, default=0),
+    Column("reserved", Quantity(), nullable=False, default=0),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
+    CheckConstraint("reserved >= 0", name="reserved_non_negative"),
+    Index("ix_stock_levels_store_id", "store_id"),
+)
+
+stock_movements = Table(
+    "stock_movements",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("store_id", Integer, ForeignKey("stores.id"), nullable=False),
+    Column("quantity", Quantity(), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("document_type", String(32), nullable=False),
+    Column("document_id", String(128), nullable=False),
+    Column("business_time", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Index("ix_stock_movements_product_store", "product_id", "store_id", "id"),
+    Index("ix_stock_movements_document", "document_type", "document_id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("fulfillment", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payment_status", String(16), nullable=False),
+    Column("store_id", Integer, ForeignKey("stores.id"), nullable=True),
+    Column("total", Money(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("customer", JSON, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("external_id", String(128), nullable=True),
+    Column("pos_id", String(64), nullable=True),
+    Column("pos_transaction_id", String(128), nullable=True),
+    Column("hold_expires_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("paid_at", UtcDateTime(), nullable=True),
+    Column("shipped_at", UtcDateTime(), nullable=True),
+    Column("completed_at", UtcDateTime(), nullable=True),
+    Column("cancelled_at", UtcDateTime(), nullable=True),
+    Index("ix_orders_created_at", "created_at", "id"),
+    Index("ix_orders_channel_created_at", "channel", "created_at"),
+    Index("ix_orders_store_created_at", "store_id", "created_at"),
+    Index("ix_orders_status_created_at", "status", "created_at"),
+    Index("ix_orders_hold_expires_at", "hold_expires_at"),
+    UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", String(36), ForeignKey("orders.id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("quantity", Quantity(), nullable=False),
+    Column("price", Money(), nullable=False),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("store_id", Integer, ForeignKey("stores.id"), nullable=False),
+    Column("quantity", Quantity(), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("closed_at", UtcDateTime(), nullable=True),
+    ForeignKeyConstraint(
+        ["order_id", "line_no"],
+        ["order_lines.order_id", "order_lines.line_no"],
+        name="fk_holds_order_line",
+    ),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    Index("ix_holds_order_id", "order_id"),
+    Index("ix_holds_product_store_state", "product_id", "store_id", "state"),
+    Index("ix_holds_state_expires_at", "state", "expires_at"),
+)
+
+pos_transactions = Table(
+    "pos_transactions",
+    metadata,
+    Column("pos_id", String(64), primary_key=True),
+    Column("transaction_id", String(128), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("store_id", Integer, ForeignKey("stores.id"), nullable=False),
+    Column("order_id", String(36), nullable=True),
+    Column("original_transaction_id", String(128), nullable=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("business_time", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+pos_returned = Table(
+    "pos_returned",
+    metadata,
+    # How much of each line of a sale has been returned, so a return cannot exceed the sale.
+    Column("pos_id", String(64), primary_key=True),
+    Column("transaction_id", String(128), primary_key=True),
+    Column("product_id", Integer, primary_key=True),
+    Column("sold", Quantity(), nullable=False),
+    Column("returned", Quantity(), nullable=False, default=0),
+    CheckConstraint("returned <= sold", name="returned_within_sold"),
+)
+
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("aggregate_type", String(16), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_outbox_events_aggregate", "aggregate_type", "aggregate_id", "id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("store_ids", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)

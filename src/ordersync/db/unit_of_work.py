@@ -1,0 +1,249 @@
+"""The unit of work over SQLAlchemy connections, and the Database that makes them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Self
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from ..domain.allocation import Allocation
+from ..domain.errors import AlreadyRecorded
+from ..domain.orders import Order
+from ..domain.types import Channel, HoldState
+from ..services.ports import (
+    Hold,
+    PosRecord,
+    Product,
+    StockChange,
+    StockLevel,
+    Store,
+    StoredResponse,
+)
+from . import catalog, idempotency, orders, outbox, placement, pos, stock_ops
+from .engine import READ_ONLY, create_engine
+
+
+class Database:
+    """The engine and the per-process caches; made once by the composition root."""
+
+    def __init__(self, engine: AsyncEngine, catalog_cache_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        # PostgreSQL: every statement commits by itself. SQLite: a deferred read transaction.
+        self._autocommit_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.is_postgres
+            else engine.execution_options(**{READ_ONLY: True})
+        )
+        self._stores: list[Store] | None = None
+        self._stores_at = 0.0
+        self._cache_seconds = catalog_cache_seconds
+
+    @classmethod
+    def from_url(cls, url: str, pool_size: int = 20, catalog_cache_seconds: float = 2.0) -> Self:
+        return cls(create_engine(url, pool_size), catalog_cache_seconds)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self)
+
+    def uow_read(self) -> SqlUnitOfWork:
+        """For reads: no write lock on SQLite, autocommit on PostgreSQL."""
+        return SqlUnitOfWork(self, autocommit=True)
+
+    def placement_uow(self) -> SqlUnitOfWork:
+        """For order placement: on PostgreSQL every statement commits by itself, and the
+        placement write is one statement; on SQLite an ordinary transaction."""
+        return SqlUnitOfWork(self, autocommit=self.is_postgres)
+
+    def connect(self, autocommit: bool = False) -> Any:
+        engine = self._autocommit_engine if autocommit else self.engine
+        return engine.connect()
+
+    async def cached_stores(self, conn: AsyncConnection) -> list[Store]:
+        if self._stores is None or time.monotonic() - self._stores_at > self._cache_seconds:
+            self._stores = await catalog.all_stores(conn)
+            self._stores_at = time.monotonic()
+        return self._stores
+
+    def store_codes(self) -> dict[int, str]:
+        """Codes by id from the cache (filled by any use case that read the stores)."""
+        return {s.id: s.code for s in self._stores or ()}
+
+    async def fresh_stores(self) -> list[Store]:
+        async with self.connect(autocommit=True) as conn:
+            return await self.cached_stores(conn)
+
+    def forget_stores(self) -> None:
+        self._stores = None
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class SqlUnitOfWork:
+    """One database transaction (or, for placement on PostgreSQL, one autocommit session)."""
+
+    def __init__(self, db: Database, autocommit: bool = False) -> None:
+        self.db = db
+        self.autocommit = autocommit
+        self._conn: AsyncConnection | None = None
+        self._tx: AsyncTransaction | None = None
+
+    @property
+    def conn(self) -> AsyncConnection:
+        assert self._conn is not None, "use the unit of work inside `async with`"
+        return self._conn
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self.db.connect(self.autocommit).__aenter__()
+        if not self.autocommit:
+            self._tx = await self._conn.begin()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._tx is not None and self._tx.is_active:
+                await self._tx.rollback()
+        finally:
+            await self.conn.close()
+            self._conn = None
+
+    async def commit(self) -> None:
+        if self._tx is not None:
+            await self._tx.commit()
+
+    # catalog
+    async def stores(self) -> list[Store]:
+        return await self.db.cached_stores(self.conn)
+
+    async def products_by_refs(
+        self, ids: Sequence[int], skus: Sequence[str], xml_ids: Sequence[str]
+    ) -> list[Product]:
+        return await catalog.products_by_refs(self.conn, ids, skus, xml_ids)
+
+    # stock
+    async def read_stock(
+        self, product_ids: Sequence[int], store_ids: Sequence[int] | None = None
+    ) -> list[StockLevel]:
+        return await stock_ops.read_stock(self.conn, product_ids, store_ids)
+
+    async def hold_stock(self, change: StockChange, safety: Decimal) -> StockLevel | None:
+        return await stock_ops.hold_stock(self.conn, change, safety)
+
+    async def release_hold(self, change: StockChange) -> StockLevel | None:
+        return await stock_ops.release_hold(self.conn, change)
+
+    async def consume_hold(self, change: StockChange) -> StockLevel | None:
+        return await stock_ops.consume_hold(self.conn, change)
+
+    async def deduct_stock(self, change: StockChange) -> StockLevel | None:
+        return await stock_ops.deduct_stock(self.conn, change)
+
+    async def add_stock(self, change: StockChange) -> StockLevel:
+        return await stock_ops.add_stock(self.conn, change)
+
+    async def set_on_hand(self, change: StockChange) -> tuple[StockLevel, Decimal]:
+        return await stock_ops.set_on_hand(self.conn, change)
+
+    # orders
+    async def place_order(
+        self,
+        order: Order,
+        allocations: Sequence[Allocation],
+        safety_by_store: dict[int, Decimal],
+        response: tuple[str, str, str, StoredResponse] | None,
+    ) -> None:
+        if self.autocommit:
+            await placement.place_order_postgres(
+                self.conn, order, allocations, safety_by_store, response
+            )
+            return
+        savepoint = await self.conn.begin_nested()
+        try:
+            await placement.place_order_in_transaction(
+                self.conn, order, allocations, safety_by_store, response, order.created_at
+            )
+        except BaseException:
+            await savepoint.rollback()
+            raise
+        await savepoint.commit()
+
+    async def insert_order(self, order: Order) -> None:
+        await orders.insert_order(self.conn, order)
+
+    async def get_order(self, order_id: str, lock: bool = False) -> Order | None:
+        return await orders.get_order(self.conn, order_id, lock)
+
+    async def find_order_by_external_id(self, channel: Channel, external_id: str) -> Order | None:
+        return await orders.find_by_external_id(self.conn, channel, external_id)
+
+    async def set_order_fields(self, order_id: str, **values: Any) -> None:
+        await orders.set_order_fields(self.conn, order_id, **values)
+
+    async def active_holds(self, order_id: str) -> list[Hold]:
+        return await orders.active_holds(self.conn, order_id)
+
+    async def close_holds(self, order_id: str, state: HoldState, now: datetime) -> None:
+        await orders.close_holds(self.conn, order_id, state, now)
+
+    async def keep_holds(self, order_id: str) -> None:
+        await orders.keep_holds(self.conn, order_id)
+
+    async def orders_with_expired_holds(self, now: datetime, limit: int) -> list[str]:
+        return await orders.orders_with_expired_holds(self.conn, now, limit)
+
+    # POS
+    async def find_pos_record(self, pos_id: str, transaction_id: str) -> PosRecord | None:
+        return await pos.find_pos_record(self.conn, pos_id, transaction_id)
+
+    async def insert_pos_record(self, record: PosRecord, now: datetime) -> None:
+        try:
+            await pos.insert_pos_record(self.conn, record, now)
+        except IntegrityError as exc:
+            raise AlreadyRecorded("this POS transaction was recorded concurrently") from exc
+
+    async def add_sold(
+        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+    ) -> None:
+        await pos.add_sold(self.conn, pos_id, transaction_id, product_id, quantity)
+
+    async def take_returned(
+        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+    ) -> bool:
+        return await pos.take_returned(self.conn, pos_id, transaction_id, product_id, quantity)
+
+    # outbox and idempotency
+    async def add_event(
+        self,
+        type_: str,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        await outbox.add_event(self.conn, type_, aggregate_type, aggregate_id, payload, now)
+
+    async def find_response(
+        self, principal: str, key: str, request_hash: str
+    ) -> StoredResponse | None:
+        return await idempotency.find_response(self.conn, principal, key, request_hash)
+
+    async def save_response(
+        self, principal: str, key: str, request_hash: str, response: StoredResponse
+    ) -> None:
+        try:
+            await idempotency.save_response(
+                self.conn,
+                principal,
+                key,
+                request_hash,
+                response,
+                datetime.now(UTC),
+            )
+        except IntegrityError as exc:
+            raise AlreadyRecorded("this Idempotency-Key was used concurrently") from exc

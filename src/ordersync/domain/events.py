@@ -1,0 +1,81 @@
+"""Outbox event types and the shapes of their payloads (facts, named in the past tense)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from .orders import Order
+
+STOCK_CHANGED = "stock.changed"
+ORDER_CREATED = "order.created"
+ORDER_STATUS_CHANGED = "order.status_changed"
+ORDER_PAID = "order.paid"
+PRODUCT_UPSERTED = "product.upserted"
+STORE_UPSERTED = "store.upserted"
+
+AGGREGATE_STOCK = "stock"
+AGGREGATE_ORDER = "order"
+AGGREGATE_PRODUCT = "product"
+AGGREGATE_STORE = "store"
+
+
+def dec(value: Decimal) -> str:
+    """A decimal as JSON text without exponent or trailing zeros: 5, 1.25, 0.001."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def stock_aggregate_id(product_id: int, store_id: int) -> str:
+    return f"{product_id}:{store_id}"
+
+
+def stock_changed(
+    product_id: int,
+    store_id: int,
+    on_hand: Decimal,
+    reserved: Decimal,
+    reason: str,
+    document_type: str,
+    document_id: str,
+) -> dict[str, Any]:
+    return {
+        "product_id": product_id,
+        "store_id": store_id,
+        "on_hand": dec(on_hand),
+        "reserved": dec(reserved),
+        "available": dec(on_hand - reserved),
+        "reason": reason,
+        "document_type": document_type,
+        "document_id": document_id,
+    }
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.id,
+        "channel": order.channel.value,
+        "source": order.source.value,
+        "fulfillment": order.fulfillment.value,
+        "store_id": order.store_id,
+        "status": order.status.value,
+        "payment_status": order.payment_status.value,
+        "total": dec(order.total),
+        "currency": order.currency,
+        "external_id": order.external_id,
+        "pos_id": order.pos_id,
+        "pos_transaction_id": order.pos_transaction_id,
+        "lines": [
+            {
+                "line_no": line.line_no,
+                "product_id": line.product_id,
+                "quantity": dec(line.quantity),
+                "price": dec(line.price),
+            }
+            for line in order.lines
+        ],
+    }
+
+
+def order_status_changed(order_id: str, old: str, new: str, reason: str) -> dict[str, Any]:
+    return {"order_id": order_id, "from": old, "to": new, "reason": reason}

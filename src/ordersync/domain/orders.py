@@ -1,0 +1,112 @@
+"""Orders and the rules of their life: which status may follow which."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .errors import InvalidTransition
+from .types import Channel, Fulfillment, OrderStatus, PaymentStatus, Source
+
+
+@dataclass(slots=True)
+class OrderLine:
+    line_no: int
+    product_id: int
+    quantity: Decimal
+    price: Decimal
+    sku: str = ""
+
+    @property
+    def amount(self) -> Decimal:
+        return self.quantity * self.price
+
+
+@dataclass(slots=True)
+class Order:
+    id: str
+    channel: Channel
+    source: Source
+    fulfillment: Fulfillment
+    status: OrderStatus
+    payment_status: PaymentStatus
+    store_id: int | None
+    lines: list[OrderLine]
+    created_at: datetime
+    currency: str = "RUB"
+    customer: dict[str, Any] = field(default_factory=dict)
+    external_id: str | None = None
+    pos_id: str | None = None
+    pos_transaction_id: str | None = None
+    hold_expires_at: datetime | None = None
+    updated_at: datetime | None = None
+    paid_at: datetime | None = None
+    shipped_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    comment: str | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal(0))
+
+
+# status -> statuses that may follow it
+_NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PLACED: frozenset(
+        {OrderStatus.SHIPPED, OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+    ),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.COMPLETED}),
+    OrderStatus.COMPLETED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+}
+
+HOLDS_STOCK = frozenset({OrderStatus.PLACED})
+
+
+def needs_transition(current: OrderStatus, target: OrderStatus, order_id: str) -> bool:
+    """False when the order already is in `target` (a repeated request changes nothing);
+    True when the move is allowed; InvalidTransition otherwise."""
+    if current is target:
+        return False
+    if target not in _NEXT[current]:
+        raise InvalidTransition(
+            f"order {order_id} is {current.value} and cannot become {target.value}",
+            order_id=order_id,
+            status=current.value,
+            requested=target.value,
+        )
+    return True
+
+
+def needs_payment(status: OrderStatus, payment: PaymentStatus, order_id: str) -> bool:
+    if payment is PaymentStatus.PAID:
+        return False
+    if status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        raise InvalidTransition(
+            f"order {order_id} is {status.value} and cannot be paid",
+            order_id=order_id,
+            status=status.value,
+            requested="paid",
+        )
+    return True
+
+
+def consumes_holds(current: OrderStatus, target: OrderStatus) -> bool:
+    """Shipping or completing a placed order turns its holds into deductions."""
+    return current is OrderStatus.PLACED and target in (OrderStatus.SHIPPED, OrderStatus.COMPLETED)
+
+
+def releases_holds(current: OrderStatus, target: OrderStatus) -> bool:
+    return current is OrderStatus.PLACED and target in (
+        OrderStatus.CANCELLED,
+        OrderStatus.EXPIRED,
+    )
+
+
+def applies_safety_stock(channel: Channel) -> bool:
+    """Safety stock protects the shelf from remote orders; a till sells what is there."""
+    return channel is not Channel.POS

@@ -1,0 +1,250 @@
+"""The `ordersync` command: serve, migrate, token, seed-demo, check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import Settings, load_settings
+from ..db import ledger, tokens
+from ..db.catalog import all_stores, update_store
+from ..db.migrate import upgrade
+from ..db.unit_of_work import Database
+from ..domain.errors import ConfigError
+from ..domain.types import Role
+from ..services.context import utcnow
+from .demo import is_empty, seed_demo
+
+app = typer.Typer(help="ordersync: one order stream and one stock ledger.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (stored hashed; shown once at creation).")
+app.add_typer(token_app, name="token")
+
+TOKEN_FILE = Path("var/demo-tokens.txt")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(f"ordersync: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _db(settings: Settings) -> Database:
+    return Database.from_url(settings.database_url, 2, settings.catalog_cache_seconds)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (ORDERSYNC_DATABASE_URL)."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("migrations applied")
+
+
+async def _apply_store_settings(settings: Settings, db: Database) -> None:
+    if not settings.stores:
+        return
+    async with db.uow() as uow:
+        known = {s.code: s for s in await all_stores(uow.conn)}
+        for code, conf in settings.stores.items():
+            if code not in known:
+                typer.echo(f"config names store {code}, which does not exist yet", err=True)
+                continue
+            values = conf.model_dump(exclude_none=True)
+            if "pos_mode" in values:
+                values["pos_mode"] = values["pos_mode"].value
+            if values:
+                await update_store(uow.conn, known[code].id, values, utcnow())
+        await uow.commit()
+
+
+async def _prepare(settings: Settings) -> dict[str, str]:
+    db = _db(settings)
+    try:
+        issued: dict[str, str] = {}
+        if settings.seed_demo and await is_empty(db):
+            issued = await seed_demo(db, TOKEN_FILE)
+        await _apply_store_settings(settings, db)
+        return issued
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(envvar="ORDERSYNC_HOST")] = None,
+    port: Annotated[int | None, typer.Option(envvar="ORDERSYNC_PORT")] = None,
+    workers: Annotated[int | None, typer.Option(envvar="ORDERSYNC_WORKERS")] = None,
+) -> None:
+    """Migrate, seed the demo network into an empty database, and serve the API."""
+    import uvicorn
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    if settings.is_sqlite and workers > 1:
+        typer.echo("SQLite takes one writer at a time: serving with 1 worker", err=True)
+        workers = 1
+    upgrade(settings.database_url)
+    issued = asyncio.run(_prepare(settings))
+    typer.echo(f"ordersync ({settings.master.value} is master) on {settings.database_url}")
+    typer.echo(f"API docs: http://{host}:{port}/docs")
+    if issued:
+        typer.echo(f"demo tokens (also in {TOKEN_FILE}):")
+        for role, token in issued.items():
+            typer.echo(f"  {role:9} {token}")
+    elif TOKEN_FILE.exists() and settings.is_sqlite:
+        typer.echo(f"demo tokens: see {TOKEN_FILE}")
+        for line in TOKEN_FILE.read_text().splitlines():
+            role, _, token = line.partition("=")
+            typer.echo(f"  {role:9} {token}")
+    typer.echo(f"try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}/stores")
+    os.environ["ORDERSYNC_HOST"] = host
+    os.environ["ORDERSYNC_PORT"] = str(port)
+    uvicorn.run(
+        "ordersync.entrypoints.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="online, pos, operator or admin")],
+    name: Annotated[str, typer.Option(help="who holds it, e.g. the till or the site")],
+    store: Annotated[
+        list[str] | None, typer.Option(help="store code (repeat); POS needs one")
+    ] = None,
+) -> None:
+    """Create a token; it is printed once, on the last line, and stored only as a hash."""
+    settings = _settings()
+    codes = store or []
+    if role is Role.POS and not codes:
+        typer.echo("a POS token is scoped to its stores: give --store", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> tuple[int, str]:
+        db = _db(settings)
+        try:
+            async with db.uow() as uow:
+                known = {s.code: s.id for s in await all_stores(uow.conn)}
+                missing = [c for c in codes if c not in known]
+                if missing:
+                    typer.echo(f"unknown store(s): {', '.join(missing)}", err=True)
+                    raise typer.Exit(2)
+                created = await tokens.create_token(
+                    uow.conn, name, role, [known[c] for c in codes], utcnow()
+                )
+                await uow.commit()
+                return created
+        finally:
+            await db.dispose()
+
+    token_id, token = asyncio.run(run())
+    typer.echo(f"token {token_id} for {name} ({role.value}; stores: {', '.join(codes) or 'all'})")
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens (never the tokens themselves)."""
+    settings = _settings()
+
+    async def run() -> None:
+        db = _db(settings)
+        try:
+            async with db.connect(autocommit=True) as conn:
+                for token_id, name, role, store_ids, active in await tokens.list_tokens(conn):
+                    state = "active" if active else "revoked"
+                    typer.echo(f"{token_id:5} {role:9} {state:8} {name} stores={store_ids}")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id (running servers notice within auth_cache_seconds)."""
+    settings = _settings()
+
+    async def run() -> bool:
+        db = _db(settings)
+        try:
+            async with db.uow() as uow:
+                done = await tokens.revoke_token(uow.conn, token_id, utcnow())
+                await uow.commit()
+                return done
+        finally:
+            await db.dispose()
+
+    if not asyncio.run(run()):
+        typer.echo(f"no active token {token_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"token {token_id} revoked")
+
+
+@app.command("seed-demo")
+def seed_demo_command() -> None:
+    """Seed the demo network into an empty database."""
+    settings = _settings()
+    upgrade(settings.database_url)
+
+    async def run() -> dict[str, str]:
+        db = _db(settings)
+        try:
+            if not await is_empty(db):
+                typer.echo("the database is not empty: nothing seeded", err=True)
+                raise typer.Exit(1)
+            return await seed_demo(db, TOKEN_FILE)
+        finally:
+            await db.dispose()
+
+    for role, token in asyncio.run(run()).items():
+        typer.echo(f"{role:9} {token}")
+
+
+@app.command()
+def check() -> None:
+    """Verify every stock level against its movements and active holds; non-zero on drift."""
+    settings = _settings()
+
+    async def run() -> tuple[int, list[ledger.Drift]]:
+        db = _db(settings)
+        try:
+            async with db.connect(autocommit=True) as conn:
+                return await ledger.drift(conn)
+        finally:
+            await db.dispose()
+
+    checked, drifts = asyncio.run(run())
+    for d in drifts:
+        typer.echo(
+            f"DRIFT {d.sku} @ {d.store}: on_hand {d.on_hand} vs movements {d.movements} "
+            f"({d.on_hand_drift:+}); reserved {d.reserved} vs active holds {d.active_holds} "
+            f"({d.reserved_drift:+})"
+        )
+    typer.echo(f"{checked} stock levels checked, {len(drifts)} with drift")
+    if drifts:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"ordersync: {exc.message}", file=sys.stderr)
+        sys.exit(2)

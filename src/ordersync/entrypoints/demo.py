@@ -1,0 +1,115 @@
+"""A small demo network for `make run`: 3 stores, 20 products, stock, and a token per role."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from ..db import catalog, tokens
+from ..db.tables import stores
+from ..db.unit_of_work import Database
+from ..domain.commands import ProductRef, StockDocument, StockLine
+from ..domain.types import PosMode, Role, StoreKind, Unit
+from ..services import stock
+from ..services.context import Context, utcnow
+
+STORES = [
+    (
+        "WH1",
+        "Central warehouse",
+        StoreKind.WAREHOUSE,
+        True,
+        10,
+        False,
+        Decimal(0),
+        PosMode.STOCK_ONLY,
+    ),
+    ("S01", "Shop on Lenina 1", StoreKind.SHOP, True, 20, True, Decimal(1), PosMode.ORDER),
+    ("S02", "Shop on Mira 15", StoreKind.SHOP, False, 100, True, Decimal(1), PosMode.STOCK_ONLY),
+]
+
+PRODUCTS = [
+    ("TEA-001", "Green tea 100 g", Unit.PCS, "349.00"),
+    ("TEA-002", "Black tea 250 g", Unit.PCS, "429.00"),
+    ("COF-001", "Coffee beans 1 kg", Unit.PCS, "1890.00"),
+    ("COF-002", "Ground coffee 250 g", Unit.PCS, "590.00"),
+    ("SUG-001", "Sugar, loose", Unit.KG, "89.90"),
+    ("HON-001", "Buckwheat honey 500 g", Unit.PCS, "650.00"),
+    ("CHO-001", "Dark chocolate 90 g", Unit.PCS, "159.00"),
+    ("CHO-002", "Milk chocolate 90 g", Unit.PCS, "139.00"),
+    ("BIS-001", "Oat biscuits 300 g", Unit.PCS, "119.00"),
+    ("MUG-001", "Ceramic mug 350 ml", Unit.PCS, "450.00"),
+    ("MUG-002", "Glass mug 250 ml", Unit.PCS, "390.00"),
+    ("KET-001", "Electric kettle 1.7 l", Unit.PCS, "2490.00"),
+    ("PRS-001", "French press 600 ml", Unit.PCS, "1290.00"),
+    ("FIL-001", "Paper filters, 100 pcs", Unit.PCS, "199.00"),
+    ("NUT-001", "Walnuts, loose", Unit.KG, "990.00"),
+    ("NUT-002", "Almonds, loose", Unit.KG, "1190.00"),
+    ("SYR-001", "Caramel syrup 1 l", Unit.PCS, "590.00"),
+    ("MLK-001", "Oat milk 1 l", Unit.PCS, "229.00"),
+    ("GFT-001", "Gift box Tea Time", Unit.PCS, "2990.00"),
+    ("GFT-002", "Gift box Coffee Lover", Unit.PCS, "3490.00"),
+]
+
+STOCK = {"WH1": Decimal(40), "S01": Decimal(6), "S02": Decimal(3)}
+
+
+async def is_empty(db: Database) -> bool:
+    async with db.connect(autocommit=True) as conn:
+        count = (await conn.execute(select(func.count()).select_from(stores))).scalar_one()
+    return int(count) == 0
+
+
+async def seed_demo(db: Database, token_file: Path | None) -> dict[str, str]:
+    """Seeds an empty database; returns the demo tokens by role (and writes them to a file
+    only the owner can read, since tokens are stored hashed and cannot be shown again)."""
+    now = utcnow()
+    async with db.uow() as uow:
+        for code, name, kind, online, priority, pickup, safety, mode in STORES:
+            await catalog.insert_store(
+                uow.conn,
+                catalog.store_values(
+                    code,
+                    name,
+                    kind,
+                    serves_online=online,
+                    online_priority=priority,
+                    is_pickup_point=pickup,
+                    safety_stock=safety,
+                    pos_mode=mode,
+                ),
+                now,
+            )
+        for sku, name, unit, price in PRODUCTS:
+            await catalog.insert_product(
+                uow.conn,
+                {
+                    "sku": sku,
+                    "xml_id": f"demo-{sku.lower()}",
+                    "name": name,
+                    "unit": unit.value,
+                    "price": Decimal(price),
+                    "barcode": None,
+                    "active": True,
+                },
+                now,
+            )
+        store_ids = {s.code: s.id for s in await catalog.all_stores(uow.conn)}
+        issued = {}
+        for role in Role:
+            scope = [store_ids["S01"]] if role is Role.POS else []
+            _, token = await tokens.create_token(uow.conn, f"demo-{role.value}", role, scope, now)
+            issued[role.value] = token
+        await uow.commit()
+    db.forget_stores()
+    ctx = Context()
+    for code, qty in STOCK.items():
+        lines = tuple(StockLine(ProductRef(sku=sku), qty) for sku, *_ in PRODUCTS)
+        await stock.receive(db.uow, StockDocument(code, f"DEMO-{code}", lines), ctx, None)
+    if token_file is not None:
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text("".join(f"{role}={tok}\n" for role, tok in issued.items()))
+        token_file.chmod(0o600)
+    return issued

@@ -1,0 +1,44 @@
+"""Resolving what callers name (store codes, product SKUs or 1C Ид) to catalog rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..domain.commands import ProductRef
+from ..domain.errors import UnknownProduct, UnknownStore
+from .ports import Product, Store, UnitOfWork
+
+
+async def store_by_code(uow: UnitOfWork, code: str) -> Store:
+    for store in await uow.stores():
+        if store.code == code and store.active:
+            return store
+    raise UnknownStore([code])
+
+
+async def resolve_products(uow: UnitOfWork, refs: Sequence[ProductRef]) -> list[Product]:
+    """The product for each ref, in order; UnknownProduct names every ref that matched none."""
+    found = await uow.products_by_refs(
+        [r.product_id for r in refs if r.product_id is not None],
+        [r.sku for r in refs if r.sku is not None],
+        [r.xml_id for r in refs if r.xml_id is not None],
+    )
+    by_id = {p.id: p for p in found}
+    by_sku = {p.sku: p for p in found}
+    by_xml = {p.xml_id: p for p in found}
+    result: list[Product] = []
+    missing: list[str] = []
+    for ref in refs:
+        if ref.product_id is not None:
+            product = by_id.get(ref.product_id)
+        elif ref.sku is not None:
+            product = by_sku.get(ref.sku)
+        else:
+            product = by_xml.get(ref.xml_id or "")
+        if product is None or not product.active:
+            missing.append(ref.label)
+        else:
+            result.append(product)
+    if missing:
+        raise UnknownProduct(missing)
+    return result

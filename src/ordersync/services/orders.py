@@ -1,0 +1,350 @@
+"""Order use cases: place, pay, cancel, ship, complete, and expiring unpaid holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ..domain import events
+from ..domain.allocation import Allocation, LineRequest, allocate, merge_by_stock_row
+from ..domain.commands import PlaceOrder
+from ..domain.errors import (
+    AlreadyRecorded,
+    InsufficientStock,
+    InvalidRequest,
+    NotFound,
+    StockRace,
+    UnknownStore,
+)
+from ..domain.orders import (
+    Order,
+    OrderLine,
+    applies_safety_stock,
+    consumes_holds,
+    needs_payment,
+    needs_transition,
+    releases_holds,
+)
+from ..domain.quantities import money, quantity
+from ..domain.types import (
+    Fulfillment,
+    HoldReason,
+    HoldState,
+    MovementReason,
+    OrderStatus,
+    PaymentStatus,
+    Source,
+)
+from .context import Context
+from .idempotency import Idempotency, remember, replay
+from .ids import uuid7
+from .lookup import resolve_products
+from .ports import Hold, StockChange, Store, StoredResponse, UnitOfWork
+
+UowFactory = Callable[[], UnitOfWork]
+PLACEMENT_ATTEMPTS = 5
+
+
+def candidate_stores(cmd: PlaceOrder, stores: list[Store]) -> list[Store]:
+    """Pickup: the pickup store only. Delivery: the stores serving online, by priority."""
+    if cmd.fulfillment is Fulfillment.DELIVERY:
+        serving = [s for s in stores if s.active and s.serves_online]
+        return sorted(serving, key=lambda s: (s.online_priority, s.id))
+    if cmd.store_code is None:
+        raise InvalidRequest("a pickup order names its store", field="store")
+    by_code = {s.code: s for s in stores if s.active}
+    store = by_code.get(cmd.store_code)
+    if store is None:
+        raise UnknownStore([cmd.store_code])
+    if cmd.fulfillment is Fulfillment.PICKUP and not store.is_pickup_point:
+        raise InvalidRequest(f"store {store.code} is not a pickup point", store=store.code)
+    return [store]
+
+
+async def _build_order(uow: UnitOfWork, cmd: PlaceOrder, now: datetime, ctx: Context) -> Order:
+    if not cmd.lines:
+        raise InvalidRequest("an order has at least one line", field="lines")
+    products = await resolve_products(uow, [line.product for line in cmd.lines])
+    lines: list[OrderLine] = []
+    for no, (line, product) in enumerate(zip(cmd.lines, products, strict=True), start=1):
+        qty = quantity(line.quantity, product.unit, f"lines[{no - 1}].quantity")
+        if line.price is not None:
+            price = money(line.price, f"lines[{no - 1}].price")
+        elif product.price is not None:
+            price = product.price
+        else:
+            raise InvalidRequest(
+                f"product {product.sku} has no price; give one", field=f"lines[{no - 1}].price"
+            )
+        lines.append(OrderLine(no, product.id, qty, price, product.sku))
+    return Order(
+        id=uuid7(),
+        channel=cmd.channel,
+        source=Source.ORDER,
+        fulfillment=cmd.fulfillment,
+        status=OrderStatus.PLACED,
+        payment_status=PaymentStatus.UNPAID,
+        store_id=None,  # set below for pickup
+        lines=lines,
+        created_at=now,
+        currency=cmd.currency,
+        customer=dict(cmd.customer),
+        external_id=cmd.external_id,
+        comment=cmd.comment,
+        hold_expires_at=now + timedelta(minutes=ctx.holds.minutes(cmd.channel)),
+        updated_at=now,
+    )
+
+
+async def place_order(
+    uow_factory: UowFactory,
+    cmd: PlaceOrder,
+    ctx: Context,
+    idem: Idempotency[Order] | None = None,
+) -> Order | StoredResponse:
+    """Hold stock for every line, or for none, and record the order.
+
+    The plan is made from a read of the stock; the conditional updates decide. When a
+    concurrent order took the planned units first, plan again from a fresh read.
+    """
+    try:
+        async with uow_factory() as uow:
+            replayed = await replay(uow, idem)
+            if replayed is not None:
+                return replayed
+            if cmd.external_id is not None:
+                existing = await uow.find_order_by_external_id(cmd.channel, cmd.external_id)
+                if existing is not None:
+                    return existing
+            now = ctx.clock()
+            stores = await uow.stores()
+            candidates = candidate_stores(cmd, stores)
+            order = await _build_order(uow, cmd, now, ctx)
+            if cmd.fulfillment is not Fulfillment.DELIVERY:
+                order.store_id = candidates[0].id
+            safety = {
+                s.id: (s.safety_stock if applies_safety_stock(cmd.channel) else Decimal(0))
+                for s in candidates
+            }
+            requests = [
+                LineRequest(x.line_no, x.product_id, x.quantity, x.sku) for x in order.lines
+            ]
+            product_ids = sorted({x.product_id for x in order.lines})
+            store_ids = [s.id for s in candidates]
+            for _attempt in range(PLACEMENT_ATTEMPTS):
+                stock = await uow.read_stock(product_ids, store_ids)
+                available = {
+                    (r.product_id, r.store_id): r.available - safety[r.store_id] for r in stock
+                }
+                allocations = allocate(requests, store_ids, available)
+                response = None
+                if idem is not None:
+                    response = (idem.principal, idem.key, idem.request_hash, idem.render(order))
+                try:
+                    await uow.place_order(order, allocations, safety, response)
+                except StockRace:
+                    continue
+                await uow.commit()
+                return order
+            raise InsufficientStock(
+                [
+                    {"line": r.line_no, "product": r.label, "requested": str(r.quantity)}
+                    for r in requests
+                ],
+                "the stock for these lines was taken by concurrent orders",
+            )
+    except AlreadyRecorded:
+        return await _first_result(uow_factory, cmd, idem)
+
+
+async def _first_result(
+    uow_factory: UowFactory, cmd: PlaceOrder, idem: Idempotency[Order] | None
+) -> Order | StoredResponse:
+    async with uow_factory() as uow:
+        replayed = await replay(uow, idem)
+        if replayed is not None:
+            return replayed
+        if cmd.external_id is not None:
+            existing = await uow.find_order_by_external_id(cmd.channel, cmd.external_id)
+            if existing is not None:
+                return existing
+    raise StockRace("a unique key was taken but its first result is not visible yet")
+
+
+async def _locked_order(uow: UnitOfWork, order_id: str) -> Order:
+    order = await uow.get_order(order_id, lock=True)
+    if order is None:
+        raise NotFound(f"order {order_id} not found", order_id=order_id)
+    return order
+
+
+async def _release(uow: UnitOfWork, order: Order, state: HoldState, now: datetime) -> None:
+    reason = HoldReason.EXPIRE if state is HoldState.EXPIRED else HoldReason.RELEASE
+    for product_id, store_id, qty in _hold_totals(await uow.active_holds(order.id)):
+        change = StockChange(product_id, store_id, qty, reason, "order", order.id, now, now)
+        if await uow.release_hold(change) is None:
+            raise AssertionError(f"reserved below the holds of order {order.id}")
+    await uow.close_holds(order.id, state, now)
+
+
+async def _consume(uow: UnitOfWork, order: Order, now: datetime) -> None:
+    short: list[dict[str, Any]] = []
+    for product_id, store_id, qty in _hold_totals(await uow.active_holds(order.id)):
+        change = StockChange(
+            product_id, store_id, qty, MovementReason.SHIPMENT, "order", order.id, now, now
+        )
+        if await uow.consume_hold(change) is None:
+            short.append({"product_id": product_id, "store_id": store_id, "quantity": str(qty)})
+    if short:
+        raise InsufficientStock(short, "on hand is below what the order holds (after a count?)")
+    await uow.close_holds(order.id, HoldState.CONSUMED, now)
+
+
+def _hold_totals(holds: list[Hold]) -> list[tuple[int, int, Decimal]]:
+    return merge_by_stock_row(
+        [Allocation(h.line_no, h.product_id, h.store_id, h.quantity) for h in holds]
+    )
+
+
+_STAMP = {
+    OrderStatus.SHIPPED: "shipped_at",
+    OrderStatus.COMPLETED: "completed_at",
+    OrderStatus.CANCELLED: "cancelled_at",
+    OrderStatus.EXPIRED: "cancelled_at",
+}
+
+
+async def _transition(
+    uow: UnitOfWork, order: Order, target: OrderStatus, now: datetime, reason: str
+) -> None:
+    if not needs_transition(order.status, target, order.id):
+        return
+    if consumes_holds(order.status, target):
+        await _consume(uow, order, now)
+    elif releases_holds(order.status, target):
+        state = HoldState.EXPIRED if target is OrderStatus.EXPIRED else HoldState.RELEASED
+        await _release(uow, order, state, now)
+    old = order.status
+    fields: dict[str, Any] = {
+        "status": target.value,
+        "updated_at": now,
+        _STAMP[target]: now,
+        "hold_expires_at": None,
+    }
+    if target in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) and order.shipped_at is None:
+        fields["shipped_at"] = now
+    await uow.set_order_fields(order.id, **fields)
+    order.status = target
+    order.updated_at = now
+    order.hold_expires_at = None
+    for name, value in fields.items():
+        if name.endswith("_at") and name != "updated_at":
+            setattr(order, name, value)
+    await uow.add_event(
+        events.ORDER_STATUS_CHANGED,
+        events.AGGREGATE_ORDER,
+        order.id,
+        events.order_status_changed(order.id, old.value, target.value, reason),
+        now,
+    )
+
+
+async def change_status(
+    uow_factory: UowFactory,
+    order_id: str,
+    target: OrderStatus,
+    ctx: Context,
+    idem: Idempotency[Order] | None = None,
+    reason: str = "api",
+) -> Order | StoredResponse:
+    """Cancel, ship or complete: one transaction, idempotent (a repeat changes nothing)."""
+    async with uow_factory() as uow:
+        replayed = await replay(uow, idem)
+        if replayed is not None:
+            return replayed
+        order = await _locked_order(uow, order_id)
+        await _transition(uow, order, target, ctx.clock(), reason)
+        await remember(uow, idem, order)
+        await uow.commit()
+        return order
+
+
+async def pay_order(
+    uow_factory: UowFactory,
+    order_id: str,
+    ctx: Context,
+    idem: Idempotency[Order] | None = None,
+) -> Order | StoredResponse:
+    """Mark paid; the holds stop expiring. Paying twice changes nothing."""
+    async with uow_factory() as uow:
+        replayed = await replay(uow, idem)
+        if replayed is not None:
+            return replayed
+        order = await _locked_order(uow, order_id)
+        now = ctx.clock()
+        if needs_payment(order.status, order.payment_status, order.id):
+            order.payment_status = PaymentStatus.PAID
+            order.paid_at = order.updated_at = now
+            order.hold_expires_at = None
+            await uow.set_order_fields(
+                order.id,
+                payment_status=PaymentStatus.PAID.value,
+                paid_at=now,
+                updated_at=now,
+                hold_expires_at=None,
+            )
+            await uow.keep_holds(order.id)
+            await uow.add_event(
+                events.ORDER_PAID,
+                events.AGGREGATE_ORDER,
+                order.id,
+                {"order_id": order.id, "paid_at": now.isoformat()},
+                now,
+            )
+        await remember(uow, idem, order)
+        await uow.commit()
+        return order
+
+
+async def get_order(uow_factory: UowFactory, order_id: str) -> Order:
+    async with uow_factory() as uow:
+        order = await uow.get_order(order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found", order_id=order_id)
+    return order
+
+
+async def expire_unpaid_holds(uow_factory: UowFactory, ctx: Context, limit: int = 200) -> int:
+    """Release the stock of unpaid orders whose hold time is over. Returns how many expired.
+
+    Each order is its own transaction and is re-checked under its lock, so a payment that
+    arrives at the same moment either wins or finds the order expired."""
+    async with uow_factory() as uow:
+        due = await uow.orders_with_expired_holds(ctx.clock(), limit)
+    expired = 0
+    for order_id in due:
+        async with uow_factory() as uow:
+            order = await _locked_order(uow, order_id)
+            now = ctx.clock()
+            if (
+                order.status is OrderStatus.PLACED
+                and order.payment_status is PaymentStatus.UNPAID
+                and order.hold_expires_at is not None
+                and order.hold_expires_at <= now
+            ):
+                await _transition(uow, order, OrderStatus.EXPIRED, now, "hold_expired")
+                await uow.commit()
+                expired += 1
+    return expired
+
+
+__all__ = [
+    "Context",
+    "change_status",
+    "expire_unpaid_holds",
+    "get_order",
+    "pay_order",
+    "place_order",
+]

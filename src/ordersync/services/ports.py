@@ -1,0 +1,167 @@
+"""What the use cases need from storage. The db adapter implements it (SqlUnitOfWork)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, Self
+
+from ..domain.allocation import Allocation
+from ..domain.orders import Order
+from ..domain.types import Channel, HoldState, PosMode, StoreKind, Unit
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status_code: int
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    id: int
+    code: str
+    xml_id: str
+    name: str
+    kind: StoreKind
+    serves_online: bool
+    online_priority: int
+    is_pickup_point: bool
+    safety_stock: Decimal
+    pos_mode: PosMode
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: int
+    sku: str
+    xml_id: str
+    name: str
+    unit: Unit
+    barcode: str | None
+    price: Decimal | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    product_id: int
+    store_id: int
+    on_hand: Decimal
+    reserved: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: int
+    line_no: int
+    product_id: int
+    store_id: int
+    quantity: Decimal
+    state: HoldState
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StockChange:
+    product_id: int
+    store_id: int
+    quantity: Decimal  # always positive; the operation gives the sign
+    reason: str  # a MovementReason, or a HoldReason for changes of `reserved` only
+    document_type: str
+    document_id: str
+    business_time: datetime
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PosRecord:
+    pos_id: str
+    transaction_id: str
+    kind: str
+    store_id: int
+    order_id: str | None
+    original_transaction_id: str | None
+    request_hash: str
+    result: dict[str, Any]
+    business_time: datetime
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the block without commit() rolls back."""
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def commit(self) -> None: ...
+
+    # catalog
+    async def stores(self) -> list[Store]: ...
+    async def products_by_refs(
+        self, ids: Sequence[int], skus: Sequence[str], xml_ids: Sequence[str]
+    ) -> list[Product]: ...
+
+    # stock: each conditional; None means the condition did not hold and nothing changed
+    async def read_stock(
+        self, product_ids: Sequence[int], store_ids: Sequence[int] | None = None
+    ) -> list[StockLevel]: ...
+    async def hold_stock(self, change: StockChange, safety: Decimal) -> StockLevel | None: ...
+    async def release_hold(self, change: StockChange) -> StockLevel | None: ...
+    async def consume_hold(self, change: StockChange) -> StockLevel | None: ...
+    async def deduct_stock(self, change: StockChange) -> StockLevel | None: ...
+    async def add_stock(self, change: StockChange) -> StockLevel: ...
+    async def set_on_hand(self, change: StockChange) -> tuple[StockLevel, Decimal]: ...
+
+    # orders
+    async def place_order(
+        self,
+        order: Order,
+        allocations: Sequence[Allocation],
+        safety_by_store: dict[int, Decimal],
+        response: tuple[str, str, str, StoredResponse] | None,
+    ) -> None:
+        """Write the order, its lines and holds and take the stock, atomically, or raise
+        StockRace (a planned store no longer has it) or AlreadyRecorded."""
+
+    async def insert_order(self, order: Order) -> None: ...
+    async def get_order(self, order_id: str, lock: bool = False) -> Order | None: ...
+    async def find_order_by_external_id(
+        self, channel: Channel, external_id: str
+    ) -> Order | None: ...
+    async def set_order_fields(self, order_id: str, **values: Any) -> None: ...
+    async def active_holds(self, order_id: str) -> list[Hold]: ...
+    async def close_holds(self, order_id: str, state: HoldState, now: datetime) -> None: ...
+    async def keep_holds(self, order_id: str) -> None: ...
+    async def orders_with_expired_holds(self, now: datetime, limit: int) -> list[str]: ...
+
+    # POS transactions
+    async def find_pos_record(self, pos_id: str, transaction_id: str) -> PosRecord | None: ...
+    async def insert_pos_record(self, record: PosRecord, now: datetime) -> None: ...
+    async def add_sold(
+        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+    ) -> None: ...
+    async def take_returned(
+        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+    ) -> bool: ...
+
+    # outbox and idempotency
+    async def add_event(
+        self,
+        type_: str,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None: ...
+    async def find_response(
+        self, principal: str, key: str, request_hash: str
+    ) -> StoredResponse | None: ...
+    async def save_response(
+        self, principal: str, key: str, request_hash: str, response: StoredResponse
+    ) -> None: ...
