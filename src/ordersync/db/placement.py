@@ -50,7 +50,7 @@ locked AS MATERIALIZED (
 ),
 held AS (
     UPDATE stock_levels s
-    SET reserved = s.reserved + r.qty, updated_at = :now
+    SET reserved = s.reserved + r.qty, updated_at = CAST(:now AS timestamptz)
     FROM req r, locked l
     WHERE s.product_id = r.product_id AND s.store_id = r.store_id
       AND l.product_id = s.product_id AND l.store_id = s.store_id
@@ -61,13 +61,14 @@ new_order AS (
     INSERT INTO orders (id, channel, source, fulfillment, status, payment_status, store_id,
         total, currency, customer, comment, external_id, pos_id, pos_transaction_id,
         hold_expires_at, created_at, updated_at)
-    VALUES (:id, :channel, :source, :fulfillment, :status, :payment_status, :store_id,
-        :total, :currency, CAST(:customer AS json), :comment, :external_id, NULL, NULL,
-        :expires_at, :now, :now)
+    VALUES (CAST(:id AS text), :channel, :source, :fulfillment, :status, :payment_status,
+        CAST(:store_id AS integer), :total, :currency, CAST(:customer AS json), :comment,
+        :external_id, NULL, NULL, CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz),
+        CAST(:now AS timestamptz))
 ),
 new_lines AS (
     INSERT INTO order_lines (order_id, line_no, product_id, quantity, price)
-    SELECT :id, l.* FROM unnest(
+    SELECT CAST(:id AS text), l.* FROM unnest(
         CAST(:l_no AS integer[]), CAST(:l_product AS integer[]),
         CAST(:l_qty AS bigint[]), CAST(:l_price AS bigint[])
     ) AS l
@@ -75,7 +76,7 @@ new_lines AS (
 new_holds AS (
     INSERT INTO holds (order_id, line_no, product_id, store_id, quantity, state,
         created_at, expires_at)
-    SELECT :id, h.line_no, h.product_id, h.store_id, h.qty, 'active', :now, :expires_at
+    SELECT CAST(:id AS text), h.line_no, h.product_id, h.store_id, h.qty, 'active', CAST(:now AS timestamptz), CAST(:expires_at AS timestamptz)
     FROM unnest(
         CAST(:h_line AS integer[]), CAST(:h_product AS integer[]),
         CAST(:h_store AS integer[]), CAST(:h_qty AS bigint[])
@@ -83,27 +84,30 @@ new_holds AS (
 ),
 order_event AS (
     INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
-    VALUES (:order_event_type, 'order', :id, CAST(:order_payload AS json), :now)
+    VALUES (CAST(:order_event_type AS text), 'order', CAST(:id AS text),
+        CAST(:order_payload AS json), CAST(:now AS timestamptz))
 ),
 stock_events AS (
     INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
-    SELECT :stock_event_type, 'stock', h.product_id || ':' || h.store_id,
+    SELECT CAST(:stock_event_type AS text), 'stock', h.product_id || ':' || h.store_id,
         json_build_object(
             'product_id', h.product_id, 'store_id', h.store_id,
             'on_hand', trim_scale(h.on_hand / 1000.0)::text,
             'reserved', trim_scale(h.reserved / 1000.0)::text,
             'available', trim_scale((h.on_hand - h.reserved) / 1000.0)::text,
-            'reason', :hold_reason, 'document_type', 'order', 'document_id', :id),
-        :now
+            'reason', CAST(:hold_reason AS text), 'document_type', 'order',
+            'document_id', CAST(:id AS text)),
+        CAST(:now AS timestamptz)
     FROM held h
 ),
 remembered AS (
     INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response,
         created_at)
-    SELECT :idem_principal, :idem_key, :idem_hash, :idem_status, CAST(:idem_body AS json), :now
+    SELECT CAST(:idem_principal AS text), CAST(:idem_key AS text), CAST(:idem_hash AS text),
+        CAST(:idem_status AS integer), CAST(:idem_body AS json), CAST(:now AS timestamptz)
     WHERE CAST(:idem_key AS text) IS NOT NULL
 )
-SELECT ordersync_assert((SELECT count(*) FROM held) = :rows, 'stock_race')
+SELECT ordersync_assert((SELECT count(*) FROM held) = CAST(:rows AS bigint), 'stock_race')
 """
 )
 
