@@ -59,6 +59,7 @@ PRICE_SCALED = 100_00  # 100.00, money is stored *100
 WRK_THREADS = 2
 PGBENCH_THREADS = 2
 WARMUP_SECONDS = 2
+SETTLE_SECONDS = 1.0  # lets requests still in flight when wrk stops finish
 SERVER_START_TIMEOUT = 60.0
 
 SPREAD_TARGET_CLIENTS = 32
@@ -112,6 +113,7 @@ class Row:
     case: str
     clients: int
     hub: WrkResult
+    stored_orders: int = 0
     naive: PgbenchResult | None = None
 
     @property
@@ -582,6 +584,11 @@ def print_report(rows: list[Row], duration: int, skip_naive: bool) -> None:
                 f"WARNING {r.case}/{r.clients}: {r.hub.non2xx} non-2xx responses "
                 f"of {r.hub.requests} (status:count {r.hub.statuses})"
             )
+        if r.stored_orders < r.hub.ok:
+            print(
+                f"WARNING {r.case}/{r.clients}: {r.hub.ok} 2xx responses "
+                f"but only {r.stored_orders} orders stored"
+            )
         if r.hub.socket_errors > 0:
             print(f"WARNING {r.case}/{r.clients}: {r.hub.socket_errors} socket errors/timeouts")
         if r.naive is not None and r.naive.failed > 0:
@@ -680,15 +687,14 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 reset_orders()
                 log(f"{case}/{n}: wrk warm-up {WARMUP_SECONDS} s")
                 run_wrk(wrk, case, n, WARMUP_SECONDS, token)
+                time.sleep(SETTLE_SECONDS)
                 reset_orders()
                 log(f"{case}/{n}: wrk {duration} s")
                 hub = run_wrk(wrk, case, n, duration, token)
-                stored = count_orders()
-                if stored != hub.ok:
-                    log(f"{case}/{n}: note: {hub.ok} 2xx responses but {stored} orders stored")
+                time.sleep(SETTLE_SECONDS)
                 if not server.alive():
                     raise BenchError(f"the server died during {case}/{n}\n{server.log_tail()}")
-                row = Row(case, n, hub)
+                row = Row(case, n, hub, stored_orders=count_orders())
                 if pgbench is not None:
                     reset_orders()
                     log(f"{case}/{n}: pgbench warm-up {WARMUP_SECONDS} s")
@@ -706,8 +712,13 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
     return rows
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     rows: list[Row] = []
     code = 0
     with tempfile.TemporaryDirectory(prefix="ordersync-bench-") as tmp:

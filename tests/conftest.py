@@ -70,8 +70,14 @@ def clock() -> support.Clock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(master="hub", database_url=database_url, seed_demo=False,
-                    catalog_cache_seconds=0, auth_cache_seconds=0, max_body_bytes=65536)
+    return Settings(
+        master="hub",
+        database_url=database_url,
+        seed_demo=False,
+        catalog_cache_seconds=0,
+        auth_cache_seconds=0,
+        max_body_bytes=65536,
+    )
 
 
 @pytest.fixture

@@ -51,8 +51,12 @@ async def postgres_reachable() -> bool:
     url = make_url(postgres_admin_url())
     try:
         conn = await asyncpg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, database=url.database,
-            password=url.password, timeout=3,
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            database=url.database,
+            password=url.password,
+            timeout=3,
         )
     except (OSError, asyncpg.PostgresError):
         return False
@@ -64,8 +68,11 @@ async def create_postgres_database(name: str) -> str:
     """A fresh, migrated database next to the admin one; returns its URL."""
     admin = make_url(postgres_admin_url())
     conn = await asyncpg.connect(
-        host=admin.host, port=admin.port or 5432, user=admin.username,
-        database=admin.database, password=admin.password,
+        host=admin.host,
+        port=admin.port or 5432,
+        user=admin.username,
+        database=admin.database,
+        password=admin.password,
     )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -80,8 +87,11 @@ async def create_postgres_database(name: str) -> str:
 async def drop_postgres_database(name: str) -> None:
     admin = make_url(postgres_admin_url())
     conn = await asyncpg.connect(
-        host=admin.host, port=admin.port or 5432, user=admin.username,
-        database=admin.database, password=admin.password,
+        host=admin.host,
+        port=admin.port or 5432,
+        user=admin.username,
+        database=admin.database,
+        password=admin.password,
     )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -140,15 +150,36 @@ class Network:
 
 
 STORES: list[dict[str, Any]] = [
-    dict(code="WH1", name="Warehouse", kind=StoreKind.WAREHOUSE, serves_online=True,
-         online_priority=10, is_pickup_point=False, safety_stock=Decimal(0),
-         pos_mode=PosMode.STOCK_ONLY),
-    dict(code="S01", name="Shop 1", kind=StoreKind.SHOP, serves_online=True,
-         online_priority=20, is_pickup_point=True, safety_stock=Decimal(1),
-         pos_mode=PosMode.ORDER),
-    dict(code="S02", name="Shop 2", kind=StoreKind.SHOP, serves_online=False,
-         online_priority=30, is_pickup_point=True, safety_stock=Decimal(0),
-         pos_mode=PosMode.STOCK_ONLY),
+    dict(
+        code="WH1",
+        name="Warehouse",
+        kind=StoreKind.WAREHOUSE,
+        serves_online=True,
+        online_priority=10,
+        is_pickup_point=False,
+        safety_stock=Decimal(0),
+        pos_mode=PosMode.STOCK_ONLY,
+    ),
+    dict(
+        code="S01",
+        name="Shop 1",
+        kind=StoreKind.SHOP,
+        serves_online=True,
+        online_priority=20,
+        is_pickup_point=True,
+        safety_stock=Decimal(1),
+        pos_mode=PosMode.ORDER,
+    ),
+    dict(
+        code="S02",
+        name="Shop 2",
+        kind=StoreKind.SHOP,
+        serves_online=False,
+        online_priority=30,
+        is_pickup_point=True,
+        safety_stock=Decimal(0),
+        pos_mode=PosMode.STOCK_ONLY,
+    ),
 ]
 
 PRODUCTS: list[tuple[str, Unit, str]] = [
@@ -176,8 +207,15 @@ async def seed_network(
         for sku, unit, price in PRODUCTS:
             row = await catalog.insert_product(
                 uow.conn,
-                {"sku": sku, "xml_id": f"1c-{sku.lower()}", "name": sku.title(),
-                 "unit": unit.value, "price": Decimal(price), "barcode": None, "active": True},
+                {
+                    "sku": sku,
+                    "xml_id": f"1c-{sku.lower()}",
+                    "name": sku.title(),
+                    "unit": unit.value,
+                    "price": Decimal(price),
+                    "barcode": None,
+                    "active": True,
+                },
                 now,
             )
             net.products[sku] = row.id

@@ -24,9 +24,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/ordersync.db"
 class HoldSettings(BaseModel):
     """How long an unpaid order keeps its stock, in minutes, per channel."""
 
-    online: int = Field(30, ge=1)
-    operator: int = Field(120, ge=1)
-    pos: int = Field(60, ge=1)
+    online: int = Field(default=30, ge=1)
+    operator: int = Field(default=120, ge=1)
+    pos: int = Field(default=60, ge=1)
 
     def minutes(self, channel: Channel) -> int:
         return int(getattr(self, channel.value))

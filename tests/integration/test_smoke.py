@@ -10,8 +10,7 @@ from tests import support
 
 async def test_a_delivery_order_holds_stock_in_priority_order(db: Database) -> None:
     await support.seed_network(db, {"WH1": {"TEA": 2}, "S01": {"TEA": 5}})
-    cmd = PlaceOrder(Channel.ONLINE, Fulfillment.DELIVERY,
-                     (LineInput(ProductRef(sku="TEA"), 4),))
+    cmd = PlaceOrder(Channel.ONLINE, Fulfillment.DELIVERY, (LineInput(ProductRef(sku="TEA"), 4),))
     order = await place_order(db.placement_uow, cmd, support.context())
     assert isinstance(order, Order)
     async with db.uow_read() as uow:

@@ -108,20 +108,12 @@ async def drift(conn: AsyncConnection) -> tuple[int, list[Drift]]:
     )
     checked = 0
     found: list[Drift] = []
+    # The sums keep the column type, so they come back as exact decimals like the totals.
     for r in (await conn.execute(stmt)).all():
         checked += 1
-        # Sums come back as raw scaled integers: compare in the stored units.
-        if int(r.moved) != int(r.on_hand.scaleb(3)) or int(r.held) != int(r.reserved.scaleb(3)):
-            found.append(
-                Drift(
-                    r.sku,
-                    r.code,
-                    r.on_hand,
-                    Decimal(int(r.moved)).scaleb(-3),
-                    r.reserved,
-                    Decimal(int(r.held)).scaleb(-3),
-                )
-            )
+        moved_total, held_total = Decimal(r.moved), Decimal(r.held)
+        if moved_total != r.on_hand or held_total != r.reserved:
+            found.append(Drift(r.sku, r.code, r.on_hand, moved_total, r.reserved, held_total))
     # Movements for a (product, store) that has no stock level at all are drift too.
     orphan = (
         select(products.c.sku, stores.c.code, moved.c.total)
@@ -134,10 +126,6 @@ async def drift(conn: AsyncConnection) -> tuple[int, list[Drift]]:
         )
         .where(sl.product_id.is_(None))
     )
-    for r in (await conn.execute(orphan)).all():
-        found.append(
-            Drift(
-                r.sku, r.code, Decimal(0), Decimal(int(r.total)).scaleb(-3), Decimal(0), Decimal(0)
-            )
-        )
+    for o in (await conn.execute(orphan)).all():
+        found.append(Drift(o.sku, o.code, Decimal(0), Decimal(o.total), Decimal(0), Decimal(0)))
     return checked, found

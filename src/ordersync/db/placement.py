@@ -76,7 +76,8 @@ new_lines AS (
 new_holds AS (
     INSERT INTO holds (order_id, line_no, product_id, store_id, quantity, state,
         created_at, expires_at)
-    SELECT CAST(:id AS text), h.line_no, h.product_id, h.store_id, h.qty, 'active', CAST(:now AS timestamptz), CAST(:expires_at AS timestamptz)
+    SELECT CAST(:id AS text), h.line_no, h.product_id, h.store_id, h.qty, 'active',
+        CAST(:now AS timestamptz), CAST(:expires_at AS timestamptz)
     FROM unnest(
         CAST(:h_line AS integer[]), CAST(:h_product AS integer[]),
         CAST(:h_store AS integer[]), CAST(:h_qty AS bigint[])

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,7 +38,7 @@ _RETURNING = (
 )
 
 
-def _row_of(change: StockChange) -> object:
+def _row_of(change: StockChange) -> ColumnElement[bool]:
     return and_(
         stock_levels.c.product_id == change.product_id,
         stock_levels.c.store_id == change.store_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from .errors import InvalidRequest
 from .types import Unit
@@ -26,9 +26,16 @@ def to_decimal(value: object, field: str) -> Decimal:
 
 
 def _decimals(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
+    """Places after the point, trailing zeros aside; exact (normalize() would round to the
+    context's 28 digits and hide a 29th decimal)."""
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    return max(0, -exponent)
+    places = -exponent
+    index = len(digits) - 1
+    while places > 0 and index >= 0 and digits[index] == 0:
+        places -= 1
+        index -= 1
+    return max(0, places)
 
 
 def quantity(value: object, unit: Unit | str, field: str = "quantity") -> Decimal:
@@ -74,7 +81,9 @@ def money(value: object, field: str = "price") -> Decimal:
 
 def to_units(value: Decimal, scale: int) -> int:
     """An exact decimal as an integer count of 10**-scale (how the database stores it)."""
-    scaled = value.scaleb(scale)
+    with localcontext() as exact:
+        exact.prec = 60  # enough for every accepted value: no rounding here
+        scaled = value.scaleb(scale)
     if scaled != scaled.to_integral_value():
         raise InvalidRequest(f"{value} has more than {scale} decimals")
     return int(scaled)

@@ -109,7 +109,11 @@ async def seed_demo(db: Database, token_file: Path | None) -> dict[str, str]:
         lines = tuple(StockLine(ProductRef(sku=sku), qty) for sku, *_ in PRODUCTS)
         await stock.receive(db.uow, StockDocument(code, f"DEMO-{code}", lines), ctx, None)
     if token_file is not None:
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        token_file.write_text("".join(f"{role}={tok}\n" for role, tok in issued.items()))
-        token_file.chmod(0o600)
+        _write_private(token_file, "".join(f"{role}={tok}\n" for role, tok in issued.items()))
     return issued
+
+
+def _write_private(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    path.chmod(0o600)
