@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -363,6 +364,8 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if port_in_use(HUB_PORT):
+            raise BenchError(f"port {HUB_PORT} is already in use; stop whatever listens there")
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 [
@@ -420,6 +423,12 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             return
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def healthz_ok() -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain.errors import (
@@ -17,6 +19,8 @@ from ..domain.errors import (
     OrdersyncError,
     Unauthorized,
 )
+
+log = logging.getLogger("ordersync.api")
 
 _STATUS: list[tuple[type[OrdersyncError], int]] = [
     (InvalidRequest, 422),
@@ -69,7 +73,22 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    """Driver errors that escaped translation at the adapter edge: a unique key taken by a
+    concurrent request is a conflict; a lost connection is a temporary unavailability."""
+    if isinstance(exc, IntegrityError):
+        return error_response(409, "conflict", {"message": "a concurrent change conflicted"})
+    log.exception("database error", exc_info=exc)
+    return error_response(
+        503, "database_unavailable", {"message": "the database did not answer; retry later"}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OrdersyncError, _ordersync_error)
+    app.add_exception_handler(IntegrityError, _database_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(InterfaceError, _database_error)
+    app.add_exception_handler(ConnectionError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..services.ports import PosRecord
 from .tables import pos_returned, pos_transactions
+from .types import Quantity
 
 
 async def find_pos_record(
@@ -79,7 +80,7 @@ async def take_returned(
         .where(
             pr.pos_id == pos_id, pr.transaction_id == transaction_id, pr.product_id == product_id
         )
-        .where(pr.returned + quantity <= pr.sold)
-        .values(returned=pr.returned + quantity)
+        .where(pr.returned + bindparam(None, quantity, type_=Quantity()) <= pr.sold)
+        .values(returned=pr.returned + bindparam(None, quantity, type_=Quantity()))
     )
     return bool(result.rowcount)

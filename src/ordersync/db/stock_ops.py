@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, and_, insert, select, update
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,6 +22,7 @@ from ..domain import events
 from ..services.ports import StockChange, StockLevel
 from .outbox import add_event
 from .tables import stock_levels, stock_movements
+from .types import Quantity
 
 T = TypeVar("T", bound=StockChange)
 
@@ -36,6 +37,12 @@ _RETURNING = (
     stock_levels.c.on_hand,
     stock_levels.c.reserved,
 )
+
+
+def _qty(value: Decimal) -> BindParameter[Decimal]:
+    """A quantity bound as scaled units. Explicit, because in `on_hand - reserved >= n` the
+    difference is typed as a plain integer and would bind `n` unscaled."""
+    return bindparam(None, value, type_=Quantity())
 
 
 def _row_of(change: StockChange) -> ColumnElement[bool]:
@@ -67,8 +74,8 @@ async def hold_stock(
     stmt = (
         update(stock_levels)
         .where(_row_of(change))
-        .where(sl.on_hand - sl.reserved - safety_stock >= change.quantity)
-        .values(reserved=sl.reserved + change.quantity, updated_at=change.recorded_at)
+        .where(sl.on_hand - sl.reserved - _qty(safety_stock) >= _qty(change.quantity))
+        .values(reserved=sl.reserved + _qty(change.quantity), updated_at=change.recorded_at)
     )
     return await _apply(conn, change, stmt, None)
 
@@ -79,8 +86,8 @@ async def release_hold(conn: AsyncConnection, change: StockChange) -> StockLevel
     stmt = (
         update(stock_levels)
         .where(_row_of(change))
-        .where(sl.reserved >= change.quantity)
-        .values(reserved=sl.reserved - change.quantity, updated_at=change.recorded_at)
+        .where(sl.reserved >= _qty(change.quantity))
+        .values(reserved=sl.reserved - _qty(change.quantity), updated_at=change.recorded_at)
     )
     return await _apply(conn, change, stmt, None)
 
@@ -91,11 +98,11 @@ async def consume_hold(conn: AsyncConnection, change: StockChange) -> StockLevel
     stmt = (
         update(stock_levels)
         .where(_row_of(change))
-        .where(sl.reserved >= change.quantity)
-        .where(sl.on_hand >= change.quantity)
+        .where(sl.reserved >= _qty(change.quantity))
+        .where(sl.on_hand >= _qty(change.quantity))
         .values(
-            on_hand=sl.on_hand - change.quantity,
-            reserved=sl.reserved - change.quantity,
+            on_hand=sl.on_hand - _qty(change.quantity),
+            reserved=sl.reserved - _qty(change.quantity),
             updated_at=change.recorded_at,
         )
     )
@@ -109,8 +116,8 @@ async def deduct_stock(conn: AsyncConnection, change: StockChange) -> StockLevel
     stmt = (
         update(stock_levels)
         .where(_row_of(change))
-        .where(sl.on_hand - sl.reserved >= change.quantity)
-        .values(on_hand=sl.on_hand - change.quantity, updated_at=change.recorded_at)
+        .where(sl.on_hand - sl.reserved >= _qty(change.quantity))
+        .values(on_hand=sl.on_hand - _qty(change.quantity), updated_at=change.recorded_at)
     )
     return await _apply(conn, change, stmt, -change.quantity)
 

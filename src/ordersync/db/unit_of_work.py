@@ -126,6 +126,27 @@ class SqlUnitOfWork:
     ) -> list[Product]:
         return await catalog.products_by_refs(self.conn, ids, skus, xml_ids)
 
+    async def products_with_stock(
+        self,
+        ids: Sequence[int],
+        skus: Sequence[str],
+        xml_ids: Sequence[str],
+        store_ids: Sequence[int],
+    ) -> tuple[list[Product], list[StockLevel]]:
+        if self.autocommit and self.db.is_postgres:
+            return await placement.products_with_stock_postgres(
+                await self._driver(), ids, skus, xml_ids, store_ids
+            )
+        found = await catalog.products_by_refs(self.conn, ids, skus, xml_ids)
+        stock = await stock_ops.read_stock(self.conn, [p.id for p in found], store_ids)
+        return found, stock
+
+    async def _driver(self) -> Any:
+        """The asyncpg connection under SQLAlchemy's, for the two hot placement statements:
+        SQLAlchemy's per-statement overhead is several times asyncpg's own."""
+        raw = await self.conn.get_raw_connection()
+        return raw.driver_connection
+
     # stock
     async def read_stock(
         self, product_ids: Sequence[int], store_ids: Sequence[int] | None = None
@@ -159,8 +180,9 @@ class SqlUnitOfWork:
         response: tuple[str, str, str, StoredResponse] | None,
     ) -> None:
         if self.autocommit:
+            assert self.db.is_postgres, "placement on SQLite runs in a write transaction"
             await placement.place_order_postgres(
-                self.conn, order, allocations, safety_by_store, response
+                await self._driver(), order, allocations, safety_by_store, response
             )
             return
         savepoint = await self.conn.begin_nested()

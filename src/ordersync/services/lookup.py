@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..domain.commands import ProductRef
 from ..domain.errors import UnknownProduct, UnknownStore
-from .ports import Product, Store, UnitOfWork
+from .ports import Product, StockLevel, Store, UnitOfWork
 
 
 async def store_by_code(uow: UnitOfWork, code: str) -> Store:
@@ -16,13 +16,28 @@ async def store_by_code(uow: UnitOfWork, code: str) -> Store:
     raise UnknownStore([code])
 
 
-async def resolve_products(uow: UnitOfWork, refs: Sequence[ProductRef]) -> list[Product]:
-    """The product for each ref, in order; UnknownProduct names every ref that matched none."""
-    found = await uow.products_by_refs(
+def _split(refs: Sequence[ProductRef]) -> tuple[list[int], list[str], list[str]]:
+    return (
         [r.product_id for r in refs if r.product_id is not None],
         [r.sku for r in refs if r.sku is not None],
         [r.xml_id for r in refs if r.xml_id is not None],
     )
+
+
+async def resolve_products(uow: UnitOfWork, refs: Sequence[ProductRef]) -> list[Product]:
+    """The product for each ref, in order; UnknownProduct names every ref that matched none."""
+    return _match(refs, await uow.products_by_refs(*_split(refs)))
+
+
+async def resolve_products_with_stock(
+    uow: UnitOfWork, refs: Sequence[ProductRef], store_ids: Sequence[int]
+) -> tuple[list[Product], list[StockLevel]]:
+    """The products, and their stock levels at these stores, in one read."""
+    found, stock = await uow.products_with_stock(*_split(refs), store_ids)
+    return _match(refs, found), stock
+
+
+def _match(refs: Sequence[ProductRef], found: list[Product]) -> list[Product]:
     by_id = {p.id: p for p in found}
     by_sku = {p.sku: p for p in found}
     by_xml = {p.xml_id: p for p in found}

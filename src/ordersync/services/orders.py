@@ -40,8 +40,8 @@ from ..domain.types import (
 from .context import Context
 from .idempotency import Idempotency, remember, replay
 from .ids import uuid7
-from .lookup import resolve_products
-from .ports import Hold, StockChange, Store, StoredResponse, UnitOfWork
+from .lookup import resolve_products_with_stock
+from .ports import Hold, Product, StockChange, Store, StoredResponse, UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 PLACEMENT_ATTEMPTS = 5
@@ -63,10 +63,7 @@ def candidate_stores(cmd: PlaceOrder, stores: list[Store]) -> list[Store]:
     return [store]
 
 
-async def _build_order(uow: UnitOfWork, cmd: PlaceOrder, now: datetime, ctx: Context) -> Order:
-    if not cmd.lines:
-        raise InvalidRequest("an order has at least one line", field="lines")
-    products = await resolve_products(uow, [line.product for line in cmd.lines])
+def _build_order(cmd: PlaceOrder, products: list[Product], now: datetime, ctx: Context) -> Order:
     lines: list[OrderLine] = []
     for no, (line, product) in enumerate(zip(cmd.lines, products, strict=True), start=1):
         qty = quantity(line.quantity, product.unit, f"lines[{no - 1}].quantity")
@@ -118,10 +115,15 @@ async def place_order(
                 existing = await uow.find_order_by_external_id(cmd.channel, cmd.external_id)
                 if existing is not None:
                     return existing
+            if not cmd.lines:
+                raise InvalidRequest("an order has at least one line", field="lines")
             now = ctx.clock()
-            stores = await uow.stores()
-            candidates = candidate_stores(cmd, stores)
-            order = await _build_order(uow, cmd, now, ctx)
+            candidates = candidate_stores(cmd, await uow.stores())
+            store_ids = [s.id for s in candidates]
+            products, stock = await resolve_products_with_stock(
+                uow, [line.product for line in cmd.lines], store_ids
+            )
+            order = _build_order(cmd, products, now, ctx)
             if cmd.fulfillment is not Fulfillment.DELIVERY:
                 order.store_id = candidates[0].id
             safety = {
@@ -132,9 +134,9 @@ async def place_order(
                 LineRequest(x.line_no, x.product_id, x.quantity, x.sku) for x in order.lines
             ]
             product_ids = sorted({x.product_id for x in order.lines})
-            store_ids = [s.id for s in candidates]
-            for _attempt in range(PLACEMENT_ATTEMPTS):
-                stock = await uow.read_stock(product_ids, store_ids)
+            for attempt in range(PLACEMENT_ATTEMPTS):
+                if attempt:
+                    stock = await uow.read_stock(product_ids, store_ids)
                 available = {
                     (r.product_id, r.store_id): r.available - safety[r.store_id] for r in stock
                 }
@@ -157,6 +159,14 @@ async def place_order(
             )
     except AlreadyRecorded:
         return await _first_result(uow_factory, cmd, idem)
+    except InsufficientStock as short:
+        # A retry racing its own first attempt loses the stock to it: answer with that order.
+        if cmd.external_id is None and idem is None:
+            raise
+        try:
+            return await _first_result(uow_factory, cmd, idem)
+        except StockRace:
+            raise short from None
 
 
 async def _first_result(

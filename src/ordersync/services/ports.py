@@ -107,6 +107,14 @@ class UnitOfWork(Protocol):
         self, ids: Sequence[int], skus: Sequence[str], xml_ids: Sequence[str]
     ) -> list[Product]: ...
 
+    async def products_with_stock(
+        self,
+        ids: Sequence[int],
+        skus: Sequence[str],
+        xml_ids: Sequence[str],
+        store_ids: Sequence[int],
+    ) -> tuple[list[Product], list[StockLevel]]: ...
+
     # stock: each conditional; None means the condition did not hold and nothing changed
     async def read_stock(
         self, product_ids: Sequence[int], store_ids: Sequence[int] | None = None

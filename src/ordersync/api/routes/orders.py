@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from ...db import orders as order_rows
 from ...domain.commands import PlaceOrder
-from ...domain.errors import AlreadyRecorded, Forbidden, InvalidRequest, NotFound
+from ...domain.errors import AlreadyRecorded, Forbidden, InvalidRequest, UnknownStore
 from ...domain.orders import Order
 from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import orders as use_cases
@@ -91,7 +91,7 @@ async def list_orders(
     if store is not None:
         match = next((s for s in stores if s.code == store), None)
         if match is None:
-            raise NotFound(f"store {store} not found", store=store)
+            raise UnknownStore([store])
         store_id = match.id
     after = _decode_cursor(cursor) if cursor else None
     flt = order_rows.OrderFilter(channel, store_id, status, created_from, created_to, after, limit)
