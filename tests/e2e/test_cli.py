@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,7 +65,7 @@ def last_line(text: str) -> str:
 
 
 def api_status(
-    url: str, token: str, method: str = "GET", path: str = "/stores", **kw: object
+    url: str, token: str, method: str = "GET", path: str = "/stores", json: Any = None
 ) -> int:
     """The status the app, built on `url`, answers for a request with `token`."""
 
@@ -84,7 +85,7 @@ def api_status(
                     method,
                     path,
                     headers={"Authorization": f"Bearer {token}"},
-                    **kw,  # type: ignore[arg-type]
+                    json=json,
                 )
                 return response.status_code
 

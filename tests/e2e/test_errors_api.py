@@ -100,7 +100,7 @@ async def test_a_product_id_beyond_the_databases_integers_is_refused_not_a_500(
 ) -> None:
     body = delivery({"product_id": 2**40, "quantity": 1})
     request = post(client, "/orders", net.tokens["online"], body)
-    await refused_without_writes(client, net, request, 422, "unknown_product")
+    await refused_without_writes(client, net, request, 422, "invalid_request")
 
 
 async def test_an_unknown_product_in_a_stock_query_is_422_unknown_product(

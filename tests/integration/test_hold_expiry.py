@@ -33,9 +33,7 @@ async def place(db: Database, ctx: Context, qty: int) -> Order:
     return order
 
 
-async def test_an_order_records_when_its_hold_runs_out(
-    db: Database, clock: support.Clock
-) -> None:
+async def test_an_order_records_when_its_hold_runs_out(db: Database, clock: support.Clock) -> None:
     await support.seed_network(db, {"WH1": {"TEA": 10}})
     ctx = support.context(clock, minutes=30)
     placed_at = clock()
@@ -76,7 +74,8 @@ async def test_expiry_releases_unpaid_orders_past_their_time_only(
         (unpaid.id, "expired", "hold_expired")
     ]
     release = [
-        e.payload for e in await dbstate.events(db, events.STOCK_CHANGED)
+        e.payload
+        for e in await dbstate.events(db, events.STOCK_CHANGED)
         if e.payload["reason"] == "expire"
     ]
     assert [(p["document_id"], p["reserved"]) for p in release] == [(unpaid.id, "7")]
@@ -176,9 +175,7 @@ async def test_an_expired_order_cannot_be_paid_afterwards(
     assert (await dbstate.order_row(db, order.id)).payment_status == "unpaid"
 
 
-async def test_expired_stock_is_free_for_the_next_order(
-    db: Database, clock: support.Clock
-) -> None:
+async def test_expired_stock_is_free_for_the_next_order(db: Database, clock: support.Clock) -> None:
     net = await support.seed_network(db, {"WH1": {"TEA": 2}})
     ctx = support.context(clock, minutes=30)
     await place(db, ctx, 2)

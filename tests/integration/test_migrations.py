@@ -120,6 +120,7 @@ async def test_downgrade_to_base_and_upgrade_again_rebuilds_the_same_schema(
 
     db = Database.from_url(scratch_url, pool_size=2)
     try:
+
         def remaining(conn: Connection) -> set[str]:
             return set(inspect(conn).get_table_names()) - {"alembic_version"}
 

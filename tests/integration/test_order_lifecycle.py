@@ -8,11 +8,16 @@ from decimal import Decimal
 
 import pytest
 
-from ordersync.db.tables import holds, order_lines, orders, outbox_events
+from ordersync.db.tables import holds, order_lines, orders, outbox_events, products
 from ordersync.db.unit_of_work import Database
 from ordersync.domain import events
 from ordersync.domain.commands import LineInput, PlaceOrder, ProductRef
-from ordersync.domain.errors import InsufficientStock, InvalidRequest, InvalidTransition
+from ordersync.domain.errors import (
+    InsufficientStock,
+    InvalidRequest,
+    InvalidTransition,
+    UnknownProduct,
+)
 from ordersync.domain.orders import Order
 from ordersync.domain.types import Channel, Fulfillment, OrderStatus
 from ordersync.services.orders import change_status, pay_order, place_order
@@ -86,9 +91,7 @@ async def test_a_pickup_at_a_store_that_is_not_a_pickup_point_is_refused(db: Dat
 async def test_a_delivery_order_splits_a_line_across_serving_stores_in_priority_order(
     db: Database,
 ) -> None:
-    net = await support.seed_network(
-        db, {"WH1": {"TEA": 2}, "S01": {"TEA": 5}, "S02": {"TEA": 50}}
-    )
+    net = await support.seed_network(db, {"WH1": {"TEA": 2}, "S01": {"TEA": 5}, "S02": {"TEA": 50}})
     order = await place(db, delivery(("TEA", 4)))
 
     # WH1 (priority 10) gives all it has, S01 (priority 20) the rest; S02 serves no online.
@@ -226,8 +229,9 @@ async def test_an_order_line_records_its_quantity_and_the_catalog_price(db: Data
         ),
     )
 
-    stored = await dbstate.rows(db, order_lines, order_lines.c.order_id == order.id,
-                                order_by=order_lines.c.line_no)
+    stored = await dbstate.rows(
+        db, order_lines, order_lines.c.order_id == order.id, order_by=order_lines.c.line_no
+    )
     assert [(x.line_no, x.product_id, x.quantity, x.price) for x in stored] == [
         (1, net.products["TEA"], D(2), D("100.00")),
         (2, net.products["COFFEE"], D(1), D("199.99")),
@@ -484,3 +488,137 @@ async def test_concurrent_retries_of_one_external_id_all_get_the_one_order(
     assert await dbstate.count(db, orders) == 1
     assert await dbstate.level(db, net, "TEA", "WH1") == (D(2), D(2))
     assert await dbstate.drift(db) == (1, [])
+
+
+# naming products
+
+
+async def test_lines_may_name_products_by_id_sku_or_1c_id(db: Database) -> None:
+    net = await support.seed_network(db, {"WH1": {"TEA": 5, "COFFEE": 5, "MUG": 5}})
+    cmd = PlaceOrder(
+        Channel.ONLINE,
+        Fulfillment.DELIVERY,
+        (
+            LineInput(ProductRef(product_id=net.products["TEA"]), D(1)),
+            LineInput(ProductRef(sku="COFFEE"), D(2)),
+            LineInput(ProductRef(xml_id="1c-mug"), D(3)),
+            LineInput(ProductRef(xml_id="1c-tea"), D(1)),
+        ),
+    )
+
+    order = await place(db, cmd)
+
+    stored = await dbstate.rows(
+        db, order_lines, order_lines.c.order_id == order.id, order_by=order_lines.c.line_no
+    )
+    assert [(x.product_id, x.quantity) for x in stored] == [
+        (net.products["TEA"], D(1)),
+        (net.products["COFFEE"], D(2)),
+        (net.products["MUG"], D(3)),
+        (net.products["TEA"], D(1)),
+    ]
+    levels = await dbstate.stock(db, net)
+    assert {sku: levels[(sku, "WH1")][1] for sku in ("TEA", "COFFEE", "MUG")} == {
+        "TEA": D(2),
+        "COFFEE": D(2),
+        "MUG": D(3),
+    }
+
+
+async def test_an_order_naming_unknown_or_inactive_products_writes_nothing(
+    db: Database,
+) -> None:
+    net = await support.seed_network(db, {"WH1": {"TEA": 5, "MUG": 5}})
+    async with db.uow() as uow:
+        await uow.conn.execute(
+            products.update().where(products.c.sku == "MUG").values(active=False)
+        )
+        await uow.commit()
+    before = await dbstate.snapshot(db)
+
+    with pytest.raises(UnknownProduct) as caught:
+        await place(
+            db,
+            PlaceOrder(
+                Channel.ONLINE,
+                Fulfillment.DELIVERY,
+                (
+                    LineInput(ProductRef(sku="TEA"), D(1)),
+                    LineInput(ProductRef(sku="NOPE"), D(1)),
+                    LineInput(ProductRef(sku="MUG"), D(1)),
+                    LineInput(ProductRef(product_id=9999), D(1)),
+                ),
+            ),
+        )
+
+    assert caught.value.details["products"] == ["NOPE", "MUG", "#9999"]
+    assert await dbstate.snapshot(db) == before
+    assert await dbstate.level(db, net, "TEA", "WH1") == (D(5), D(0))
+
+
+async def test_a_product_without_a_catalog_price_needs_a_line_price(db: Database) -> None:
+    net = await support.seed_network(db, {"WH1": {"TEA": 5}})
+    async with db.uow() as uow:
+        await uow.conn.execute(products.update().where(products.c.sku == "TEA").values(price=None))
+        await uow.commit()
+    before = await dbstate.snapshot(db)
+
+    with pytest.raises(InvalidRequest):
+        await place(db, delivery(("TEA", 1)))
+    assert await dbstate.snapshot(db) == before
+
+    priced = PlaceOrder(
+        Channel.ONLINE,
+        Fulfillment.DELIVERY,
+        (LineInput(ProductRef(sku="TEA"), D(2), price=D("12.34")),),
+    )
+    order = await place(db, priced)
+    assert (await dbstate.order_row(db, order.id)).total == D("24.68")
+    assert await dbstate.level(db, net, "TEA", "WH1") == (D(5), D(2))
+
+
+async def test_an_order_without_lines_is_refused(db: Database) -> None:
+    await support.seed_network(db, {"WH1": {"TEA": 5}})
+    before = await dbstate.snapshot(db)
+
+    with pytest.raises(InvalidRequest):
+        await place(db, PlaceOrder(Channel.ONLINE, Fulfillment.DELIVERY, ()))
+
+    assert await dbstate.snapshot(db) == before
+
+
+async def test_an_external_id_order_without_enough_stock_is_refused_cleanly(
+    db: Database,
+) -> None:
+    await support.seed_network(db, {"WH1": {"TEA": 1}})
+    before = await dbstate.snapshot(db)
+
+    with pytest.raises(InsufficientStock):
+        await place(db, delivery(("TEA", 2), external_id="bitrix-big"))
+
+    assert await dbstate.snapshot(db) == before
+
+
+# contention
+
+
+async def test_concurrent_orders_for_the_last_units_never_oversell(db: Database) -> None:
+    net = await support.seed_network(db, {"WH1": {"TEA": 3}, "S01": {"TEA": 3}})
+
+    results = await asyncio.gather(
+        *(
+            place_order(db.placement_uow, delivery(("TEA", 1)), support.context())
+            for _ in range(12)
+        ),
+        return_exceptions=True,
+    )
+
+    placed = [r for r in results if isinstance(r, Order)]
+    refused = [r for r in results if isinstance(r, InsufficientStock)]
+    assert (len(placed), len(refused)) == (5, 7)  # WH1 gives 3, S01 gives 3 - 1 safety
+    levels = await dbstate.stock(db, net)
+    assert levels[("TEA", "WH1")] == (D(3), D(3))
+    assert levels[("TEA", "S01")] == (D(3), D(2))
+    assert await dbstate.count(db, orders) == 5
+    assert await dbstate.count(db, holds) == 5
+    assert await dbstate.drift(db) == (2, [])

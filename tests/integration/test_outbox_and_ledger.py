@@ -25,7 +25,6 @@ from ordersync.domain.commands import (
 from ordersync.domain.orders import Order
 from ordersync.domain.types import Channel, Fulfillment, OrderStatus
 from ordersync.services import stock
-from ordersync.services.context import Context
 from ordersync.services.orders import (
     change_status,
     expire_unpaid_holds,
@@ -56,7 +55,9 @@ async def place(db: Database, *items: tuple[str, int | str], **kw: Any) -> Order
 
 
 def doc(store: str, document_id: str, *items: tuple[str, int | str]) -> StockDocument:
-    return StockDocument(store, document_id, tuple(StockLine(ProductRef(sku=s), D(q)) for s, q in items))
+    return StockDocument(
+        store, document_id, tuple(StockLine(ProductRef(sku=s), D(q)) for s, q in items)
+    )
 
 
 async def mixed_workload(db: Database, clock: support.Clock) -> None:
@@ -216,6 +217,7 @@ async def test_every_stock_document_writes_one_stock_changed_event_per_row(
     )
     await check(("pos_return", "S01", ("6", "0", "6")))
 
+
 async def test_a_till_sale_in_order_mode_writes_order_created_for_the_offline_order(
     db: Database, clock: support.Clock
 ) -> None:
@@ -351,6 +353,4 @@ async def test_the_ledger_reports_movements_whose_stock_level_is_gone(db: Databa
 
     checked, found = await dbstate.drift(db)
     assert checked == 1
-    assert [(x.sku, x.store, x.on_hand, x.movements) for x in found] == [
-        ("TEA", "S01", D(0), D(4))
-    ]
+    assert [(x.sku, x.store, x.on_hand, x.movements) for x in found] == [("TEA", "S01", D(0), D(4))]

@@ -117,9 +117,7 @@ async def test_a_sale_at_a_stock_only_store_moves_stock_and_makes_no_order(
         (net.stores["S02"], D(-2), "till-1:T1")
     ]
     record = await dbstate.rows(db, pos_transactions)
-    assert [(r.kind, r.store_id, r.order_id) for r in record] == [
-        ("sale", net.stores["S02"], None)
-    ]
+    assert [(r.kind, r.store_id, r.order_id) for r in record] == [("sale", net.stores["S02"], None)]
 
 
 async def test_a_sale_with_a_product_twice_deducts_its_total_once(
@@ -213,9 +211,7 @@ async def test_a_sale_that_needs_units_held_for_an_online_order_is_refused(
     with pytest.raises(InsufficientStock) as caught:
         await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 2)))
 
-    assert caught.value.details["lines"] == [
-        {"product_id": net.products["TEA"], "requested": "2"}
-    ]
+    assert caught.value.details["lines"] == [{"product_id": net.products["TEA"], "requested": "2"}]
     assert await dbstate.snapshot(db) == before
     assert await dbstate.events(db) == events_before
     assert await dbstate.count(db, pos_transactions) == 0
@@ -240,9 +236,7 @@ async def test_a_sale_with_one_short_line_writes_none_of_its_lines(
     assert await dbstate.snapshot(db) == before
 
 
-async def test_a_sale_of_a_fractional_piece_is_refused(
-    db: Database, clock: support.Clock
-) -> None:
+async def test_a_sale_of_a_fractional_piece_is_refused(db: Database, clock: support.Clock) -> None:
     await support.seed_network(db, {"S01": {"TEA": 5, "SUGAR": 5}})
     before = await dbstate.snapshot(db)
 
@@ -257,9 +251,7 @@ async def test_a_sale_of_a_fractional_piece_is_refused(
 # returns
 
 
-async def test_a_return_puts_the_units_back_on_hand(
-    db: Database, clock: support.Clock
-) -> None:
+async def test_a_return_puts_the_units_back_on_hand(db: Database, clock: support.Clock) -> None:
     net = await support.seed_network(db, {"S01": {"TEA": 5}})
     sold = await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 3)))
 
@@ -271,16 +263,12 @@ async def test_a_return_puts_the_units_back_on_hand(
     assert [(m.store_id, m.quantity, m.document_type, m.document_id) for m in returned] == [
         (net.stores["S01"], D(2), "pos_return", "till-1:R1")
     ]
-    record = await dbstate.rows(
-        db, pos_transactions, pos_transactions.c.transaction_id == "R1"
-    )
+    record = await dbstate.rows(db, pos_transactions, pos_transactions.c.transaction_id == "R1")
     assert [(r.kind, r.original_transaction_id) for r in record] == [("return", "T1")]
     assert await dbstate.drift(db) == (1, [])
 
 
-async def test_returns_cannot_exceed_the_sold_quantity(
-    db: Database, clock: support.Clock
-) -> None:
+async def test_returns_cannot_exceed_the_sold_quantity(db: Database, clock: support.Clock) -> None:
     net = await support.seed_network(db, {"S01": {"TEA": 5}})
     await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 3)))
     await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("TEA", 2)))
@@ -378,3 +366,29 @@ async def test_the_same_return_twice_puts_the_units_back_once(
     assert all(r == {**first, "replayed": True} for r in results)
     assert await dbstate.level(db, net, "TEA", "S01") == (D(3), D(0))
     assert len(await dbstate.movements(db, net, reason="pos_return")) == 1
+
+
+async def test_till_sales_and_online_orders_racing_for_one_shelf_never_oversell(
+    db: Database, clock: support.Clock
+) -> None:
+    net = await support.seed_network(db, {"S01": {"TEA": 5}})
+    online = PlaceOrder(Channel.ONLINE, Fulfillment.PICKUP, lines(("TEA", 1)), store_code="S01")
+
+    results = await asyncio.gather(
+        *(place_order(db.placement_uow, online, support.context(clock)) for _ in range(6)),
+        *(sell(db, clock, sale(clock, "S01", f"T{i}", ("TEA", 1))) for i in range(6)),
+        return_exceptions=True,
+    )
+
+    unexpected = [
+        r for r in results if isinstance(r, BaseException) and not isinstance(r, InsufficientStock)
+    ]
+    assert unexpected == []
+    held = sum(1 for r in results[:6] if isinstance(r, Order))
+    sold = sum(1 for r in results[6:] if isinstance(r, dict))
+    on_hand, reserved = await dbstate.level(db, net, "TEA", "S01")
+    assert held + sold == 5 and held <= 4  # online never takes the safety unit
+    assert (on_hand, reserved) == (D(5 - sold), D(held))
+    assert reserved <= on_hand
+    assert await dbstate.count(db, pos_transactions) == sold
+    assert await dbstate.drift(db) == (1, [])

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from ordersync.db.unit_of_work import Database
 from ordersync.domain.commands import LineInput, PlaceOrder, ProductRef
-from ordersync.domain.types import Channel, Fulfillment
 from ordersync.domain.orders import Order
+from ordersync.domain.types import Channel, Fulfillment
 from ordersync.services.orders import place_order
 from tests import support
 

@@ -54,7 +54,9 @@ async def hold(db: Database, store: str, sku: str, qty: int) -> Order:
 
 
 async def hold_delivery(db: Database, sku: str, qty: int | str) -> Order:
-    cmd = PlaceOrder(Channel.ONLINE, Fulfillment.DELIVERY, (LineInput(ProductRef(sku=sku), D(qty)),))
+    cmd = PlaceOrder(
+        Channel.ONLINE, Fulfillment.DELIVERY, (LineInput(ProductRef(sku=sku), D(qty)),)
+    )
     order = await place_order(db.placement_uow, cmd, support.context())
     assert isinstance(order, Order)
     return order
@@ -112,9 +114,7 @@ async def test_a_receipt_with_an_unknown_product_writes_nothing(db: Database) ->
     before = await dbstate.snapshot(db)
 
     with pytest.raises(UnknownProduct):
-        await stock.receive(
-            db.uow, doc("WH1", "RCPT-3", ("TEA", 1), ("NOPE", 1)), Context(), None
-        )
+        await stock.receive(db.uow, doc("WH1", "RCPT-3", ("TEA", 1), ("NOPE", 1)), Context(), None)
 
     assert await dbstate.snapshot(db) == before
 
@@ -167,9 +167,7 @@ async def test_a_write_off_with_one_short_line_writes_none_of_its_lines(db: Data
     before = await dbstate.snapshot(db)
 
     with pytest.raises(InsufficientStock):
-        await stock.write_off(
-            db.uow, doc("S01", "WO-1", ("TEA", 1), ("MUG", 2)), Context(), None
-        )
+        await stock.write_off(db.uow, doc("S01", "WO-1", ("TEA", 1), ("MUG", 2)), Context(), None)
 
     assert await dbstate.snapshot(db) == before
     assert await dbstate.level(db, net, "TEA", "S01") == (D(5), D(0))
@@ -274,9 +272,7 @@ async def test_a_transfer_moves_free_units_between_stores(db: Database) -> None:
 
     assert await dbstate.level(db, net, "TEA", "WH1") == (D(6), D(0))
     assert await dbstate.level(db, net, "TEA", "S02") == (D(4), D(0))
-    moved = [
-        m for m in await dbstate.movements(db, net) if m.reason.startswith("transfer")
-    ]
+    moved = [m for m in await dbstate.movements(db, net) if m.reason.startswith("transfer")]
     assert sorted((m.store_id, m.quantity, m.reason) for m in moved) == sorted(
         [
             (net.stores["WH1"], D(-4), "transfer_out"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -79,3 +80,10 @@ def respond(
 
 def store_codes(db: Database) -> dict[int, str]:
     return db.store_codes()
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Times without an offset are taken as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain.errors import (
@@ -78,6 +79,8 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     concurrent request is a conflict; a lost connection is a temporary unavailability."""
     if isinstance(exc, IntegrityError):
         return error_response(409, "conflict", {"message": "a concurrent change conflicted"})
+    if isinstance(exc, DataError | asyncpg.DataError):
+        return error_response(422, "invalid_request", {"message": "a value is out of range"})
     log.exception("database error", exc_info=exc)
     return error_response(
         503, "database_unavailable", {"message": "the database did not answer; retry later"}
@@ -87,6 +90,8 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OrdersyncError, _ordersync_error)
     app.add_exception_handler(IntegrityError, _database_error)
+    app.add_exception_handler(DataError, _database_error)
+    app.add_exception_handler(asyncpg.DataError, _database_error)
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(InterfaceError, _database_error)
     app.add_exception_handler(ConnectionError, _database_error)

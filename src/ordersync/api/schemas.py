@@ -6,9 +6,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from ..domain.commands import LineInput, ProductRef, StockLine
+from ..domain.errors import InvalidRequest
 from ..domain.types import Channel, Fulfillment, PosMode, StoreKind, Unit
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
@@ -17,12 +25,15 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Qty = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ProductRefIn(Strict):
-    product_id: int | None = Field(None, ge=1)
+    product_id: int | None = Field(None, ge=1, le=MAX_ID)
     sku: Code | None = None
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
@@ -142,3 +153,14 @@ class ProductPatch(Strict):
     barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     price: Qty | None = Field(None, ge=0)
     active: bool | None = None
+
+
+def product_ref(product_id: int | None, sku: str | None, xml_id: str | None) -> ProductRef:
+    """A product named in query parameters, checked like one named in a body."""
+    try:
+        return ProductRefIn(product_id=product_id, sku=sku, xml_id=xml_id).ref()
+    except ValidationError as exc:
+        raise InvalidRequest(
+            "name the product by exactly one of product_id, sku, xml_id",
+            errors=[e["msg"] for e in exc.errors()],
+        ) from None

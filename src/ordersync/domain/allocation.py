@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .errors import InsufficientStock
+from .events import dec
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +66,8 @@ def allocate(
                 {
                     "line": line.line_no,
                     "product": line.label,
-                    "requested": str(line.quantity),
-                    "available": str(line.quantity - need),
+                    "requested": dec(line.quantity),
+                    "available": dec(line.quantity - need),
                 }
             )
             continue

@@ -12,7 +12,7 @@ from ...domain.errors import NotFound
 from ...domain.types import Role
 from .. import render
 from ..deps import Auth, Ctx, Db
-from ..schemas import ProductIn, ProductPatch, StoreIn, StorePatch
+from ..schemas import MAX_ID, ProductIn, ProductPatch, StoreIn, StorePatch
 
 router = APIRouter(tags=["catalog"])
 
@@ -64,7 +64,7 @@ async def list_products(
     principal: Auth,
     db: Db,
     q: str | None = None,
-    after_id: int = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     async with db.connect(autocommit=True) as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -16,7 +16,7 @@ from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import orders as use_cases
 from .. import render
 from ..auth import Principal
-from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
+from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
 from ..schemas import OrderIn
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -42,7 +42,7 @@ async def place(body: OrderIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) 
     channel = _channel(principal, body)
     if channel is Channel.POS:
         if body.fulfillment is Fulfillment.DELIVERY:
-            raise InvalidRequest("a till takes pickup or in-store orders at its own store")
+            raise Forbidden("a POS token places pickup or in-store orders at its own stores")
         store = next((s for s in await db.fresh_stores() if s.code == body.store), None)
         principal.require_store(store.id if store else None, body.store)
     cmd = PlaceOrder(
@@ -94,7 +94,9 @@ async def list_orders(
             raise UnknownStore([store])
         store_id = match.id
     after = _decode_cursor(cursor) if cursor else None
-    flt = order_rows.OrderFilter(channel, store_id, status, created_from, created_to, after, limit)
+    flt = order_rows.OrderFilter(
+        channel, store_id, status, as_utc(created_from), as_utc(created_to), after, limit
+    )
     async with db.connect(autocommit=True) as conn:
         found = await order_rows.list_orders(conn, flt)
     codes = db.store_codes()
@@ -110,9 +112,10 @@ async def list_orders(
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     at, _, oid = cursor.partition("|")
     try:
-        return datetime.fromisoformat(at), oid
+        parsed = datetime.fromisoformat(at)
     except ValueError as exc:
         raise InvalidRequest("bad cursor", field="cursor") from exc
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), oid
 
 
 async def _check_may_touch(principal: Principal, db: Db, order_id: str, action: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,23 +16,17 @@ from ...domain.types import Role
 from ...services import stock as use_cases
 from ...services.lookup import resolve_products
 from .. import render
-from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
-from ..schemas import ProductRefIn, StockDocumentIn, TransferIn
+from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
+from ..schemas import MAX_ID, StockDocumentIn, TransferIn, product_ref
 
 router = APIRouter(prefix="/stock", tags=["stock"])
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 @router.get("", summary="Stock levels: on hand, reserved, available, by product and store")
 async def levels(
     principal: Auth,
     db: Db,
-    product_id: int | None = None,
+    product_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     sku: str | None = None,
     xml_id: str | None = None,
     store: str | None = None,
@@ -46,7 +39,7 @@ async def levels(
         if not match:
             raise UnknownStore([store])
         store_ids = match
-    ref = ProductRefIn(product_id=product_id, sku=sku, xml_id=xml_id).ref()
+    ref = product_ref(product_id, sku, xml_id)
     async with db.uow_read() as uow:
         (product,) = await resolve_products(uow, [ref])
         rows = await uow.read_stock([product.id], store_ids)
@@ -73,11 +66,11 @@ async def levels(
 async def movements(
     principal: Auth,
     db: Db,
-    product_id: int | None = None,
+    product_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     sku: str | None = None,
     xml_id: str | None = None,
     store: str | None = None,
-    before_id: int | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     stores = await db.fresh_stores()
@@ -87,7 +80,7 @@ async def movements(
         store_id = next((s.id for s in stores if s.code == store), None)
         if store_id is None:
             raise UnknownStore([store])
-    ref = ProductRefIn(product_id=product_id, sku=sku, xml_id=xml_id).ref()
+    ref = product_ref(product_id, sku, xml_id)
     async with db.uow_read() as uow:
         found = await resolve_products(uow, [ref])
         if not found:
@@ -118,7 +111,7 @@ def _document(body: StockDocumentIn) -> StockDocument:
         body.store,
         body.document_id,
         tuple(x.line() for x in body.lines),
-        _aware(body.time),
+        as_utc(body.time),
         body.comment,
     )
 
@@ -145,7 +138,7 @@ async def _run(
                 body.to_store,
                 body.document_id,
                 tuple(x.line() for x in body.lines),
-                _aware(body.time),
+                as_utc(body.time),
             )
             return await use_cases.transfer(db.uow, doc, ctx, idem)
         return await operations[kind](db.uow, _document(body), ctx, idem)
