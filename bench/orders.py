@@ -297,7 +297,15 @@ async def _seed() -> Seeded:
 async def _reset_orders() -> None:
     conn = await asyncpg.connect(BENCH_DSN)
     try:
-        await conn.execute(TRUNCATE)
+        # Requests still in flight when wrk stops may hold row locks: wait them out.
+        for attempt in range(10):
+            try:
+                await conn.execute(TRUNCATE)
+                break
+            except asyncpg.DeadlockDetectedError:
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(0.5)
         # The runs update stock rows heavily; vacuum so every run starts from the same state.
         await conn.execute("VACUUM ANALYZE stock_levels")
     finally:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(1, ge=1, le=64)
-    db_pool_size: int = Field(20, ge=1, le=500)
+    db_pool_size: int = Field(10, ge=1, le=500)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     sweeper_interval_seconds: float = Field(2.0, gt=0)
     auth_cache_seconds: float = Field(5.0, ge=0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -20,6 +22,15 @@ from .routes import catalog, health, orders, pos, stock
 
 def context_from(settings: Settings) -> Context:
     return Context(holds=HoldPolicy({c: settings.holds.minutes(c) for c in Channel}))
+
+
+def _without_builtin_telemetry() -> dict[str, Any]:
+    """Newer FastAPI releases trace and meter every request through OpenTelemetry unless told
+    not to; ordersync exports its own metrics, and the tracing costs the hot path dearly."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
 
 
 def create_app(settings: Settings, db: Database | None = None, sweeper: bool = True) -> FastAPI:
@@ -39,6 +50,7 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
             await database.dispose()
 
     app = FastAPI(
+        **_without_builtin_telemetry(),
         title="ordersync",
         summary="One order stream and one stock ledger for a retail network",
         version="0.1.0",

@@ -22,12 +22,13 @@ R = TypeVar("R")
 Auth = Annotated[Principal, Depends(authenticate)]
 
 
-def database(request: Request) -> Database:
+# Dependencies are coroutines: FastAPI runs plain functions in a worker thread per request.
+async def database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
     ctx: Context = request.app.state.context
     return ctx
 

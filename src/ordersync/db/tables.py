@@ -140,14 +140,17 @@ order_lines = Table(
     CheckConstraint("quantity > 0", name="quantity_positive"),
 )
 
+# A hold's product and store carry no foreign keys: a hold is only ever written in the
+# transaction that raised `reserved` on that very stock level, which proves both exist, and a
+# key-share lock from a foreign-key check on the hot stock row would cost every order.
 holds = Table(
     "holds",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("order_id", String(36), nullable=False),
     Column("line_no", Integer, nullable=False),
-    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
-    Column("store_id", Integer, ForeignKey("stores.id"), nullable=False),
+    Column("product_id", Integer, nullable=False),
+    Column("store_id", Integer, nullable=False),
     Column("quantity", Quantity(), nullable=False),
     Column("state", String(16), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -161,7 +164,6 @@ holds = Table(
     CheckConstraint("quantity > 0", name="quantity_positive"),
     Index("ix_holds_order_id", "order_id"),
     Index("ix_holds_product_store_state", "product_id", "store_id", "state"),
-    Index("ix_holds_state_expires_at", "state", "expires_at"),
 )
 
 pos_transactions = Table(

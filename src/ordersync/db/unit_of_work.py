@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Self
 
+import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
@@ -24,14 +26,16 @@ from ..services.ports import (
     Store,
     StoredResponse,
 )
-from . import catalog, idempotency, orders, outbox, placement, pos, stock_ops
+from . import catalog, idempotency, orders, outbox, pg_placement, placement, pos, stock_ops
 from .engine import READ_ONLY, create_engine
 
 
 class Database:
     """The engine and the per-process caches; made once by the composition root."""
 
-    def __init__(self, engine: AsyncEngine, catalog_cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, catalog_cache_seconds: float = 2.0, pool_size: int = 20
+    ) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         # PostgreSQL: every statement commits by itself. SQLite: a deferred read transaction.
@@ -40,13 +44,16 @@ class Database:
             if self.is_postgres
             else engine.execution_options(**{READ_ONLY: True})
         )
+        self._pg_pool: asyncpg.Pool | None = None
+        self._pg_pool_lock = asyncio.Lock()
+        self._pool_size = pool_size
         self._stores: list[Store] | None = None
         self._stores_at = 0.0
         self._cache_seconds = catalog_cache_seconds
 
     @classmethod
     def from_url(cls, url: str, pool_size: int = 20, catalog_cache_seconds: float = 2.0) -> Self:
-        return cls(create_engine(url, pool_size), catalog_cache_seconds)
+        return cls(create_engine(url, pool_size), catalog_cache_seconds, pool_size)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -56,9 +63,27 @@ class Database:
         return SqlUnitOfWork(self, autocommit=True)
 
     def placement_uow(self) -> SqlUnitOfWork:
-        """For order placement: on PostgreSQL every statement commits by itself, and the
-        placement write is one statement; on SQLite an ordinary transaction."""
-        return SqlUnitOfWork(self, autocommit=self.is_postgres)
+        """For order placement: on PostgreSQL one read and one write on a plain asyncpg
+        connection (see pg_placement.py); on SQLite an ordinary write transaction."""
+        if self.is_postgres:
+            return PgPlacementUnitOfWork(self)
+        return SqlUnitOfWork(self)
+
+    async def pg_pool(self) -> asyncpg.Pool:
+        """asyncpg's own pool for the placement path. SQLAlchemy's connection handling costs
+        more CPU per order than the two statements themselves."""
+        if self._pg_pool is None:
+            async with self._pg_pool_lock:
+                if self._pg_pool is None:
+                    url = self.engine.url.set(drivername="postgresql")
+                    self._pg_pool = await asyncpg.create_pool(
+                        url.render_as_string(hide_password=False),
+                        min_size=1,
+                        max_size=self._pool_size,
+                        init=pg_placement.prepare,
+                        reset=_keep_session,
+                    )
+        return self._pg_pool
 
     def connect(self, autocommit: bool = False) -> Any:
         engine = self._autocommit_engine if autocommit else self.engine
@@ -75,6 +100,9 @@ class Database:
         return {s.id: s.code for s in self._stores or ()}
 
     async def fresh_stores(self) -> list[Store]:
+        """The stores, from the cache while it is fresh (catalog_cache_seconds)."""
+        if self._stores is not None and time.monotonic() - self._stores_at <= self._cache_seconds:
+            return self._stores
         async with self.connect(autocommit=True) as conn:
             return await self.cached_stores(conn)
 
@@ -82,7 +110,18 @@ class Database:
         self._stores = None
 
     async def dispose(self) -> None:
+        if self._pg_pool is not None:
+            await self._pg_pool.close()
+            self._pg_pool = None
         await self.engine.dispose()
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool connections keep their prepared statements; placement leaves no other state
+    (every message is its own implicit transaction), so nothing needs resetting, unless a
+    cancelled request left a transaction open."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 class SqlUnitOfWork:
@@ -133,19 +172,9 @@ class SqlUnitOfWork:
         xml_ids: Sequence[str],
         store_ids: Sequence[int],
     ) -> tuple[list[Product], list[StockLevel]]:
-        if self.autocommit and self.db.is_postgres:
-            return await placement.products_with_stock_postgres(
-                await self._driver(), ids, skus, xml_ids, store_ids
-            )
         found = await catalog.products_by_refs(self.conn, ids, skus, xml_ids)
         stock = await stock_ops.read_stock(self.conn, [p.id for p in found], store_ids)
         return found, stock
-
-    async def _driver(self) -> Any:
-        """The asyncpg connection under SQLAlchemy's, for the two hot placement statements:
-        SQLAlchemy's per-statement overhead is several times asyncpg's own."""
-        raw = await self.conn.get_raw_connection()
-        return raw.driver_connection
 
     # stock
     async def read_stock(
@@ -179,12 +208,7 @@ class SqlUnitOfWork:
         safety_by_store: dict[int, Decimal],
         response: tuple[str, str, str, StoredResponse] | None,
     ) -> None:
-        if self.autocommit:
-            assert self.db.is_postgres, "placement on SQLite runs in a write transaction"
-            await placement.place_order_postgres(
-                await self._driver(), order, allocations, safety_by_store, response
-            )
-            return
+        assert not self.autocommit, "placement writes in a transaction"
         savepoint = await self.conn.begin_nested()
         try:
             await placement.place_order_in_transaction(
@@ -269,3 +293,72 @@ class SqlUnitOfWork:
             )
         except IntegrityError as exc:
             raise AlreadyRecorded("this Idempotency-Key was used concurrently") from exc
+
+
+class PgPlacementUnitOfWork(SqlUnitOfWork):
+    """Order placement on PostgreSQL: a plain asyncpg connection, taken on first use, that
+    runs the planning read and the one-message write (pg_placement.py). Each statement is its
+    own transaction, so there is nothing to commit or roll back here. The rarely needed
+    reads (an idempotency replay, an external id) use a SQLAlchemy connection of their own."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, autocommit=True)
+        self._apg: asyncpg.Connection | None = None
+        self._pool: asyncpg.Pool | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._apg is not None and self._pool is not None:
+            await self._pool.release(self._apg)
+            self._apg = None
+
+    async def commit(self) -> None:
+        return None
+
+    async def _driver(self) -> asyncpg.Connection:
+        if self._apg is None:
+            self._pool = await self.db.pg_pool()
+            self._apg = await self._pool.acquire()
+        return self._apg
+
+    async def stores(self) -> list[Store]:
+        return await self.db.fresh_stores()
+
+    async def products_with_stock(
+        self,
+        ids: Sequence[int],
+        skus: Sequence[str],
+        xml_ids: Sequence[str],
+        store_ids: Sequence[int],
+    ) -> tuple[list[Product], list[StockLevel]]:
+        return await pg_placement.products_with_stock(
+            await self._driver(), ids, skus, xml_ids, store_ids
+        )
+
+    async def read_stock(
+        self, product_ids: Sequence[int], store_ids: Sequence[int] | None = None
+    ) -> list[StockLevel]:
+        return await pg_placement.read_stock(await self._driver(), product_ids, store_ids)
+
+    async def place_order(
+        self,
+        order: Order,
+        allocations: Sequence[Allocation],
+        safety_by_store: dict[int, Decimal],
+        response: tuple[str, str, str, StoredResponse] | None,
+    ) -> None:
+        await pg_placement.place_order(
+            await self._driver(), order, allocations, safety_by_store, response
+        )
+
+    async def find_response(
+        self, principal: str, key: str, request_hash: str
+    ) -> StoredResponse | None:
+        async with self.db.connect(autocommit=True) as conn:
+            return await idempotency.find_response(conn, principal, key, request_hash)
+
+    async def find_order_by_external_id(self, channel: Channel, external_id: str) -> Order | None:
+        async with self.db.connect(autocommit=True) as conn:
+            return await orders.find_by_external_id(conn, channel, external_id)

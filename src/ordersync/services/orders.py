@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,6 +45,7 @@ from .lookup import resolve_products_with_stock
 from .ports import Hold, Product, StockChange, Store, StoredResponse, UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
+log = logging.getLogger("ordersync.holds")
 PLACEMENT_ATTEMPTS = 5
 
 
@@ -335,19 +337,27 @@ async def expire_unpaid_holds(uow_factory: UowFactory, ctx: Context, limit: int 
         due = await uow.orders_with_expired_holds(ctx.clock(), limit)
     expired = 0
     for order_id in due:
-        async with uow_factory() as uow:
-            order = await _locked_order(uow, order_id)
-            now = ctx.clock()
-            if (
-                order.status is OrderStatus.PLACED
-                and order.payment_status is PaymentStatus.UNPAID
-                and order.hold_expires_at is not None
-                and order.hold_expires_at <= now
-            ):
-                await _transition(uow, order, OrderStatus.EXPIRED, now, "hold_expired")
-                await uow.commit()
-                expired += 1
+        try:
+            expired += await _expire_one(uow_factory, order_id, ctx)
+        except Exception:
+            log.exception("could not expire the holds of order %s", order_id)
     return expired
+
+
+async def _expire_one(uow_factory: UowFactory, order_id: str, ctx: Context) -> int:
+    async with uow_factory() as uow:
+        order = await _locked_order(uow, order_id)
+        now = ctx.clock()
+        if (
+            order.status is OrderStatus.PLACED
+            and order.payment_status is PaymentStatus.UNPAID
+            and order.hold_expires_at is not None
+            and order.hold_expires_at <= now
+        ):
+            await _transition(uow, order, OrderStatus.EXPIRED, now, "hold_expired")
+            await uow.commit()
+            return 1
+    return 0
 
 
 __all__ = [

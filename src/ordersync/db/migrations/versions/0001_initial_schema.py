@@ -274,10 +274,6 @@ def upgrade() -> None:
             ["order_lines.order_id", "order_lines.line_no"],
             name="fk_holds_order_line",
         ),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_holds_product_id_products")
-        ),
-        sa.ForeignKeyConstraint(["store_id"], ["stores.id"], name=op.f("fk_holds_store_id_stores")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_holds")),
     )
     with op.batch_alter_table("holds", schema=None) as batch_op:
@@ -285,14 +281,12 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_holds_product_store_state", ["product_id", "store_id", "state"], unique=False
         )
-        batch_op.create_index("ix_holds_state_expires_at", ["state", "expires_at"], unique=False)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS ordersync_assert(boolean, text)")
     with op.batch_alter_table("holds", schema=None) as batch_op:
-        batch_op.drop_index("ix_holds_state_expires_at")
         batch_op.drop_index("ix_holds_product_store_state")
         batch_op.drop_index("ix_holds_order_id")
 
