@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import Row, Table, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,33 +56,48 @@ async def store_by_code(conn: AsyncConnection, code: str) -> Store | None:
     return None if row is None else _store(row)
 
 
-async def insert_store(conn: AsyncConnection, values: Mapping[str, Any], now: datetime) -> Store:
+async def _insert(
+    conn: AsyncConnection, table: Table, values: Mapping[str, Any], now: datetime
+) -> Row[Any]:
     data = {**values, "created_at": now, "updated_at": now}
     try:
-        row = (await conn.execute(insert(stores).values(**data).returning(stores))).one()
+        row: Row[Any] = (await conn.execute(insert(table).values(**data).returning(table))).one()
     except IntegrityError as exc:
+        keys = {k: values.get(k) for k in ("code", "sku", "xml_id") if k in table.c}
         raise DuplicateKey(
-            "a store with this code or xml_id exists",
-            code=values.get("code"),
-            xml_id=values.get("xml_id"),
+            f"a row of {table.name} with this {' or '.join(keys)} exists", **keys
         ) from exc
-    return _store(row)
+    return row
+
+
+async def _update(
+    conn: AsyncConnection, table: Table, row_id: int, values: Mapping[str, Any], now: datetime
+) -> Row[Any] | None:
+    try:
+        row: Row[Any] | None = (
+            await conn.execute(
+                update(table)
+                .where(table.c.id == row_id)
+                .values(**values, updated_at=now)
+                .returning(table)
+            )
+        ).first()
+    except IntegrityError as exc:
+        keys = {k: values.get(k) for k in ("code", "sku", "xml_id") if k in values}
+        raise DuplicateKey(
+            f"a row of {table.name} with this {' or '.join(keys)} exists", **keys
+        ) from exc
+    return row
+
+
+async def insert_store(conn: AsyncConnection, values: Mapping[str, Any], now: datetime) -> Store:
+    return _store(await _insert(conn, stores, values, now))
 
 
 async def update_store(
     conn: AsyncConnection, store_id: int, values: Mapping[str, Any], now: datetime
 ) -> Store | None:
-    try:
-        row = (
-            await conn.execute(
-                update(stores)
-                .where(stores.c.id == store_id)
-                .values(**values, updated_at=now)
-                .returning(stores)
-            )
-        ).first()
-    except IntegrityError as exc:
-        raise DuplicateKey("a store with this xml_id exists", xml_id=values.get("xml_id")) from exc
+    row = await _update(conn, stores, store_id, values, now)
     return None if row is None else _store(row)
 
 
@@ -125,34 +140,13 @@ async def list_products(
 async def insert_product(
     conn: AsyncConnection, values: Mapping[str, Any], now: datetime
 ) -> Product:
-    data = {**values, "created_at": now, "updated_at": now}
-    try:
-        row = (await conn.execute(insert(products).values(**data).returning(products))).one()
-    except IntegrityError as exc:
-        raise DuplicateKey(
-            "a product with this sku or xml_id exists",
-            sku=values.get("sku"),
-            xml_id=values.get("xml_id"),
-        ) from exc
-    return _product(row)
+    return _product(await _insert(conn, products, values, now))
 
 
 async def update_product(
     conn: AsyncConnection, product_id: int, values: Mapping[str, Any], now: datetime
 ) -> Product | None:
-    try:
-        row = (
-            await conn.execute(
-                update(products)
-                .where(products.c.id == product_id)
-                .values(**values, updated_at=now)
-                .returning(products)
-            )
-        ).first()
-    except IntegrityError as exc:
-        raise DuplicateKey(
-            "a product with this sku or xml_id exists", sku=values.get("sku")
-        ) from exc
+    row = await _update(conn, products, product_id, values, now)
     return None if row is None else _product(row)
 
 

@@ -110,13 +110,9 @@ async def place_order(
     """
     try:
         async with uow_factory() as uow:
-            replayed = await replay(uow, idem)
-            if replayed is not None:
-                return replayed
-            if cmd.external_id is not None:
-                existing = await uow.find_order_by_external_id(cmd.channel, cmd.external_id)
-                if existing is not None:
-                    return existing
+            earlier = await _earlier_result(uow, cmd, idem)
+            if earlier is not None:
+                return earlier
             if not cmd.lines:
                 raise InvalidRequest("an order has at least one line", field="lines")
             now = ctx.clock()
@@ -171,18 +167,26 @@ async def place_order(
             raise short from None
 
 
+async def _earlier_result(
+    uow: UnitOfWork, cmd: PlaceOrder, idem: Idempotency[Order] | None
+) -> Order | StoredResponse | None:
+    """What an earlier request with the same Idempotency-Key or external id got, if any."""
+    replayed = await replay(uow, idem)
+    if replayed is not None:
+        return replayed
+    if cmd.external_id is not None:
+        return await uow.find_order_by_external_id(cmd.channel, cmd.external_id)
+    return None
+
+
 async def _first_result(
     uow_factory: UowFactory, cmd: PlaceOrder, idem: Idempotency[Order] | None
 ) -> Order | StoredResponse:
     async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
-        if replayed is not None:
-            return replayed
-        if cmd.external_id is not None:
-            existing = await uow.find_order_by_external_id(cmd.channel, cmd.external_id)
-            if existing is not None:
-                return existing
-    raise StockRace("a unique key was taken but its first result is not visible yet")
+        earlier = await _earlier_result(uow, cmd, idem)
+    if earlier is None:
+        raise StockRace("a unique key was taken but its first result is not visible yet")
+    return earlier
 
 
 async def _locked_order(uow: UnitOfWork, order_id: str) -> Order:

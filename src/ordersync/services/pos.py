@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -88,16 +89,32 @@ async def record_pos_sale(
     if not cmd.lines:
         raise InvalidRequest("a sale has at least one line", field="lines")
     request_hash = _request_hash(SALE, cmd.store_code, cmd.lines, "")
-    first = await _first_result(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash)
+
+    async def write(uow: UnitOfWork) -> dict[str, Any]:
+        return await _record_sale(uow, cmd, ctx, request_hash)
+
+    return await _once(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash, write)
+
+
+async def _once(
+    uow_factory: UowFactory,
+    pos_id: str,
+    transaction_id: str,
+    request_hash: str,
+    write: Callable[[UnitOfWork], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Record a POS transaction exactly once: a retry, even a concurrent one, gets the
+    first result and changes nothing."""
+    first = await _first_result(uow_factory, pos_id, transaction_id, request_hash)
     if first is not None:
         return first
     try:
         async with uow_factory() as uow:
-            result = await _record_sale(uow, cmd, ctx, request_hash)
+            result = await write(uow)
             await uow.commit()
             return result
     except AlreadyRecorded:
-        first = await _first_result(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash)
+        first = await _first_result(uow_factory, pos_id, transaction_id, request_hash)
         assert first is not None
         return first
 
@@ -204,18 +221,11 @@ async def record_pos_return(
     if not cmd.lines:
         raise InvalidRequest("a return has at least one line", field="lines")
     request_hash = _request_hash(RETURN, cmd.store_code, cmd.lines, cmd.original_transaction_id)
-    first = await _first_result(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash)
-    if first is not None:
-        return first
-    try:
-        async with uow_factory() as uow:
-            result = await _record_return(uow, cmd, ctx, request_hash)
-            await uow.commit()
-            return result
-    except AlreadyRecorded:
-        first = await _first_result(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash)
-        assert first is not None
-        return first
+
+    async def write(uow: UnitOfWork) -> dict[str, Any]:
+        return await _record_return(uow, cmd, ctx, request_hash)
+
+    return await _once(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash, write)
 
 
 async def _record_return(
