@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     sweeper_interval_seconds: float = Field(2.0, gt=0)
     auth_cache_seconds: float = Field(5.0, ge=0)
     catalog_cache_seconds: float = Field(2.0, ge=0)
-    seed_demo: bool = True
+    seed_demo: bool = False  # `make run` turns it on (ordersync.example.toml)
     holds: HoldSettings = HoldSettings()
     stores: dict[str, StoreSettings] = Field(default_factory=dict)
 

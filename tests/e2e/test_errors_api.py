@@ -292,10 +292,9 @@ async def test_a_streamed_body_over_the_limit_is_413_payload_too_large(
 async def test_a_body_of_exactly_the_limit_is_accepted(
     client: httpx.AsyncClient, net: support.Network
 ) -> None:
-    body = delivery(line("TEA", 1), customer={"note": ""})
-    padding = LIMIT - len(json.dumps(body).encode())
-    body["customer"]["note"] = "x" * padding
-    content = json.dumps(body).encode()
+    # JSON may carry any amount of white space: pad with it up to the limit.
+    body = json.dumps(delivery(line("TEA", 1))).encode()
+    content = body + b" " * (LIMIT - len(body))
     assert len(content) == LIMIT
     response = await client.post(
         "/orders",

@@ -39,24 +39,29 @@ class Principal:
             raise Forbidden("this token is not allowed at this store", store=store_code)
 
 
+MAX_TOKEN_LENGTH = 256
+
+
 class TokenCache:
-    """Hashes of recently seen tokens, so a request does not always cost a lookup.
-    A revoked token stops working within `seconds`."""
+    """Recently verified tokens by their hash, so a request does not always cost a lookup.
+    A revoked token stops working within `seconds`. Unknown tokens are never cached, so
+    random tokens cannot fill the memory."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, size: int = 10_000) -> None:
         self.seconds = seconds
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self.size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
 
-    def get(self, token: str) -> tuple[bool, Principal | None]:
-        entry = self._entries.get(token)
+    def get(self, token_hash: str) -> Principal | None:
+        entry = self._entries.get(token_hash)
         if entry is None or time.monotonic() - entry[0] > self.seconds:
-            return False, None
-        return True, entry[1]
+            return None
+        return entry[1]
 
-    def put(self, token: str, principal: Principal | None) -> None:
-        if len(self._entries) > 10_000:
+    def put(self, token_hash: str, principal: Principal) -> None:
+        if len(self._entries) >= self.size:
             self._entries.clear()
-        self._entries[token] = (time.monotonic(), principal)
+        self._entries[token_hash] = (time.monotonic(), principal)
 
 
 async def authenticate(request: Request) -> Principal:
@@ -65,14 +70,17 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")
     token = token.strip()
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthorized("unknown or revoked token")
     cache: TokenCache = request.app.state.token_cache
-    hit, principal = cache.get(token)
-    if not hit:
+    token_hash = tokens.hash_token(token)
+    principal = cache.get(token_hash)
+    if principal is None:
         db: Database = request.app.state.db
         async with db.connect(autocommit=True) as conn:
             row = await tokens.find_token(conn, token)
-        principal = None if row is None else Principal(row.id, row.name, row.role, row.store_ids)
-        cache.put(token, principal)
-    if principal is None:
-        raise Unauthorized("unknown or revoked token")
+        if row is None:
+            raise Unauthorized("unknown or revoked token")
+        principal = Principal(row.id, row.name, row.role, row.store_ids)
+        cache.put(token_hash, principal)
     return principal

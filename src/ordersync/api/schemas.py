@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -22,7 +25,36 @@ from ..domain.types import Channel, Fulfillment, PosMode, StoreKind, Unit
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 # Decimal fields: pydantic turns JSON numbers into Decimal from their text, not via float.
-Qty = Annotated[Decimal, Field(allow_inf_nan=False)]
+# Places and digits are bounded here so that nothing out of range reaches the database.
+Qty = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=13, decimal_places=3)]
+Price = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=15, decimal_places=2, ge=0)]
+MAX_CUSTOMER_BYTES = 8192
+
+
+def _utc(value: datetime) -> datetime:
+    """Times without an offset are UTC; times that cannot be expressed in UTC are refused."""
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range") from exc
+
+
+Time = Annotated[datetime, AfterValidator(_utc)]
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError("must be plain JSON (no NaN, no lone surrogates)") from exc
+    if len(text) > MAX_CUSTOMER_BYTES:
+        raise ValueError(f"must be at most {MAX_CUSTOMER_BYTES} bytes of JSON")
+    if b"\\u0000" in json.dumps(value).encode():
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Customer = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
@@ -30,6 +62,13 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class ProductRefIn(Strict):
@@ -50,7 +89,7 @@ class ProductRefIn(Strict):
 
 class OrderLineIn(ProductRefIn):
     quantity: Qty
-    price: Qty | None = None
+    price: Price | None = None
 
     def line(self) -> LineInput:
         return LineInput(self.ref(), self.quantity, self.price)
@@ -61,7 +100,7 @@ class OrderIn(Strict):
     lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
     store: Code | None = Field(None, description="pickup store code (pickup orders)")
     channel: Channel | None = Field(None, description="admin tokens only; others use their role")
-    customer: dict[str, Any] = Field(default_factory=dict)
+    customer: Customer = Field(default_factory=dict)
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "RUB"
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
@@ -69,7 +108,7 @@ class OrderIn(Strict):
 
 class PosLineIn(ProductRefIn):
     quantity: Qty
-    price: Qty | None = None
+    price: Price | None = None
 
     def line(self) -> LineInput:
         return LineInput(self.ref(), self.quantity, self.price)
@@ -80,7 +119,7 @@ class PosSaleIn(Strict):
     pos_id: Code
     transaction_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     lines: list[PosLineIn] = Field(min_length=1, max_length=500)
-    time: datetime | None = Field(None, description="when the sale happened at the till")
+    time: Time | None = Field(None, description="when the sale happened at the till")
 
 
 class PosReturnIn(PosSaleIn):
@@ -98,7 +137,7 @@ class StockDocumentIn(Strict):
     store: Code
     document_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     lines: list[StockLineIn] = Field(min_length=1, max_length=5000)
-    time: datetime | None = None
+    time: Time | None = None
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
@@ -107,7 +146,7 @@ class TransferIn(Strict):
     to_store: Code
     document_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     lines: list[StockLineIn] = Field(min_length=1, max_length=5000)
-    time: datetime | None = None
+    time: Time | None = None
 
 
 class StoreIn(Strict):
@@ -141,7 +180,7 @@ class ProductIn(Strict):
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     unit: Unit = Unit.PCS
     barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    price: Qty | None = Field(None, ge=0)
+    price: Price | None = None
     active: bool = True
 
 
@@ -151,7 +190,7 @@ class ProductPatch(Strict):
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     unit: Unit | None = None
     barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    price: Qty | None = Field(None, ge=0)
+    price: Price | None = None
     active: bool | None = None
 
 

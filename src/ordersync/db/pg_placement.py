@@ -28,7 +28,7 @@ import asyncpg
 
 from ..domain import events
 from ..domain.allocation import Allocation, merge_by_stock_row
-from ..domain.errors import AlreadyRecorded, StockRace
+from ..domain.errors import AlreadyRecorded, InvalidRequest, StockRace
 from ..domain.orders import Order
 from ..domain.quantities import MONEY_SCALE, QUANTITY_SCALE, from_units, to_units
 from ..domain.types import Unit
@@ -146,9 +146,9 @@ def literal(value: object) -> str:
 
 def _text(value: str) -> str:
     if "\x00" in value:
-        raise ValueError("text with a NUL character")
-    # E'' strings: only backslash and quote are special, whatever standard_conforming_strings.
-    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        raise InvalidRequest("text must not contain NUL characters")
+    # A standard string: only the quote is special, as `prepare` makes the session say.
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _execute(name: str, args: Sequence[object]) -> str:
@@ -159,6 +159,9 @@ async def prepare(apg: Any) -> None:
     """Prepares the two write statements on a new pool connection (asyncpg's `init`).
     Their plans do not depend on the values, so they are planned once, not per order."""
     await apg.execute("SET plan_cache_mode = force_generic_plan")
+    # literal() writes standard strings in UTF-8; make sure the session reads them so.
+    await apg.execute("SET standard_conforming_strings = on")
+    await apg.execute("SET client_encoding = 'UTF8'")
     await apg.execute(PREPARE_PLACE_ROWS)
     await apg.execute(PREPARE_HOLD_STOCK)
 

@@ -14,11 +14,12 @@ from .types import Quantity
 
 
 async def find_pos_record(
-    conn: AsyncConnection, pos_id: str, transaction_id: str
+    conn: AsyncConnection, store_id: int, pos_id: str, transaction_id: str
 ) -> PosRecord | None:
     row = (
         await conn.execute(
             select(pos_transactions).where(
+                pos_transactions.c.store_id == store_id,
                 pos_transactions.c.pos_id == pos_id,
                 pos_transactions.c.transaction_id == transaction_id,
             )
@@ -57,10 +58,16 @@ async def insert_pos_record(conn: AsyncConnection, record: PosRecord, now: datet
 
 
 async def add_sold(
-    conn: AsyncConnection, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+    conn: AsyncConnection,
+    store_id: int,
+    pos_id: str,
+    transaction_id: str,
+    product_id: int,
+    quantity: Decimal,
 ) -> None:
     await conn.execute(
         insert(pos_returned).values(
+            store_id=store_id,
             pos_id=pos_id,
             transaction_id=transaction_id,
             product_id=product_id,
@@ -71,14 +78,22 @@ async def add_sold(
 
 
 async def take_returned(
-    conn: AsyncConnection, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+    conn: AsyncConnection,
+    store_id: int,
+    pos_id: str,
+    transaction_id: str,
+    product_id: int,
+    quantity: Decimal,
 ) -> bool:
     """returned += n where returned + n <= sold."""
     pr = pos_returned.c
     result = await conn.execute(
         update(pos_returned)
         .where(
-            pr.pos_id == pos_id, pr.transaction_id == transaction_id, pr.product_id == product_id
+            pr.store_id == store_id,
+            pr.pos_id == pos_id,
+            pr.transaction_id == transaction_id,
+            pr.product_id == product_id,
         )
         .where(pr.returned + bindparam(None, quantity, type_=Quantity()) <= pr.sold)
         .values(returned=pr.returned + bindparam(None, quantity, type_=Quantity()))

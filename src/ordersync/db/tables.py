@@ -166,13 +166,15 @@ holds = Table(
     Index("ix_holds_product_store_state", "product_id", "store_id", "state"),
 )
 
+# A till is known by its store and its own id: two stores' tills may share an id, and a token
+# scoped to one store can never collide with another store's transactions.
 pos_transactions = Table(
     "pos_transactions",
     metadata,
+    Column("store_id", Integer, ForeignKey("stores.id"), primary_key=True),
     Column("pos_id", String(64), primary_key=True),
     Column("transaction_id", String(128), primary_key=True),
     Column("kind", String(8), nullable=False),
-    Column("store_id", Integer, ForeignKey("stores.id"), nullable=False),
     Column("order_id", String(36), nullable=True),
     Column("original_transaction_id", String(128), nullable=True),
     Column("request_hash", String(64), nullable=False),
@@ -185,6 +187,7 @@ pos_returned = Table(
     "pos_returned",
     metadata,
     # How much of each line of a sale has been returned, so a return cannot exceed the sale.
+    Column("store_id", Integer, primary_key=True),
     Column("pos_id", String(64), primary_key=True),
     Column("transaction_id", String(128), primary_key=True),
     Column("product_id", Integer, primary_key=True),

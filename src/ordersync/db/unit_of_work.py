@@ -244,8 +244,10 @@ class SqlUnitOfWork:
         return await orders.orders_with_expired_holds(self.conn, now, limit)
 
     # POS
-    async def find_pos_record(self, pos_id: str, transaction_id: str) -> PosRecord | None:
-        return await pos.find_pos_record(self.conn, pos_id, transaction_id)
+    async def find_pos_record(
+        self, store_id: int, pos_id: str, transaction_id: str
+    ) -> PosRecord | None:
+        return await pos.find_pos_record(self.conn, store_id, pos_id, transaction_id)
 
     async def insert_pos_record(self, record: PosRecord, now: datetime) -> None:
         try:
@@ -254,14 +256,16 @@ class SqlUnitOfWork:
             raise AlreadyRecorded("this POS transaction was recorded concurrently") from exc
 
     async def add_sold(
-        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+        self, store_id: int, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
     ) -> None:
-        await pos.add_sold(self.conn, pos_id, transaction_id, product_id, quantity)
+        await pos.add_sold(self.conn, store_id, pos_id, transaction_id, product_id, quantity)
 
     async def take_returned(
-        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+        self, store_id: int, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
     ) -> bool:
-        return await pos.take_returned(self.conn, pos_id, transaction_id, product_id, quantity)
+        return await pos.take_returned(
+            self.conn, store_id, pos_id, transaction_id, product_id, quantity
+        )
 
     # outbox and idempotency
     async def add_event(

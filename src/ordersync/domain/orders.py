@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import InvalidTransition
 from .types import Channel, Fulfillment, OrderStatus, PaymentStatus, Source
+
+KOPECK = Decimal("0.01")
 
 
 @dataclass(slots=True)
@@ -21,7 +23,8 @@ class OrderLine:
 
     @property
     def amount(self) -> Decimal:
-        return self.quantity * self.price
+        """Rounded to the kopeck, half up, as a till rounds 0.347 kg at 199.99."""
+        return (self.quantity * self.price).quantize(KOPECK, rounding=ROUND_HALF_UP)
 
 
 @dataclass(slots=True)

@@ -135,6 +135,9 @@ def token_create(
     if role is Role.POS and not codes:
         typer.echo("a POS token is scoped to its stores: give --store", err=True)
         raise typer.Exit(2)
+    if role is not Role.POS and codes:
+        typer.echo("only POS tokens are scoped to stores; leave out --store", err=True)
+        raise typer.Exit(2)
 
     async def run() -> tuple[int, str]:
         db = _db(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -114,6 +115,8 @@ async def seed_demo(db: Database, token_file: Path | None) -> dict[str, str]:
 
 
 def _write_private(path: Path, content: str) -> None:
+    """Created readable by the owner only, before anything is written to it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(content)

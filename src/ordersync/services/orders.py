@@ -30,6 +30,7 @@ from ..domain.orders import (
 )
 from ..domain.quantities import money, quantity
 from ..domain.types import (
+    Channel,
     Fulfillment,
     HoldReason,
     HoldState,
@@ -54,6 +55,8 @@ def candidate_stores(cmd: PlaceOrder, stores: list[Store]) -> list[Store]:
     if cmd.fulfillment is Fulfillment.DELIVERY:
         serving = [s for s in stores if s.active and s.serves_online]
         return sorted(serving, key=lambda s: (s.online_priority, s.id))
+    if cmd.fulfillment is Fulfillment.IN_STORE and cmd.channel is not Channel.POS:
+        raise InvalidRequest("only a till takes in-store orders", field="fulfillment")
     if cmd.store_code is None:
         raise InvalidRequest("a pickup order names its store", field="store")
     by_code = {s.code: s for s in stores if s.active}
@@ -78,6 +81,7 @@ def _build_order(cmd: PlaceOrder, products: list[Product], now: datetime, ctx: C
                 f"product {product.sku} has no price; give one", field=f"lines[{no - 1}].price"
             )
         lines.append(OrderLine(no, product.id, qty, price, product.sku))
+    money(sum((x.amount for x in lines), Decimal(0)), "total")
     return Order(
         id=uuid7(),
         channel=cmd.channel,

@@ -149,14 +149,27 @@ class UnitOfWork(Protocol):
     async def orders_with_expired_holds(self, now: datetime, limit: int) -> list[str]: ...
 
     # POS transactions
-    async def find_pos_record(self, pos_id: str, transaction_id: str) -> PosRecord | None: ...
+    async def find_pos_record(
+        self, store_id: int, pos_id: str, transaction_id: str
+    ) -> PosRecord | None: ...
     async def insert_pos_record(self, record: PosRecord, now: datetime) -> None: ...
     async def add_sold(
-        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
+        self,
+        store_id: int,
+        pos_id: str,
+        transaction_id: str,
+        product_id: int,
+        quantity: Decimal,
     ) -> None: ...
     async def take_returned(
-        self, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
-    ) -> bool: ...
+        self,
+        store_id: int,
+        pos_id: str,
+        transaction_id: str,
+        product_id: int,
+        quantity: Decimal,
+    ) -> bool:
+        """returned += n where it stays within what the sale sold; False otherwise."""
 
     # outbox and idempotency
     async def add_event(

@@ -28,30 +28,24 @@ from .context import Context
 from .ids import uuid7
 from .lookup import resolve_products, store_by_code
 from .orders import UowFactory
-from .ports import PosRecord, Product, StockChange, UnitOfWork
+from .ports import PosRecord, Product, StockChange, Store, UnitOfWork
 
 SALE = "sale"
 RETURN = "return"
 
 
 def _request_hash(kind: str, store_code: str, lines: tuple[LineInput, ...], extra: str) -> str:
-    canonical = [
-        [
-            line.product.label,
-            dec(Decimal(line.quantity)),
-            None if line.price is None else dec(Decimal(line.price)),
-        ]
-        for line in lines
-    ]
+    """What makes a retry the same transaction: its lines as sent (validated later)."""
+    canonical = [[line.product.label, str(line.quantity), str(line.price)] for line in lines]
     text = json.dumps([kind, store_code, extra, canonical], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 async def _first_result(
-    uow_factory: UowFactory, pos_id: str, transaction_id: str, request_hash: str
+    uow_factory: UowFactory, store_id: int, pos_id: str, transaction_id: str, request_hash: str
 ) -> dict[str, Any] | None:
     async with uow_factory() as uow:
-        record = await uow.find_pos_record(pos_id, transaction_id)
+        record = await uow.find_pos_record(store_id, pos_id, transaction_id)
     if record is None:
         return None
     if record.request_hash != request_hash:
@@ -90,40 +84,44 @@ async def record_pos_sale(
         raise InvalidRequest("a sale has at least one line", field="lines")
     request_hash = _request_hash(SALE, cmd.store_code, cmd.lines, "")
 
-    async def write(uow: UnitOfWork) -> dict[str, Any]:
-        return await _record_sale(uow, cmd, ctx, request_hash)
+    async def write(uow: UnitOfWork, store: Store) -> dict[str, Any]:
+        return await _record_sale(uow, cmd, store, ctx, request_hash)
 
-    return await _once(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash, write)
+    return await _once(
+        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write
+    )
 
 
 async def _once(
     uow_factory: UowFactory,
+    store_code: str,
     pos_id: str,
     transaction_id: str,
     request_hash: str,
-    write: Callable[[UnitOfWork], Awaitable[dict[str, Any]]],
+    write: Callable[[UnitOfWork, Store], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Record a POS transaction exactly once: a retry, even a concurrent one, gets the
-    first result and changes nothing."""
-    first = await _first_result(uow_factory, pos_id, transaction_id, request_hash)
+    """Record a POS transaction exactly once per (store, till, transaction id): a retry,
+    even a concurrent one, gets the first result and changes nothing."""
+    async with uow_factory() as uow:
+        store = await store_by_code(uow, store_code)
+    first = await _first_result(uow_factory, store.id, pos_id, transaction_id, request_hash)
     if first is not None:
         return first
     try:
         async with uow_factory() as uow:
-            result = await write(uow)
+            result = await write(uow, store)
             await uow.commit()
             return result
     except AlreadyRecorded:
-        first = await _first_result(uow_factory, pos_id, transaction_id, request_hash)
+        first = await _first_result(uow_factory, store.id, pos_id, transaction_id, request_hash)
         assert first is not None
         return first
 
 
 async def _record_sale(
-    uow: UnitOfWork, cmd: RecordPosSale, ctx: Context, request_hash: str
+    uow: UnitOfWork, cmd: RecordPosSale, store: Store, ctx: Context, request_hash: str
 ) -> dict[str, Any]:
     now = ctx.clock()
-    store = await store_by_code(uow, cmd.store_code)
     items = _quantities(cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines]))
     document_id = f"{cmd.pos_id}:{cmd.transaction_id}"
     order_id: str | None = None
@@ -165,7 +163,7 @@ async def _record_sale(
         )
     short = []
     for product_id, qty in _totals(items).items():
-        await uow.add_sold(cmd.pos_id, cmd.transaction_id, product_id, qty)
+        await uow.add_sold(store.id, cmd.pos_id, cmd.transaction_id, product_id, qty)
         change = StockChange(
             product_id,
             store.id,
@@ -195,6 +193,7 @@ def _offline_order(
         OrderLine(no, p.id, q, price if price is not None else (p.price or Decimal(0)), p.sku)
         for no, (p, q, price) in enumerate(items, start=1)
     ]
+    money(sum((x.amount for x in lines), Decimal(0)), "total")
     return Order(
         id=uuid7(),
         channel=Channel.POS,
@@ -222,25 +221,24 @@ async def record_pos_return(
         raise InvalidRequest("a return has at least one line", field="lines")
     request_hash = _request_hash(RETURN, cmd.store_code, cmd.lines, cmd.original_transaction_id)
 
-    async def write(uow: UnitOfWork) -> dict[str, Any]:
-        return await _record_return(uow, cmd, ctx, request_hash)
+    async def write(uow: UnitOfWork, store: Store) -> dict[str, Any]:
+        return await _record_return(uow, cmd, store, ctx, request_hash)
 
-    return await _once(uow_factory, cmd.pos_id, cmd.transaction_id, request_hash, write)
+    return await _once(
+        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write
+    )
 
 
 async def _record_return(
-    uow: UnitOfWork, cmd: RecordPosReturn, ctx: Context, request_hash: str
+    uow: UnitOfWork, cmd: RecordPosReturn, store: Store, ctx: Context, request_hash: str
 ) -> dict[str, Any]:
     now = ctx.clock()
-    store = await store_by_code(uow, cmd.store_code)
-    sale = await uow.find_pos_record(cmd.pos_id, cmd.original_transaction_id)
+    sale = await uow.find_pos_record(store.id, cmd.pos_id, cmd.original_transaction_id)
     if sale is None or sale.kind != SALE:
         raise InvalidRequest(
             f"no sale {cmd.original_transaction_id} from POS {cmd.pos_id} to return against",
             field="original_transaction_id",
         )
-    if sale.store_id != store.id:
-        raise InvalidRequest("a return goes back to the store of the sale", store=store.code)
     items = _quantities(cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines]))
     result: dict[str, Any] = {
         "kind": RETURN,
@@ -268,7 +266,10 @@ async def _record_return(
     )
     document_id = f"{cmd.pos_id}:{cmd.transaction_id}"
     for product_id, qty in _totals(items).items():
-        if not await uow.take_returned(cmd.pos_id, cmd.original_transaction_id, product_id, qty):
+        taken = await uow.take_returned(
+            store.id, cmd.pos_id, cmd.original_transaction_id, product_id, qty
+        )
+        if not taken:
             raise InvalidRequest(
                 "the return exceeds what the sale sold of this product",
                 product_id=product_id,

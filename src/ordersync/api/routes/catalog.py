@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from ...db import catalog
@@ -91,7 +91,11 @@ async def create_product(body: ProductIn, principal: Auth, db: Db, ctx: Ctx) -> 
 
 @router.patch("/products/{product_id}", summary="Change a product")
 async def update_product(
-    product_id: int, body: ProductPatch, principal: Auth, db: Db, ctx: Ctx
+    product_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: ProductPatch,
+    principal: Auth,
+    db: Db,
+    ctx: Ctx,
 ) -> JSONResponse:
     principal.require(Role.ADMIN)
     values = body.model_dump(exclude_unset=True)

@@ -43,6 +43,9 @@ async def levels(
     async with db.uow_read() as uow:
         (product,) = await resolve_products(uow, [ref])
         rows = await uow.read_stock([product.id], store_ids)
+    if any(r.store_id not in by_id for r in rows):  # a store made by another worker
+        db.forget_stores()
+        by_id = {s.id: s for s in await db.fresh_stores()}
     items = [
         render.stock_level(r, by_id[r.store_id].code, by_id[r.store_id].safety_stock)
         for r in sorted(rows, key=lambda r: r.store_id)

@@ -77,6 +77,7 @@ def upgrade() -> None:
 
     op.create_table(
         "pos_returned",
+        sa.Column("store_id", sa.Integer(), nullable=False),
         sa.Column("pos_id", sa.String(length=64), nullable=False),
         sa.Column("transaction_id", sa.String(length=128), nullable=False),
         sa.Column("product_id", sa.Integer(), nullable=False),
@@ -84,7 +85,7 @@ def upgrade() -> None:
         sa.Column("returned", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("returned <= sold", name=op.f("ck_pos_returned_returned_within_sold")),
         sa.PrimaryKeyConstraint(
-            "pos_id", "transaction_id", "product_id", name=op.f("pk_pos_returned")
+            "store_id", "pos_id", "transaction_id", "product_id", name=op.f("pk_pos_returned")
         ),
     )
     op.create_table(
@@ -168,10 +169,10 @@ def upgrade() -> None:
 
     op.create_table(
         "pos_transactions",
+        sa.Column("store_id", sa.Integer(), nullable=False),
         sa.Column("pos_id", sa.String(length=64), nullable=False),
         sa.Column("transaction_id", sa.String(length=128), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("store_id", sa.Integer(), nullable=False),
         sa.Column("order_id", sa.String(length=36), nullable=True),
         sa.Column("original_transaction_id", sa.String(length=128), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
@@ -181,7 +182,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_pos_transactions_store_id_stores")
         ),
-        sa.PrimaryKeyConstraint("pos_id", "transaction_id", name=op.f("pk_pos_transactions")),
+        sa.PrimaryKeyConstraint(
+            "store_id", "pos_id", "transaction_id", name=op.f("pk_pos_transactions")
+        ),
     )
     op.create_table(
         "stock_levels",
