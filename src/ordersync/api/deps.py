@@ -84,7 +84,10 @@ def store_codes(db: Database) -> dict[int, str]:
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """Times without an offset are taken as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    """Times without an offset are taken as UTC; a time that UTC cannot hold is refused."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError as exc:
+        raise InvalidRequest("the time is out of range", time=value.isoformat()) from exc

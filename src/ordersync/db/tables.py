@@ -196,6 +196,19 @@ pos_returned = Table(
     CheckConstraint("returned <= sold", name="returned_within_sold"),
 )
 
+# Receipts, write-offs, counts and transfers, once each per (kind, store, document number):
+# a document that 1C or a warehouse system sends again is answered with its first result.
+stock_documents = Table(
+    "stock_documents",
+    metadata,
+    Column("document_type", String(16), primary_key=True),
+    Column("store_id", Integer, ForeignKey("stores.id"), primary_key=True),
+    Column("document_id", String(128), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
 outbox_events = Table(
     "outbox_events",
     metadata,

@@ -26,7 +26,17 @@ from ..services.ports import (
     Store,
     StoredResponse,
 )
-from . import catalog, idempotency, orders, outbox, pg_placement, placement, pos, stock_ops
+from . import (
+    catalog,
+    documents,
+    idempotency,
+    orders,
+    outbox,
+    pg_placement,
+    placement,
+    pos,
+    stock_ops,
+)
 from .engine import READ_ONLY, create_engine
 
 
@@ -265,6 +275,25 @@ class SqlUnitOfWork:
     ) -> bool:
         return await pos.take_returned(
             self.conn, store_id, pos_id, transaction_id, product_id, quantity
+        )
+
+    # stock documents
+    async def find_document(
+        self, document_type: str, store_id: int, document_id: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        return await documents.find_document(self.conn, document_type, store_id, document_id)
+
+    async def record_document(
+        self,
+        document_type: str,
+        store_id: int,
+        document_id: str,
+        request_hash: str,
+        result: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        await documents.record_document(
+            self.conn, document_type, store_id, document_id, request_hash, result, now
         )
 
     # outbox and idempotency

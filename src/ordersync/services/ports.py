@@ -171,6 +171,20 @@ class UnitOfWork(Protocol):
     ) -> bool:
         """returned += n where it stays within what the sale sold; False otherwise."""
 
+    # stock documents
+    async def find_document(
+        self, document_type: str, store_id: int, document_id: str
+    ) -> tuple[str, dict[str, Any]] | None: ...
+    async def record_document(
+        self,
+        document_type: str,
+        store_id: int,
+        document_id: str,
+        request_hash: str,
+        result: dict[str, Any],
+        now: datetime,
+    ) -> None: ...
+
     # outbox and idempotency
     async def add_event(
         self,

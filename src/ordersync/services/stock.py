@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ..domain.commands import StockDocument, StockLine, Transfer
-from ..domain.errors import InsufficientStock, InvalidRequest
+from ..domain.errors import Conflict, InsufficientStock, InvalidRequest
 from ..domain.events import dec
 from ..domain.quantities import non_negative_quantity, quantity
 from ..domain.types import MovementReason
@@ -33,6 +35,29 @@ async def _lines(
         check = non_negative_quantity if allow_zero else quantity
         totals[product.id] += check(line.quantity, product.unit, f"lines[{i}].quantity")
     return sorted(totals.items())
+
+
+def _document_hash(lines: tuple[StockLine, ...], extra: str) -> str:
+    canonical = [[line.product.label, str(line.quantity)] for line in lines]
+    return hashlib.sha256(json.dumps([extra, canonical]).encode()).hexdigest()
+
+
+async def _applied(
+    uow: UnitOfWork, document_type: str, store_id: int, document_id: str, request_hash: str
+) -> Result | None:
+    """The first result of a document sent again; a different document under the same
+    number is refused."""
+    found = await uow.find_document(document_type, store_id, document_id)
+    if found is None:
+        return None
+    first_hash, result = found
+    if first_hash != request_hash:
+        raise Conflict(
+            f"{document_type} {document_id} was already recorded with other lines",
+            document_type=document_type,
+            document_id=document_id,
+        )
+    return {**result, "replayed": True}
 
 
 def _level(row: StockLevel, **extra: Any) -> Result:
@@ -78,6 +103,10 @@ async def _document(
         now = ctx.clock()
         business_time = doc.business_time or now
         store = await store_by_code(uow, doc.store_code)
+        request_hash = _document_hash(doc.lines, "")
+        earlier = await _applied(uow, reason.value, store.id, doc.document_id, request_hash)
+        if earlier is not None:
+            return earlier
         lines = await _lines(uow, doc.lines, allow_zero=reason is MovementReason.COUNT)
         levels: list[Result] = []
         short: list[Result] = []
@@ -104,6 +133,9 @@ async def _document(
             "store": store.code,
             "levels": levels,
         }
+        await uow.record_document(
+            reason.value, store.id, doc.document_id, request_hash, result, now
+        )
         await remember(uow, idem, result)
         await uow.commit()
         return result
@@ -123,6 +155,10 @@ async def transfer(
         target = await store_by_code(uow, doc.to_store)
         if source.id == target.id:
             raise InvalidRequest("a transfer goes between two different stores")
+        request_hash = _document_hash(doc.lines, target.code)
+        earlier = await _applied(uow, "transfer", source.id, doc.document_id, request_hash)
+        if earlier is not None:
+            return earlier
         lines = await _lines(uow, doc.lines)
         changes = []
         for product_id, qty in lines:
@@ -165,6 +201,7 @@ async def transfer(
             "to_store": target.code,
             "levels": levels,
         }
+        await uow.record_document("transfer", source.id, doc.document_id, request_hash, result, now)
         await remember(uow, idem, result)
         await uow.commit()
         return result

@@ -187,6 +187,21 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "stock_documents",
+        sa.Column("document_type", sa.String(length=16), nullable=False),
+        sa.Column("store_id", sa.Integer(), nullable=False),
+        sa.Column("document_id", sa.String(length=128), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["store_id"], ["stores.id"], name=op.f("fk_stock_documents_store_id_stores")
+        ),
+        sa.PrimaryKeyConstraint(
+            "document_type", "store_id", "document_id", name=op.f("pk_stock_documents")
+        ),
+    )
+    op.create_table(
         "stock_levels",
         sa.Column("product_id", sa.Integer(), nullable=False),
         sa.Column("store_id", sa.Integer(), nullable=False),
@@ -303,6 +318,7 @@ def downgrade() -> None:
     with op.batch_alter_table("stock_levels", schema=None) as batch_op:
         batch_op.drop_index("ix_stock_levels_store_id")
 
+    op.drop_table("stock_documents")
     op.drop_table("stock_levels")
     op.drop_table("pos_transactions")
     with op.batch_alter_table("orders", schema=None) as batch_op:
