@@ -43,7 +43,7 @@ from .context import Context
 from .idempotency import Idempotency, remember, replay
 from .ids import uuid7
 from .lookup import resolve_products_with_stock
-from .ports import Hold, Product, StockChange, Store, StoredResponse, UnitOfWork
+from .ports import Hold, Product, StockChange, StockLevel, Store, StoredResponse, UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
 log = logging.getLogger("ordersync.holds")
@@ -107,11 +107,7 @@ async def place_order(
     ctx: Context,
     idem: Idempotency[Order] | None = None,
 ) -> Order | StoredResponse:
-    """Hold stock for every line, or for none, and record the order.
-
-    The plan is made from a read of the stock; the conditional updates decide. When a
-    concurrent order took the planned units first, plan again from a fresh read.
-    """
+    """Hold stock for every line, or for none, and record the order."""
     try:
         async with uow_factory() as uow:
             earlier = await _earlier_result(uow, cmd, idem)
@@ -119,46 +115,19 @@ async def place_order(
                 return earlier
             if not cmd.lines:
                 raise InvalidRequest("an order has at least one line", field="lines")
-            now = ctx.clock()
             candidates = candidate_stores(cmd, await uow.stores())
-            store_ids = [s.id for s in candidates]
             products, stock = await resolve_products_with_stock(
-                uow, [line.product for line in cmd.lines], store_ids
+                uow, [line.product for line in cmd.lines], [s.id for s in candidates]
             )
-            order = _build_order(cmd, products, now, ctx)
+            order = _build_order(cmd, products, ctx.clock(), ctx)
             if cmd.fulfillment is not Fulfillment.DELIVERY:
                 order.store_id = candidates[0].id
-            safety = {
-                s.id: (s.safety_stock if applies_safety_stock(cmd.channel) else Decimal(0))
-                for s in candidates
-            }
-            requests = [
-                LineRequest(x.line_no, x.product_id, x.quantity, x.sku) for x in order.lines
-            ]
-            product_ids = sorted({x.product_id for x in order.lines})
-            for attempt in range(PLACEMENT_ATTEMPTS):
-                if attempt:
-                    stock = await uow.read_stock(product_ids, store_ids)
-                available = {
-                    (r.product_id, r.store_id): r.available - safety[r.store_id] for r in stock
-                }
-                allocations = allocate(requests, store_ids, available)
-                response = None
-                if idem is not None:
-                    response = (idem.principal, idem.key, idem.request_hash, idem.render(order))
-                try:
-                    await uow.place_order(order, allocations, safety, response)
-                except StockRace:
-                    continue
-                await uow.commit()
-                return order
-            raise InsufficientStock(
-                [
-                    {"line": r.line_no, "product": r.label, "requested": str(r.quantity)}
-                    for r in requests
-                ],
-                "the stock for these lines was taken by concurrent orders",
-            )
+            response = None
+            if idem is not None:
+                response = (idem.principal, idem.key, idem.request_hash, idem.render(order))
+            await _hold_and_write(uow, order, candidates, stock, response)
+            await uow.commit()
+            return order
     except AlreadyRecorded:
         return await _first_result(uow_factory, cmd, idem)
     except InsufficientStock as short:
@@ -169,6 +138,35 @@ async def place_order(
             return await _first_result(uow_factory, cmd, idem)
         except StockRace:
             raise short from None
+
+
+async def _hold_and_write(
+    uow: UnitOfWork,
+    order: Order,
+    candidates: list[Store],
+    stock: list[StockLevel],
+    response: tuple[str, str, str, StoredResponse] | None,
+) -> None:
+    """Plan from the stock read, then write; the conditional updates have the last word.
+    When a concurrent order took the planned units first, plan again from a fresh read."""
+    store_ids = [s.id for s in candidates]
+    safe = applies_safety_stock(order.channel)
+    safety = {s.id: s.safety_stock if safe else Decimal(0) for s in candidates}
+    requests = [LineRequest(x.line_no, x.product_id, x.quantity, x.sku) for x in order.lines]
+    for attempt in range(PLACEMENT_ATTEMPTS):
+        if attempt:
+            stock = await uow.read_stock(sorted({x.product_id for x in order.lines}), store_ids)
+        available = {(r.product_id, r.store_id): r.available - safety[r.store_id] for r in stock}
+        allocations = allocate(requests, store_ids, available)
+        try:
+            await uow.place_order(order, allocations, safety, response)
+            return
+        except StockRace:
+            continue
+    raise InsufficientStock(
+        [{"line": r.line_no, "product": r.label, "requested": str(r.quantity)} for r in requests],
+        "the stock for these lines was taken by concurrent orders",
+    )
 
 
 async def _earlier_result(
