@@ -163,3 +163,43 @@ async def test_an_unreachable_time_is_refused_not_a_server_error(
         headers=bearer(net.tokens["online"]),
     )
     expect(response, 422, "invalid_request")
+
+
+async def test_a_till_sale_with_an_idempotency_key_is_answered_once_per_key(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    headers = bearer(net.tokens["pos"], **{"Idempotency-Key": "sale-k1"})
+    body = sale("S01", "k-1", line("TEA", 1))
+    first = await client.post("/pos/sales", json=body, headers=headers)
+    again = await client.post("/pos/sales", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers.get("idempotent-replay") == "true"
+    assert again.json() == first.json()
+    other = await client.post(
+        "/pos/sales", json=sale("S01", "k-2", line("TEA", 1)), headers=headers
+    )
+    expect(other, 422, "idempotency_key_reused")
+    assert (await level(client, net.tokens["admin"], "TEA", "S01"))[0] == Decimal(9)
+
+
+async def test_creating_a_product_twice_under_one_key_creates_it_once(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    headers = bearer(net.tokens["admin"], **{"Idempotency-Key": "product-k1"})
+    body = {"sku": "NEW-1", "name": "New", "unit": "pcs", "price": "10.00"}
+    first = expect(await client.post("/products", json=body, headers=headers), 201)
+    again = await client.post("/products", json=body, headers=headers)
+    assert again.status_code == 201
+    assert again.headers.get("idempotent-replay") == "true"
+    assert again.json()["id"] == first["id"]
+    response = await client.get("/products", params={"q": "NEW-1"}, headers=headers)
+    assert [p["sku"] for p in expect(response, 200)["products"]] == ["NEW-1"]
+
+
+async def test_only_an_admin_token_may_change_the_catalog(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    body = {"sku": "NEW-2", "name": "New", "unit": "pcs"}
+    for role in ("online", "operator", "pos"):
+        response = await client.post("/products", json=body, headers=bearer(net.tokens[role]))
+        expect(response, 403, "forbidden")

@@ -25,10 +25,11 @@ from ..domain.types import (
     Source,
 )
 from .context import Context
+from .idempotency import Idempotency, remember, replay
 from .ids import uuid7
 from .lookup import resolve_products, store_by_code
 from .orders import UowFactory
-from .ports import PosRecord, Product, StockChange, Store, UnitOfWork
+from .ports import PosRecord, Product, StockChange, Store, StoredResponse, UnitOfWork
 
 SALE = "sale"
 RETURN = "return"
@@ -76,8 +77,11 @@ def _totals(items: list[tuple[Product, Decimal, Decimal | None]]) -> dict[int, D
 
 
 async def record_pos_sale(
-    uow_factory: UowFactory, cmd: RecordPosSale, ctx: Context
-) -> dict[str, Any]:
+    uow_factory: UowFactory,
+    cmd: RecordPosSale,
+    ctx: Context,
+    idem: Idempotency[dict[str, Any]] | None = None,
+) -> dict[str, Any] | StoredResponse:
     """Deduct at once from what is not held. In the store's `order` mode the sale also
     becomes a completed, paid order with source `offline`."""
     if not cmd.lines:
@@ -88,7 +92,7 @@ async def record_pos_sale(
         return await _record_sale(uow, cmd, store, ctx, request_hash)
 
     return await _once(
-        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write
+        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write, idem
     )
 
 
@@ -99,10 +103,15 @@ async def _once(
     transaction_id: str,
     request_hash: str,
     write: Callable[[UnitOfWork, Store], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
+    idem: Idempotency[dict[str, Any]] | None,
+) -> dict[str, Any] | StoredResponse:
     """Record a POS transaction exactly once per (store, till, transaction id): a retry,
-    even a concurrent one, gets the first result and changes nothing."""
+    even a concurrent one, gets the first result and changes nothing. An Idempotency-Key,
+    when the till sends one, is honoured on top."""
     async with uow_factory() as uow:
+        replayed = await replay(uow, idem)
+        if replayed is not None:
+            return replayed
         store = await store_by_code(uow, store_code)
     first = await _first_result(uow_factory, store.id, pos_id, transaction_id, request_hash)
     if first is not None:
@@ -110,6 +119,7 @@ async def _once(
     try:
         async with uow_factory() as uow:
             result = await write(uow, store)
+            await remember(uow, idem, result)
             await uow.commit()
             return result
     except AlreadyRecorded:
@@ -214,8 +224,11 @@ def _offline_order(
 
 
 async def record_pos_return(
-    uow_factory: UowFactory, cmd: RecordPosReturn, ctx: Context
-) -> dict[str, Any]:
+    uow_factory: UowFactory,
+    cmd: RecordPosReturn,
+    ctx: Context,
+    idem: Idempotency[dict[str, Any]] | None = None,
+) -> dict[str, Any] | StoredResponse:
     """Put returned units back on hand, never more than the original sale sold."""
     if not cmd.lines:
         raise InvalidRequest("a return has at least one line", field="lines")
@@ -225,7 +238,7 @@ async def record_pos_return(
         return await _record_return(uow, cmd, store, ctx, request_hash)
 
     return await _once(
-        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write
+        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write, idem
     )
 
 

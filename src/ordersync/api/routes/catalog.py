@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from ...db import catalog
+from ...db.unit_of_work import Database, SqlUnitOfWork
 from ...domain.errors import NotFound
 from ...domain.types import Role
+from ...services.idempotency import remember, replay
 from .. import render
-from ..deps import Auth, Ctx, Db
+from ..auth import Principal
+from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
 from ..schemas import MAX_ID, ProductIn, ProductPatch, StoreIn, StorePatch
 
 router = APIRouter(tags=["catalog"])
@@ -31,32 +35,57 @@ async def list_stores(principal: Auth, db: Db) -> JSONResponse:
     return JSONResponse({"stores": [render.store(s) for s in await db.fresh_stores()]})
 
 
-@router.post("/stores", status_code=201, summary="Create a store")
-async def create_store(body: StoreIn, principal: Auth, db: Db, ctx: Ctx) -> JSONResponse:
+async def _write(
+    db: Database,
+    principal: Principal,
+    key: tuple[str, str] | None,
+    status: int,
+    work: Callable[[SqlUnitOfWork], Awaitable[dict[str, Any]]],
+) -> JSONResponse:
+    """One admin write in one transaction, honouring an Idempotency-Key."""
     principal.require(Role.ADMIN)
-    values = _store_values(body)
-    values["xml_id"] = values.get("xml_id") or body.code
+    idem = idempotency(principal, key, status, _same)
     async with db.uow() as uow:
-        store = await catalog.insert_store(uow.conn, values, ctx.clock())
+        replayed = await replay(uow, idem)
+        if replayed is not None:
+            return respond(replayed, replayed.status_code, _same)
+        result = await work(uow)
+        await remember(uow, idem, result)
         await uow.commit()
     db.forget_stores()
-    return JSONResponse(render.store(store), status_code=201)
+    return JSONResponse(result, status_code=status)
+
+
+def _same(result: dict[str, Any]) -> dict[str, Any]:
+    return result
+
+
+@router.post("/stores", status_code=201, summary="Create a store")
+async def create_store(
+    body: StoreIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
+) -> JSONResponse:
+    values = _store_values(body)
+    values["xml_id"] = values.get("xml_id") or body.code
+
+    async def work(uow: SqlUnitOfWork) -> dict[str, Any]:
+        return render.store(await catalog.insert_store(uow.conn, values, ctx.clock()))
+
+    return await _write(db, principal, key, 201, work)
 
 
 @router.patch("/stores/{code}", summary="Change a store's settings")
 async def update_store(
-    code: str, body: StorePatch, principal: Auth, db: Db, ctx: Ctx
+    code: str, body: StorePatch, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
-    principal.require(Role.ADMIN)
-    async with db.uow() as uow:
+    async def work(uow: SqlUnitOfWork) -> dict[str, Any]:
         current = await catalog.store_by_code(uow.conn, code)
         if current is None:
             raise NotFound(f"store {code} not found", store=code)
         store = await catalog.update_store(uow.conn, current.id, _store_values(body), ctx.clock())
-        await uow.commit()
-    db.forget_stores()
-    assert store is not None
-    return JSONResponse(render.store(store))
+        assert store is not None
+        return render.store(store)
+
+    return await _write(db, principal, key, 200, work)
 
 
 @router.get("/products", summary="Products, by id, with a keyset cursor and a search")
@@ -78,15 +107,17 @@ async def list_products(
 
 
 @router.post("/products", status_code=201, summary="Create a product")
-async def create_product(body: ProductIn, principal: Auth, db: Db, ctx: Ctx) -> JSONResponse:
-    principal.require(Role.ADMIN)
+async def create_product(
+    body: ProductIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
+) -> JSONResponse:
     values = body.model_dump()
     values["unit"] = body.unit.value
     values["xml_id"] = body.xml_id or body.sku
-    async with db.uow() as uow:
-        product = await catalog.insert_product(uow.conn, values, ctx.clock())
-        await uow.commit()
-    return JSONResponse(render.product(product), status_code=201)
+
+    async def work(uow: SqlUnitOfWork) -> dict[str, Any]:
+        return render.product(await catalog.insert_product(uow.conn, values, ctx.clock()))
+
+    return await _write(db, principal, key, 201, work)
 
 
 @router.patch("/products/{product_id}", summary="Change a product")
@@ -96,14 +127,16 @@ async def update_product(
     principal: Auth,
     db: Db,
     ctx: Ctx,
+    key: IdemKey,
 ) -> JSONResponse:
-    principal.require(Role.ADMIN)
     values = body.model_dump(exclude_unset=True)
     if values.get("unit") is not None:
         values["unit"] = values["unit"].value
-    async with db.uow() as uow:
+
+    async def work(uow: SqlUnitOfWork) -> dict[str, Any]:
         product = await catalog.update_product(uow.conn, product_id, values, ctx.clock())
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
-        await uow.commit()
-    return JSONResponse(render.product(product))
+        return render.product(product)
+
+    return await _write(db, principal, key, 200, work)

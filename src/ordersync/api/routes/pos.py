@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ...domain.commands import RecordPosReturn, RecordPosSale
+from ...domain.errors import AlreadyRecorded
 from ...domain.types import Role
 from ...services import pos as use_cases
+from ...services.ports import StoredResponse
 from ..auth import Principal
-from ..deps import Auth, Ctx, Db
+from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
 from ..schemas import PosReturnIn, PosSaleIn
 
 router = APIRouter(prefix="/pos", tags=["pos"])
@@ -27,8 +31,22 @@ def _status(result: dict[str, object]) -> int:
     return 200 if result.get("replayed") else 201
 
 
+def _same(result: dict[str, Any]) -> dict[str, Any]:
+    return result
+
+
+async def _respond(call: Callable[[], Awaitable[Any]]) -> JSONResponse:
+    try:
+        result = await call()
+    except AlreadyRecorded:  # an Idempotency-Key used by a concurrent request
+        result = await call()
+    if isinstance(result, StoredResponse):
+        return respond(result, result.status_code, _same)
+    return JSONResponse(result, status_code=_status(result))
+
+
 @router.post("/sales", status_code=201, summary="A till sale: deducts at once, exactly once")
-async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx) -> JSONResponse:
+async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     await _check_store(principal, db, body.store)
     cmd = RecordPosSale(
         store_code=body.store,
@@ -45,12 +63,14 @@ async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx) -> JSONRespon
             cmd.lines,
             cmd.business_time.replace(tzinfo=UTC),
         )
-    result = await use_cases.record_pos_sale(db.uow, cmd, ctx)
-    return JSONResponse(result, status_code=_status(result))
+    idem = idempotency(principal, key, 201, _same)
+    return await _respond(lambda: use_cases.record_pos_sale(db.uow, cmd, ctx, idem))
 
 
 @router.post("/returns", status_code=201, summary="A till return, linked to its sale")
-async def sale_return(body: PosReturnIn, principal: Auth, db: Db, ctx: Ctx) -> JSONResponse:
+async def sale_return(
+    body: PosReturnIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
+) -> JSONResponse:
     await _check_store(principal, db, body.store)
     when: datetime = body.time or ctx.clock()
     cmd = RecordPosReturn(
@@ -61,5 +81,5 @@ async def sale_return(body: PosReturnIn, principal: Auth, db: Db, ctx: Ctx) -> J
         lines=tuple(line.line() for line in body.lines),
         business_time=when if when.tzinfo else when.replace(tzinfo=UTC),
     )
-    result = await use_cases.record_pos_return(db.uow, cmd, ctx)
-    return JSONResponse(result, status_code=_status(result))
+    idem = idempotency(principal, key, 201, _same)
+    return await _respond(lambda: use_cases.record_pos_return(db.uow, cmd, ctx, idem))
