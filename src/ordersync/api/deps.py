@@ -79,10 +79,6 @@ def respond(
     return JSONResponse(render(result), status_code=status_code)
 
 
-def store_codes(db: Database) -> dict[int, str]:
-    return db.store_codes()
-
-
 def as_utc(value: datetime | None) -> datetime | None:
     """Times without an offset are taken as UTC; a time that UTC cannot hold is refused."""
     if value is None:

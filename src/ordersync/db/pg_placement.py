@@ -32,9 +32,7 @@ from ..domain.errors import AlreadyRecorded, InvalidRequest, StockRace
 from ..domain.orders import Order
 from ..domain.quantities import MONEY_SCALE, QUANTITY_SCALE, from_units, to_units
 from ..domain.types import Unit
-from ..services.ports import Product, StockLevel, StoredResponse
-
-IdempotencyRecord = tuple[str, str, str, StoredResponse]
+from ..services.ports import IdempotencyRecord, Product, StockLevel
 
 # $1 order id, $2 channel, $3 source, $4 fulfillment, $5 status, $6 payment status, $7 store,
 # $8 total, $9 currency, $10 customer, $11 comment, $12 external id, $13 hold expiry, $14 now,

@@ -18,11 +18,9 @@ from ..domain.allocation import Allocation, merge_by_stock_row
 from ..domain.errors import AlreadyRecorded, StockRace
 from ..domain.orders import Order
 from ..domain.types import HoldReason
-from ..services.ports import StockChange, StoredResponse
+from ..services.ports import IdempotencyRecord, StockChange
 from . import idempotency, orders, stock_ops
 from .outbox import add_event
-
-IdempotencyRecord = tuple[str, str, str, StoredResponse]
 
 
 async def place_order_in_transaction(

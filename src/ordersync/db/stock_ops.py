@@ -3,15 +3,14 @@
 Each operation is one conditional UPDATE (zero rows changed means refused, never a read
 followed by a write), and writes its movement and its outbox event in the same transaction.
 Callers touch stock rows in (product_id, store_id) order so that concurrent transactions
-cannot deadlock; `in_lock_order` sorts a batch that way.
+cannot deadlock (domain.allocation.merge_by_stock_row gives that order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
 
 from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,13 +22,6 @@ from ..services.ports import StockChange, StockLevel
 from .outbox import add_event
 from .tables import stock_levels, stock_movements
 from .types import Quantity
-
-T = TypeVar("T", bound=StockChange)
-
-
-def in_lock_order(changes: Iterable[T]) -> list[T]:
-    return sorted(changes, key=lambda c: (c.product_id, c.store_id))
-
 
 _RETURNING = (
     stock_levels.c.product_id,

@@ -19,6 +19,7 @@ from ..domain.orders import Order
 from ..domain.types import Channel, HoldState
 from ..services.ports import (
     Hold,
+    IdempotencyRecord,
     PosRecord,
     Product,
     StockChange,
@@ -216,7 +217,7 @@ class SqlUnitOfWork:
         order: Order,
         allocations: Sequence[Allocation],
         safety_by_store: dict[int, Decimal],
-        response: tuple[str, str, str, StoredResponse] | None,
+        response: IdempotencyRecord | None,
     ) -> None:
         assert not self.autocommit, "placement writes in a transaction"
         savepoint = await self.conn.begin_nested()
@@ -380,7 +381,7 @@ class PgPlacementUnitOfWork(SqlUnitOfWork):
         order: Order,
         allocations: Sequence[Allocation],
         safety_by_store: dict[int, Decimal],
-        response: tuple[str, str, str, StoredResponse] | None,
+        response: IdempotencyRecord | None,
     ) -> None:
         await pg_placement.place_order(
             await self._driver(), order, allocations, safety_by_store, response

@@ -11,13 +11,9 @@ STOCK_CHANGED = "stock.changed"
 ORDER_CREATED = "order.created"
 ORDER_STATUS_CHANGED = "order.status_changed"
 ORDER_PAID = "order.paid"
-PRODUCT_UPSERTED = "product.upserted"
-STORE_UPSERTED = "store.upserted"
 
 AGGREGATE_STOCK = "stock"
 AGGREGATE_ORDER = "order"
-AGGREGATE_PRODUCT = "product"
-AGGREGATE_STORE = "store"
 
 
 def dec(value: Decimal) -> str:

@@ -67,8 +67,6 @@ _NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.EXPIRED: frozenset(),
 }
 
-HOLDS_STOCK = frozenset({OrderStatus.PLACED})
-
 
 def needs_transition(current: OrderStatus, target: OrderStatus, order_id: str) -> bool:
     """False when the order already is in `target` (a repeated request changes nothing);

@@ -43,7 +43,16 @@ from .context import Context
 from .idempotency import Idempotency, remember, replay
 from .ids import uuid7
 from .lookup import resolve_products_with_stock
-from .ports import Hold, Product, StockChange, StockLevel, Store, StoredResponse, UnitOfWork
+from .ports import (
+    Hold,
+    IdempotencyRecord,
+    Product,
+    StockChange,
+    StockLevel,
+    Store,
+    StoredResponse,
+    UnitOfWork,
+)
 
 UowFactory = Callable[[], UnitOfWork]
 log = logging.getLogger("ordersync.holds")
@@ -145,7 +154,7 @@ async def _hold_and_write(
     order: Order,
     candidates: list[Store],
     stock: list[StockLevel],
-    response: tuple[str, str, str, StoredResponse] | None,
+    response: IdempotencyRecord | None,
 ) -> None:
     """Plan from the stock read, then write; the conditional updates have the last word.
     When a concurrent order took the planned units first, plan again from a fresh read."""
@@ -364,13 +373,3 @@ async def _expire_one(uow_factory: UowFactory, order_id: str, ctx: Context) -> i
             await uow.commit()
             return 1
     return 0
-
-
-__all__ = [
-    "Context",
-    "change_status",
-    "expire_unpaid_holds",
-    "get_order",
-    "pay_order",
-    "place_order",
-]

@@ -19,6 +19,10 @@ class StoredResponse:
     body: Any
 
 
+# (principal, key, request hash, response): what placement stores with the order.
+IdempotencyRecord = tuple[str, str, str, StoredResponse]
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     id: int
@@ -132,7 +136,7 @@ class UnitOfWork(Protocol):
         order: Order,
         allocations: Sequence[Allocation],
         safety_by_store: dict[int, Decimal],
-        response: tuple[str, str, str, StoredResponse] | None,
+        response: IdempotencyRecord | None,
     ) -> None:
         """Write the order, its lines and holds and take the stock, atomically, or raise
         StockRace (a planned store no longer has it) or AlreadyRecorded."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -55,14 +54,6 @@ async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey)
         lines=tuple(line.line() for line in body.lines),
         business_time=body.time or ctx.clock(),
     )
-    if cmd.business_time.tzinfo is None:
-        cmd = RecordPosSale(
-            cmd.store_code,
-            cmd.pos_id,
-            cmd.transaction_id,
-            cmd.lines,
-            cmd.business_time.replace(tzinfo=UTC),
-        )
     idem = idempotency(principal, key, 201, _same)
     return await _respond(lambda: use_cases.record_pos_sale(db.uow, cmd, ctx, idem))
 
@@ -72,14 +63,13 @@ async def sale_return(
     body: PosReturnIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     await _check_store(principal, db, body.store)
-    when: datetime = body.time or ctx.clock()
     cmd = RecordPosReturn(
         store_code=body.store,
         pos_id=body.pos_id,
         transaction_id=body.transaction_id,
         original_transaction_id=body.original_transaction_id,
         lines=tuple(line.line() for line in body.lines),
-        business_time=when if when.tzinfo else when.replace(tzinfo=UTC),
+        business_time=body.time or ctx.clock(),  # the schema makes times UTC-aware
     )
     idem = idempotency(principal, key, 201, _same)
     return await _respond(lambda: use_cases.record_pos_return(db.uow, cmd, ctx, idem))

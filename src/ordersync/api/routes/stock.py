@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from ...db import ledger, stock_ops
+from ...db import ledger
 from ...domain.commands import StockDocument, Transfer
 from ...domain.errors import AlreadyRecorded, UnknownProduct, UnknownStore
 from ...domain.events import dec
@@ -16,7 +16,7 @@ from ...domain.types import Role
 from ...services import stock as use_cases
 from ...services.lookup import resolve_products
 from .. import render
-from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
+from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
 from ..schemas import MAX_ID, StockDocumentIn, TransferIn, product_ref
 
 router = APIRouter(prefix="/stock", tags=["stock"])
@@ -114,7 +114,7 @@ def _document(body: StockDocumentIn) -> StockDocument:
         body.store,
         body.document_id,
         tuple(x.line() for x in body.lines),
-        as_utc(body.time),
+        body.time,
         body.comment,
     )
 
@@ -141,7 +141,7 @@ async def _run(
                 body.to_store,
                 body.document_id,
                 tuple(x.line() for x in body.lines),
-                as_utc(body.time),
+                body.time,
             )
             return await use_cases.transfer(db.uow, doc, ctx, idem)
         return await operations[kind](db.uow, _document(body), ctx, idem)
@@ -179,6 +179,3 @@ async def transfer(
     body: TransferIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     return await _run("transfer", body, principal, db, ctx, key)
-
-
-__all__ = ["router", "stock_ops"]
