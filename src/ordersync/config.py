@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -42,6 +43,49 @@ class StoreSettings(BaseModel):
     pos_mode: PosMode | None = None
 
 
+class ExchangeSettings(BaseModel):
+    """The CommerceML 2 exchange with 1C (the `[exchange]` table)."""
+
+    enabled: bool = True
+    path: str = "/bitrix/admin/1c_exchange.php"  # also served at this path when changed
+    login: str = "1c"
+    # `ordersync exchange hash-password` makes one; without it the exchange refuses everyone.
+    password_hash: str | None = None
+    encoding: Literal["windows-1251", "utf-8"] = "windows-1251"
+    zip: bool = False
+    file_limit: int = Field(default=100 * 1024 * 1024, ge=1024)
+    max_session_bytes: int = Field(default=8 * 1024**3, ge=1024)  # disk one exchange may fill
+    max_unpacked_bytes: int = Field(default=8 * 1024**3, ge=1024)  # what a zip may expand to
+    timezone: str = "Europe/Moscow"  # 1C writes local times without a zone
+    step_seconds: float = Field(default=20.0, gt=0)
+    chunk_offers: int = Field(default=2000, ge=1, le=100_000)  # offers applied per transaction
+    work_dir: Path = Path("./var/exchange")
+    session_hours: float = Field(default=24.0, gt=0)
+    export_channels: list[Channel] = Field(default_factory=lambda: list(Channel))
+    query_limit: int = Field(default=500, ge=1)
+    status_map: dict[str, str] = Field(default_factory=lambda: {"F": "completed"})
+    price_type: str | None = None  # Ид or Наименование; unset: the first price of an offer
+    total_stock_store: str | None = None  # store code for offers that carry only a total
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("status_map")
+    @classmethod
+    def _known_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = {"paid", "shipped", "completed", "cancelled"}
+        wrong = {k: v for k, v in value.items() if v not in allowed}
+        if wrong:
+            raise ValueError(f"status_map targets must be one of {sorted(allowed)}: {wrong}")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ORDERSYNC_", env_nested_delimiter="__", extra="forbid"
@@ -51,15 +95,16 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = Field(1, ge=1, le=64)
-    db_pool_size: int = Field(10, ge=1, le=500)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    sweeper_interval_seconds: float = Field(2.0, gt=0)
-    auth_cache_seconds: float = Field(5.0, ge=0)
-    catalog_cache_seconds: float = Field(2.0, ge=0)
+    workers: int = Field(default=1, ge=1, le=64)
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    sweeper_interval_seconds: float = Field(default=2.0, gt=0)
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    catalog_cache_seconds: float = Field(default=2.0, ge=0)
     seed_demo: bool = False  # `make run` turns it on (ordersync.example.toml)
     holds: HoldSettings = HoldSettings()
     stores: dict[str, StoreSettings] = Field(default_factory=dict)
+    exchange: ExchangeSettings = ExchangeSettings()
 
     @field_validator("master", mode="before")
     @classmethod

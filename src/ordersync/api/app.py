@@ -13,6 +13,8 @@ from ..config import Settings
 from ..db.unit_of_work import Database
 from ..domain.types import Channel
 from ..entrypoints.sweeper import run_sweeper
+from ..exchange import http as exchange_http
+from ..exchange.http import Exchange
 from ..services.context import Context, HoldPolicy
 from .auth import TokenCache
 from .body_limit import BodyLimitMiddleware
@@ -42,6 +44,7 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         app.state.db = database
         app.state.context = context_from(settings)
         app.state.token_cache = TokenCache(settings.auth_cache_seconds)
+        app.state.exchange = Exchange.build(database, settings, app.state.context)
         async with run_sweeper(
             database, app.state.context, settings.sweeper_interval_seconds, enabled=sweeper
         ):
@@ -59,5 +62,9 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
     install_error_handlers(app)
     for router in (health.router, orders.router, stock.router, pos.router, catalog.router):
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    exempt: tuple[str, ...] = ()
+    if settings.exchange.enabled:
+        app.include_router(exchange_http.router(settings.exchange))
+        exempt = exchange_http.paths(settings.exchange)  # it streams files to disk itself
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=exempt)
     return app

@@ -174,3 +174,15 @@ def store_values(
         "pos_mode": pos_mode.value,
         "active": active,
     }
+
+
+async def create_store_from_1c(conn: AsyncConnection, xml_id: str, name: str, now: datetime) -> str:
+    """A store that 1C names and the hub did not know: a warehouse that serves nothing online
+    until someone configures it. Its code is the 1C Ид (shortened when that is free)."""
+    candidates = [f"1C-{xml_id[:8]}", xml_id[:64]]
+    for code in candidates:
+        if await store_by_code(conn, code) is None:
+            break
+    values = store_values(code, name[:255] or xml_id, StoreKind.WAREHOUSE, xml_id=xml_id)
+    await conn.execute(insert(stores).values(**values, created_at=now, updated_at=now))
+    return code

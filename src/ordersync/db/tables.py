@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from .types import Money, Quantity, UtcDateTime
@@ -97,6 +98,16 @@ stock_movements = Table(
     Index("ix_stock_movements_document", "document_type", "document_id"),
 )
 
+# The hub's own movements by the time it learnt of them: a stock import from 1C adds those
+# that 1C's figure cannot contain yet (see db/exchange_stock.py).
+_HUB_OWN = "reason <> 'exchange_1c'"
+Index(
+    "ix_stock_movements_hub_recorded_at",
+    stock_movements.c.recorded_at,
+    postgresql_where=text(_HUB_OWN),
+    sqlite_where=text(_HUB_OWN),
+)
+
 orders = Table(
     "orders",
     metadata,
@@ -121,12 +132,23 @@ orders = Table(
     Column("shipped_at", UtcDateTime(), nullable=True),
     Column("completed_at", UtcDateTime(), nullable=True),
     Column("cancelled_at", UtcDateTime(), nullable=True),
+    # The `updated_at` that 1C last confirmed receiving (sale exchange, mode=success).
+    Column("exported_1c_at", UtcDateTime(), nullable=True),
     Index("ix_orders_created_at", "created_at", "id"),
     Index("ix_orders_channel_created_at", "channel", "created_at"),
     Index("ix_orders_store_created_at", "store_id", "created_at"),
     Index("ix_orders_status_created_at", "status", "created_at"),
     Index("ix_orders_hold_expires_at", "hold_expires_at"),
     UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
+)
+
+# Only orders that 1C has yet to receive (again): the sale exchange's `query` reads this.
+_NOT_IN_1C = "exported_1c_at IS NULL OR updated_at > exported_1c_at"
+Index(
+    "ix_orders_not_in_1c",
+    orders.c.updated_at,
+    postgresql_where=text(_NOT_IN_1C),
+    sqlite_where=text(_NOT_IN_1C),
 )
 
 order_lines = Table(
@@ -242,4 +264,108 @@ api_tokens = Table(
     Column("store_ids", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+
+# --- the CommerceML exchange with 1C ---------------------------------------------------------
+
+exchange_sessions = Table(
+    "exchange_sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("type", String(16), nullable=False),  # catalog or sale
+    Column("cookie_hash", String(64), nullable=False, unique=True),
+    Column("login", String(128), nullable=False),
+    Column("version", String(16), nullable=True),  # sale init's `version`: stepwise file import
+    # The orders of the last `query`, as [order id, updated_at], until 1C confirms them.
+    Column("pending_query", JSON, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+)
+
+exchange_files = Table(
+    "exchange_files",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", String(36), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("last_chunk_hash", String(64), nullable=True),
+    Column("formed_at", UtcDateTime(), nullable=True),
+    Column("staged", Integer, nullable=False, default=0),  # items read into the stage tables
+    Column("applied", Integer, nullable=False, default=0),  # items applied to the ledger
+    Column("result", JSON, nullable=False),
+    Column("message", Text, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("session_id", "name", name="uq_exchange_files_session_name"),
+)
+
+# A file is read whole into these before anything of it is applied, so a file that turns out
+# broken halfway leaves the ledger as it was.
+exchange_stage_items = Table(
+    "exchange_stage_items",
+    metadata,
+    Column("file_id", BigId, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("xml_id", String(128), nullable=False),
+    Column("article", String(128), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("unit", String(8), nullable=True),
+    Column("barcode", String(64), nullable=True),
+    Column("price", Money(), nullable=True),
+)
+
+exchange_stage_stock = Table(
+    "exchange_stage_stock",
+    metadata,
+    Column("file_id", BigId, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("product_xml_id", String(128), nullable=False),
+    Column("store_xml_id", String(128), nullable=False),
+    Column("quantity", Quantity(), nullable=False),
+    Index("ix_exchange_stage_stock_file_seq", "file_id", "seq"),
+)
+
+exchange_stage_stores = Table(
+    "exchange_stage_stores",
+    metadata,
+    Column("file_id", BigId, primary_key=True),
+    Column("xml_id", String(128), primary_key=True),
+    Column("name", String(255), nullable=False),
+)
+
+# master = "hub": 1C's last figure per stock level, beside what the hub had then.
+stock_1c_figures = Table(
+    "stock_1c_figures",
+    metadata,
+    Column("product_id", Integer, primary_key=True),
+    Column("store_id", Integer, primary_key=True),
+    Column("quantity", Quantity(), nullable=False),  # 1C's figure, negatives taken as 0
+    Column("hub_on_hand", Quantity(), nullable=False),  # the hub's figure for the same moment
+    Column("formed_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+exchange_log = Table(
+    "exchange_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", String(36), nullable=True),
+    Column("file_name", String(255), nullable=True),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index("ix_exchange_log_at", "at"),
+)
+
+# What 1C calls an order of ours: its own number, and the version it last sent.
+order_1c = Table(
+    "order_1c",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("number_1c", String(128), nullable=True),
+    Column("version", String(64), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -4,7 +4,8 @@ OrdersyncError
 ├── InvalidRequest            invalid_request: input that breaks a rule (quantity, unit, ...)
 │   ├── UnknownProduct        unknown_product
 │   ├── UnknownStore          unknown_store
-│   └── IdempotencyKeyReused  idempotency_key_reused: same key, different body
+│   ├── IdempotencyKeyReused  idempotency_key_reused: same key, different body
+│   └── BadExchangeFile       bad_exchange_file: a CommerceML file that cannot be read
 ├── NotFound                  not_found: the addressed resource does not exist
 ├── Conflict                  conflict: the request is valid but the state does not allow it
 │   ├── InsufficientStock     insufficient_stock: lines that cannot be covered
@@ -37,6 +38,10 @@ class OrdersyncError(Exception):
 
 class InvalidRequest(OrdersyncError):
     code = "invalid_request"
+
+
+class BadExchangeFile(InvalidRequest):
+    code = "bad_exchange_file"
 
 
 class UnknownProduct(InvalidRequest):

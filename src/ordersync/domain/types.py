@@ -54,6 +54,7 @@ class MovementReason(StrEnum):
     TRANSFER_IN = "transfer_in"
     COUNT = "count"
     SHIPMENT = "shipment"
+    EXCHANGE_1C = "exchange_1c"  # a figure adopted from 1C's stock (master = "1c")
 
 
 class HoldReason(StrEnum):

@@ -1,0 +1,161 @@
+"""Staging a 1C file's items, and applying their products and stores.
+
+Staging writes only to the exchange_stage_* tables; on PostgreSQL with COPY, which is what
+makes a file of a million store quantities take seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import TextClause, bindparam, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.quantities import MONEY_SCALE, to_units
+from .tables import (
+    exchange_stage_items,
+    exchange_stage_stores,
+    stores,
+)
+from .types import UtcDateTime
+
+# (file_id, seq, xml_id, article, name, unit, barcode, price)
+ItemRow = tuple[int, int, str, str | None, str | None, str | None, str | None, Decimal | None]
+# (file_id, seq, product xml id, store xml id, quantity in thousandths)
+StockRow = tuple[int, int, str, str, int]
+
+
+async def stage(conn: AsyncConnection, items: Sequence[ItemRow], stock: Sequence[StockRow]) -> None:
+    if conn.dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        if items:
+            await driver.copy_records_to_table(
+                "exchange_stage_items",
+                records=[_money_units(row) for row in items],
+                columns=["file_id", "seq", "xml_id", "article", "name", "unit", "barcode", "price"],
+            )
+        if stock:
+            await driver.copy_records_to_table(
+                "exchange_stage_stock",
+                records=stock,
+                columns=["file_id", "seq", "product_xml_id", "store_xml_id", "quantity"],
+            )
+        return
+    if items:
+        await conn.execute(
+            insert(exchange_stage_items),
+            [dict(zip(_ITEM_KEYS, row, strict=True)) for row in items],
+        )
+    if stock:
+        # Already in thousandths: bound as plain integers, not through the Quantity type.
+        await conn.execute(
+            text(
+                "INSERT INTO exchange_stage_stock "
+                "(file_id, seq, product_xml_id, store_xml_id, quantity) "
+                "VALUES (:f, :s, :p, :w, :q)"
+            ),
+            [{"f": f, "s": s, "p": p, "w": w, "q": q} for f, s, p, w, q in stock],
+        )
+
+
+_ITEM_KEYS = ("file_id", "seq", "xml_id", "article", "name", "unit", "barcode", "price")
+
+
+def _money_units(row: ItemRow) -> tuple[Any, ...]:
+    price = row[7]
+    return (*row[:7], None if price is None else to_units(price, MONEY_SCALE))
+
+
+async def stage_stores(conn: AsyncConnection, file_id: int, named: dict[str, str]) -> None:
+    if named:
+        await conn.execute(
+            insert(exchange_stage_stores),
+            [{"file_id": file_id, "xml_id": k[:128], "name": v[:255]} for k, v in named.items()],
+        )
+
+
+async def new_stores(conn: AsyncConnection, file_id: int) -> list[tuple[str, str]]:
+    """Staged stores the hub does not know yet, as (Ид, name)."""
+    s = exchange_stage_stores.c
+    known = select(stores.c.id).where(stores.c.xml_id == s.xml_id).exists()
+    rows = await conn.execute(select(s.xml_id, s.name).where(s.file_id == file_id, ~known))
+    return [(r.xml_id, r.name) for r in rows]
+
+
+async def rename_stores(conn: AsyncConnection, file_id: int, now: datetime) -> None:
+    """Names from the file's Склады win; stores only named by Ид keep theirs."""
+    await conn.execute(
+        _timed(
+            """
+            UPDATE stores SET name = s.name, updated_at = :now
+            FROM exchange_stage_stores s
+            WHERE s.file_id = :f AND stores.xml_id = s.xml_id AND s.name <> s.xml_id
+              AND stores.name <> s.name
+            """
+        ),
+        {"f": file_id, "now": now},
+    )
+
+
+def _timed(sql: str) -> TextClause:
+    return text(sql).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+# Products new to the hub: the SKU is the 1C article when it is free, else the 1C Ид.
+_INSERT_PRODUCTS = """
+    INSERT INTO products (sku, xml_id, name, unit, barcode, price, active, created_at,
+                          updated_at)
+    SELECT {sku}, i.xml_id, i.name, COALESCE(i.unit, 'pcs'), i.barcode, i.price, {true},
+           :now, :now
+    FROM exchange_stage_items i
+    WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi AND i.name IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM products p WHERE p.xml_id = i.xml_id)
+    ORDER BY i.seq
+    ON CONFLICT DO NOTHING
+"""
+
+_UPDATE_PRODUCTS = """
+    UPDATE products
+    SET name = COALESCE(i.name, products.name),
+        barcode = COALESCE(i.barcode, products.barcode),
+        price = COALESCE(i.price, products.price),
+        updated_at = :now
+    FROM exchange_stage_items i
+    WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi AND products.xml_id = i.xml_id
+      AND ((i.name IS NOT NULL AND i.name <> products.name)
+        OR (i.barcode IS NOT NULL AND (products.barcode IS NULL OR i.barcode <> products.barcode))
+        OR (i.price IS NOT NULL AND (products.price IS NULL OR i.price <> products.price)))
+"""
+
+
+async def apply_products(
+    conn: AsyncConnection, file_id: int, lo: int, hi: int, now: datetime
+) -> tuple[int, int]:
+    """Creates and updates the products of items [lo, hi); (created, updated)."""
+    true = "true" if conn.dialect.name == "postgresql" else "1"
+    params = {"f": file_id, "lo": lo, "hi": hi, "now": now}
+    created = 0
+    for sku in ("COALESCE(i.article, i.xml_id)", "i.xml_id"):
+        result = await conn.execute(_timed(_INSERT_PRODUCTS.format(sku=sku, true=true)), params)
+        created += int(result.rowcount or 0)
+    updated = await conn.execute(_timed(_UPDATE_PRODUCTS), params)
+    return created, int(updated.rowcount or 0)
+
+
+async def unknown_stock_products(conn: AsyncConnection, file_id: int, lo: int, hi: int) -> int:
+    """Staged quantities of items [lo, hi) whose product the hub does not have."""
+    result = await conn.execute(
+        text(
+            """
+            SELECT count(*) FROM exchange_stage_stock s
+            WHERE s.file_id = :f AND s.seq >= :lo AND s.seq < :hi
+              AND NOT EXISTS (SELECT 1 FROM products p WHERE p.xml_id = s.product_xml_id)
+            """
+        ),
+        {"f": file_id, "lo": lo, "hi": hi},
+    )
+    return int(result.scalar_one())

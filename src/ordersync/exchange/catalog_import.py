@@ -1,0 +1,352 @@
+"""`type=catalog&mode=import`: one step at a time, each within the configured time.
+
+A file goes receiving -> staging -> staged -> applying -> done (or failed). Staging reads the
+whole file into the stage tables, so a file found broken halfway (truncated, a quantity that
+is not a number) fails before anything of it reaches the ledger. Applying then takes a chunk
+of items per transaction, recording in the same transaction how far it got: an import call
+repeated after a dropped connection resumes there, and a finished file is never applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..config import ExchangeSettings
+from ..db import exchange_catalog, exchange_records, exchange_stock
+from ..db.catalog import create_store_from_1c
+from ..db.exchange_records import ExchangeFile, ExchangeSession
+from ..db.unit_of_work import Database
+from ..domain.errors import BadExchangeFile
+from ..domain.types import Master
+from ..services.context import utcnow
+from .catalog_reader import CatalogFile, Item
+from .work_dir import WorkDir, is_zip
+
+_BATCH = 2000  # items read per staging transaction
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str  # progress or success
+    message: str
+
+
+class _LiveReader:
+    """A parse kept open between import calls of one process, so a big file is read once."""
+
+    def __init__(self, reader: CatalogFile, skip: int) -> None:
+        self.reader = reader
+        self.items: Iterator[Item] = reader.items(skip)
+        self.position = skip
+
+    def batch(self) -> list[Item]:
+        out: list[Item] = []
+        for item in self.items:
+            out.append(item)
+            if len(out) >= _BATCH:
+                break
+        self.position += len(out)
+        return out
+
+
+class CatalogImport:
+    def __init__(self, db: Database, settings: ExchangeSettings, master: Master) -> None:
+        self.db = db
+        self.settings = settings
+        self.master = master
+        self.zone = ZoneInfo(settings.timezone)
+        self._readers: dict[int, _LiveReader] = {}
+        self._busy: dict[int, asyncio.Lock] = {}
+        self._total_store: str | None = None
+
+    async def step(self, session: ExchangeSession, name: str) -> Step:
+        deadline = time.monotonic() + self.settings.step_seconds
+        self._total_store = await self._total_store_xml_id()
+        work = WorkDir(self.settings.work_dir, session.id)
+        unpacked = await self._unpack_pending(session, work)
+        if unpacked:
+            return Step("progress", f"unpacked {unpacked}")
+        async with self.db.uow() as uow:
+            file = await exchange_records.get_file(uow.conn, session.id, name)
+        if file is None:
+            raise BadExchangeFile(f"{name} was not uploaded in this exchange")
+        lock = self._busy.setdefault(file.id, asyncio.Lock())
+        if lock.locked():
+            return Step("progress", f"{name}: still working on the previous call")
+        async with lock:
+            try:
+                return await self._advance(session, work, file, deadline)
+            except BadExchangeFile as exc:
+                await self._fail(session, file, exc.message)
+                raise
+
+    async def _advance(
+        self, session: ExchangeSession, work: WorkDir, file: ExchangeFile, deadline: float
+    ) -> Step:
+        if file.status == "done":
+            return Step("success", f"{file.name} was already imported: {_summary(file.result)}")
+        if file.status == "failed":
+            raise BadExchangeFile(file.message or f"{file.name} failed")
+        if file.status in ("receiving", "staging"):
+            file = await self._stage(session, work, file, deadline)
+            if file.status != "staged":
+                return Step("progress", f"{file.name}: read {file.staged} items")
+        file = await self._apply(session, file, deadline)
+        if file.status != "done":
+            return Step("progress", f"{file.name}: applied {file.applied} of {file.staged}")
+        self._readers.pop(file.id, None)
+        return Step("success", f"{file.name} imported: {_summary(file.result)}")
+
+    async def _stage(
+        self, session: ExchangeSession, work: WorkDir, file: ExchangeFile, deadline: float
+    ) -> ExchangeFile:
+        path = work.file(file.name)
+        if not path.is_file():
+            raise BadExchangeFile(f"{file.name} was not uploaded in this exchange")
+        live = self._readers.get(file.id)
+        if live is None or live.position != file.staged:
+            reader = CatalogFile(path, self.zone, self.settings.price_type)
+            live = self._readers[file.id] = _LiveReader(reader, file.staged)
+        pending = asyncio.create_task(asyncio.to_thread(live.batch))
+        negatives = int(file.result.get("negative", 0))
+        while True:
+            items = await pending
+            if items:
+                pending = asyncio.create_task(asyncio.to_thread(live.batch))
+            rows, stock, found = self._rows(file.id, items)
+            negatives += found
+            async with self.db.uow() as uow:
+                current = await exchange_records.get_file(
+                    uow.conn, session.id, file.name, lock=True
+                )
+                if current is None or current.staged != live.position - len(items):
+                    raise BadExchangeFile(f"{file.name} changed during its import; send it again")
+                await exchange_catalog.stage(uow.conn, rows, stock)
+                values: dict[str, object] = {
+                    "status": "staging",
+                    "staged": live.position,
+                    "result": {**current.result, "negative": negatives},
+                }
+                if not items:
+                    values.update(
+                        await self._finish_staging(uow.conn, session, file, live, negatives)
+                    )
+                await exchange_records.update_file(uow.conn, file.id, utcnow(), **values)
+                await uow.commit()
+            if not items or time.monotonic() >= deadline:
+                break
+        if items:
+            pending.cancel()
+            self._readers.pop(file.id, None)  # the parse thread may have run ahead; reopen
+        async with self.db.uow_read() as uow:
+            fresh = await exchange_records.get_file(uow.conn, session.id, file.name)
+        assert fresh is not None
+        return fresh
+
+    async def _finish_staging(
+        self,
+        conn: AsyncConnection,
+        session: ExchangeSession,
+        file: ExchangeFile,
+        live: _LiveReader,
+        negatives: int,
+    ) -> dict[str, object]:
+        reader = live.reader
+        named = dict(reader.stores)
+        for store_id in reader.seen_stores:
+            named.setdefault(store_id, store_id)
+        if self._total_store is not None and reader.has_offers:
+            named.setdefault(self._total_store, self._total_store)
+        await exchange_catalog.stage_stores(conn, file.id, named)
+        if negatives:
+            await exchange_records.log(
+                conn,
+                session.id,
+                file.name,
+                "warning",
+                f"{negatives} negative 1C balances in {file.name} taken as 0",
+                utcnow(),
+            )
+        kind = "offers" if reader.has_offers else "import" if reader.has_products else "empty"
+        formed = reader.formed_at or session.created_at
+        return {"status": "staged", "kind": kind, "formed_at": formed, "applied": 0}
+
+    def _rows(
+        self, file_id: int, items: list[Item]
+    ) -> tuple[list[exchange_catalog.ItemRow], list[exchange_catalog.StockRow], int]:
+        rows: list[exchange_catalog.ItemRow] = []
+        stock: list[exchange_catalog.StockRow] = []
+        negatives = 0
+        total_store = self._total_store
+        for item in items:
+            rows.append(
+                (
+                    file_id,
+                    item.seq,
+                    item.xml_id,
+                    item.article,
+                    item.name,
+                    item.unit,
+                    item.barcode,
+                    item.price,
+                )
+            )
+            figures = item.stock
+            if not figures and item.total is not None and total_store is not None:
+                figures = [(total_store, item.total)]
+            for store_id, qty in figures:
+                if qty < 0:
+                    negatives += 1
+                stock.append((file_id, item.seq, item.xml_id, store_id[:128], qty))
+        return rows, stock, negatives
+
+    async def _apply(
+        self, session: ExchangeSession, file: ExchangeFile, deadline: float
+    ) -> ExchangeFile:
+        chunk = self.settings.chunk_offers
+        result = dict(file.result)
+        while True:
+            async with self.db.uow() as uow:
+                conn = uow.conn
+                current = await exchange_records.get_file(conn, session.id, file.name, lock=True)
+                assert current is not None
+                if current.status == "done":
+                    return current
+                lo, hi = current.applied, min(current.applied + chunk, current.staged)
+                now = utcnow()
+                if lo == 0:
+                    await self._create_stores(conn, session, current, now)
+                created, updated = await exchange_catalog.apply_products(
+                    conn, current.id, lo, hi, now
+                )
+                _add(result, "products_created", created)
+                _add(result, "products_updated", updated)
+                _add(
+                    result,
+                    "unknown_products",
+                    await exchange_catalog.unknown_stock_products(conn, current.id, lo, hi),
+                )
+                assert current.formed_at is not None
+                if self.master is Master.ONE_C:
+                    moved = await exchange_stock.adopt_figures(
+                        conn, current.id, lo, hi, current.formed_at, _document_id(current), now
+                    )
+                    _add(result, "stock_changed", moved.moved)
+                else:
+                    figures = await exchange_stock.record_figures(
+                        conn, current.id, lo, hi, current.formed_at, now
+                    )
+                    _add(result, "figures_recorded", figures)
+                done = hi >= current.staged
+                values: dict[str, object] = {"applied": hi, "result": result}
+                values["status"] = "done" if done else "applying"
+                if done and result.get("unknown_products"):
+                    await exchange_records.log(
+                        conn,
+                        session.id,
+                        file.name,
+                        "warning",
+                        f"{result['unknown_products']} quantities for products the hub does "
+                        "not know were skipped",
+                        now,
+                    )
+                await exchange_records.update_file(conn, current.id, now, **values)
+                await uow.commit()
+            if done:
+                self.db.forget_stores()
+                break
+            if time.monotonic() >= deadline:
+                break
+        async with self.db.uow_read() as uow:
+            fresh = await exchange_records.get_file(uow.conn, session.id, file.name)
+        assert fresh is not None
+        return fresh
+
+    async def _create_stores(
+        self, conn: AsyncConnection, session: ExchangeSession, file: ExchangeFile, now: datetime
+    ) -> None:
+        for xml_id, name in await exchange_catalog.new_stores(conn, file.id):
+            code = await create_store_from_1c(conn, xml_id, name, now)
+            await exchange_records.log(
+                conn,
+                session.id,
+                file.name,
+                "warning",
+                f"store {xml_id} ({name}) is new: created as {code}, not serving online "
+                "and not a pickup point until configured",
+                now,
+            )
+        await exchange_catalog.rename_stores(conn, file.id, now)
+        self.db.forget_stores()
+
+    async def _total_store_xml_id(self) -> str | None:
+        code = self.settings.total_stock_store
+        if code is None:
+            return None
+        for store in await self.db.fresh_stores():
+            if store.code == code:
+                return store.xml_id
+        raise BadExchangeFile(f"exchange.total_stock_store names {code}, which does not exist")
+
+    async def _unpack_pending(self, session: ExchangeSession, work: WorkDir) -> str | None:
+        async with self.db.uow() as uow:
+            files = await exchange_records.session_files(uow.conn, session.id)
+        for file in files:
+            if file.status != "receiving" or not is_zip(work.file(file.name)):
+                continue
+            try:
+                names = await asyncio.to_thread(
+                    work.unpack, file.name, self.settings.max_unpacked_bytes
+                )
+            except BadExchangeFile as exc:
+                await self._fail(session, file, exc.message)
+                raise
+            async with self.db.uow() as uow:
+                now = utcnow()
+                for name in names:
+                    existing = await exchange_records.get_file(uow.conn, session.id, name)
+                    if existing is None:
+                        await exchange_records.create_file(uow.conn, session.id, name, None, now)
+                    else:
+                        await exchange_records.clear_stage(uow.conn, existing.id)
+                        await exchange_records.update_file(
+                            uow.conn, existing.id, now, status="receiving", staged=0, applied=0,
+                            result={}, message=None,
+                        )  # fmt: skip
+                await exchange_records.update_file(
+                    uow.conn, file.id, now, kind="zip", status="done", result={"files": names}
+                )
+                await uow.commit()
+            return f"{file.name}: {len(names)} files"
+        return None
+
+    async def _fail(self, session: ExchangeSession, file: ExchangeFile, message: str) -> None:
+        self._readers.pop(file.id, None)
+        async with self.db.uow() as uow:
+            now = utcnow()
+            await exchange_records.clear_stage(uow.conn, file.id)
+            await exchange_records.update_file(
+                uow.conn, file.id, now, status="failed", message=message[:2000]
+            )
+            await exchange_records.log(uow.conn, session.id, file.name, "error", message, now)
+            await uow.commit()
+
+
+def _add(result: dict[str, object], key: str, value: int) -> None:
+    result[key] = int(result.get(key, 0)) + value  # type: ignore[call-overload]
+
+
+def _document_id(file: ExchangeFile) -> str:
+    return f"{file.session_id}/{file.name}"[:128]
+
+
+def _summary(result: dict[str, object]) -> str:
+    shown = {k: v for k, v in result.items() if v}
+    return ", ".join(f"{k} {v}" for k, v in shown.items()) or "nothing to change"

@@ -1,0 +1,291 @@
+"""`/bitrix/admin/1c_exchange.php`: the CommerceML 2 dialogue, answered as 1C-Bitrix answers it.
+
+Every reply is plain text whose first line is `success`, `progress` or `failure` (nothing
+before it: 1C reads the first line as the status), in windows-1251 unless configured
+otherwise. Protocol failures are answered with HTTP 200 and `failure`, as Bitrix does, so 1C
+shows the reason in its log instead of a transport error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+
+from ..config import ExchangeSettings, Settings
+from ..db import exchange_records
+from ..db.exchange_records import ExchangeSession
+from ..db.unit_of_work import Database
+from ..domain.errors import BadExchangeFile, OrdersyncError
+from ..services.context import Context, utcnow
+from ..services.ids import uuid7
+from . import auth
+from .catalog_import import CatalogImport
+from .sale_exchange import SaleExchange
+from .work_dir import WorkDir, chunk_hash, safe_name
+
+log = logging.getLogger("ordersync.exchange")
+STANDARD_PATH = "/bitrix/admin/1c_exchange.php"
+_TYPES = ("catalog", "sale")
+_SEEN_EVERY = timedelta(minutes=1)
+
+
+class Refused(Exception):
+    """A protocol failure: answered `failure` with this reason."""
+
+
+@dataclass
+class Exchange:
+    db: Database
+    settings: ExchangeSettings
+    catalog: CatalogImport
+    sale: SaleExchange
+
+    @classmethod
+    def build(cls, db: Database, settings: Settings, ctx: Context) -> Exchange:
+        ex = settings.exchange
+        return cls(db, ex, CatalogImport(db, ex, settings.master), SaleExchange(db, ex, ctx))
+
+    async def checkauth(self, request: Request, type_: str) -> str:
+        credentials = auth.parse_basic(request.headers.get("authorization"))
+        if credentials is None:
+            raise Refused("no credentials: send HTTP Basic authorization (a proxy may strip it)")
+        login, password = credentials
+        if login != self.settings.login or not auth.verify_password(
+            password, self.settings.password_hash
+        ):
+            raise Refused("wrong login or password")
+        cookie = auth.new_cookie()
+        now = utcnow()
+        session_id = uuid7()
+        async with self.db.uow() as uow:
+            await exchange_records.create_session(
+                uow.conn, session_id, type_, auth.cookie_hash(cookie), login, now
+            )
+            await uow.commit()
+        await self.forget_old_sessions()
+        lines = ["success", auth.COOKIE_NAME, cookie, f"sessid={cookie_sessid(cookie)}"]
+        if type_ == "catalog":
+            lines.append(f"timestamp={int(now.timestamp())}")
+        return "\n".join(lines)
+
+    async def session(self, request: Request, type_: str) -> ExchangeSession:
+        cookie = request.cookies.get(auth.COOKIE_NAME)
+        if not cookie:
+            raise Refused("no session cookie: call mode=checkauth first")
+        async with self.db.uow_read() as uow:
+            session = await exchange_records.session_by_cookie(uow.conn, auth.cookie_hash(cookie))
+        now = utcnow()
+        if session is None or now - session.last_seen_at > timedelta(
+            hours=self.settings.session_hours
+        ):
+            raise Refused("unknown or expired session: call mode=checkauth again")
+        if session.type != type_:
+            raise Refused(f"this session was opened for type={session.type}")
+        sessid = request.query_params.get("sessid")
+        if sessid is not None and sessid != cookie_sessid(cookie):
+            raise Refused("sessid does not match the session")
+        if now - session.last_seen_at > _SEEN_EVERY:
+            async with self.db.uow() as uow:
+                await exchange_records.update_session(uow.conn, session.id, last_seen_at=now)
+                await uow.commit()
+        return session
+
+    async def dispatch(
+        self, request: Request, session: ExchangeSession, type_: str, mode: str
+    ) -> str | Response:
+        filename = request.query_params.get("filename")
+        if mode == "init":
+            return await self.init(request, session, type_)
+        if mode == "file":
+            name = await self.receive(request, session, _required(filename))
+            if type_ == "sale" and session.version is None:
+                notes = await self.sale.import_file(session, name)  # the old flow: parse at once
+                return "\n".join(["success", *notes])
+            return "success"
+        if mode == "import":
+            name = safe_name(_required(filename))
+            if type_ == "sale":
+                return "\n".join(["success", *await self.sale.import_file(session, name)])
+            step = await self.catalog.step(session, name)
+            return f"{step.status}\n{step.message}"
+        if type_ == "sale" and mode == "query":
+            body = await self.sale.query(session)
+            return Response(
+                content=body,
+                media_type=f"application/xml; charset={self.settings.encoding}",
+            )
+        if type_ == "sale" and mode == "success":
+            count = await self.sale.success(session)
+            return f"success\n{count} orders confirmed"
+        if type_ == "catalog" and mode in ("deactivate", "complete"):
+            # The hub never deletes products; deactivating what a full exchange left out is a
+            # catalog decision 1C makes itself (it sends the product with ПометкаУдаления).
+            return f"success\n{mode}: done"
+        raise Refused(f"mode {mode!r} is not supported for type={type_}")
+
+    async def init(self, request: Request, session: ExchangeSession, type_: str) -> str:
+        version = request.query_params.get("version")
+        if type_ == "catalog":
+            WorkDir(self.settings.work_dir, session.id).clear()
+        if type_ == "sale" and version:
+            async with self.db.uow() as uow:
+                await exchange_records.update_session(uow.conn, session.id, version=version[:16])
+                await uow.commit()
+        lines = [
+            f"zip={'yes' if self.settings.zip else 'no'}",
+            f"file_limit={self.settings.file_limit}",
+        ]
+        if type_ == "sale" and version:
+            cookie = request.cookies.get(auth.COOKIE_NAME, "")
+            lines += [f"sessid={cookie_sessid(cookie)}", f"version={version[:16]}"]
+        return "\n".join(lines)
+
+    async def receive(self, request: Request, session: ExchangeSession, raw: str) -> str:
+        """Streams one chunk to disk (never whole in memory), then appends it to the file."""
+        name = safe_name(raw)
+        work = WorkDir(self.settings.work_dir, session.id)
+        target = work.file(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f".{target.name}.{uuid7()}.part")
+        digest = hashlib.sha256()
+        size = 0
+        room = self.settings.max_session_bytes - work.size()
+        try:
+            with part.open("wb") as out:
+                async for data in request.stream():
+                    size += len(data)
+                    if size > self.settings.file_limit:
+                        raise Refused(
+                            f"a chunk is larger than file_limit={self.settings.file_limit}"
+                        )
+                    if size > room:
+                        raise Refused("the exchange's files are larger than max_session_bytes")
+                    digest.update(data)
+                    out.write(data)
+            return await self._append(session, name, target, part, digest.hexdigest(), size)
+        finally:
+            part.unlink(missing_ok=True)
+
+    async def _append(
+        self,
+        session: ExchangeSession,
+        name: str,
+        target: Path,
+        part: Path,
+        hash_: str,
+        size: int,
+    ) -> str:
+        now = utcnow()
+        async with self.db.uow() as uow:
+            file = await exchange_records.get_file(uow.conn, session.id, name, lock=True)
+            if file is not None and file.status != "receiving":
+                # The same name again after it was imported: a new file under an old name.
+                await exchange_records.clear_stage(uow.conn, file.id)
+                await exchange_records.update_file(
+                    uow.conn, file.id, now, status="receiving", size=0, last_chunk_hash=None,
+                    staged=0, applied=0, result={}, message=None, formed_at=None,
+                )  # fmt: skip
+                await asyncio.to_thread(target.unlink, missing_ok=True)
+                file = await exchange_records.get_file(uow.conn, session.id, name, lock=True)
+            if file is None:
+                await exchange_records.create_file(uow.conn, session.id, name, None, now)
+                file = await exchange_records.get_file(uow.conn, session.id, name, lock=True)
+            assert file is not None
+            if file.last_chunk_hash == hash_:
+                # 1C sent the chunk again after losing our answer: appending it twice would
+                # corrupt the file.
+                await exchange_records.log(
+                    uow.conn, session.id, name, "warning", "a repeated chunk was skipped", now
+                )
+            else:
+                with target.open("ab") as out, part.open("rb") as src:
+                    while block := src.read(1 << 20):
+                        out.write(block)
+                    out.flush()
+                    os.fsync(out.fileno())
+                await exchange_records.update_file(
+                    uow.conn, file.id, now, size=file.size + size, last_chunk_hash=hash_
+                )
+            await uow.commit()
+        return name
+
+    async def forget_old_sessions(self) -> None:
+        """Sessions idle past their time: their files, stage rows and directories go."""
+        before = utcnow() - timedelta(hours=self.settings.session_hours)
+        async with self.db.uow() as uow:
+            old = await exchange_records.expired_sessions(uow.conn, before)
+            for session_id in old:
+                await exchange_records.drop_session(uow.conn, session_id)
+            await uow.commit()
+        for session_id in old:
+            WorkDir(self.settings.work_dir, session_id).clear()
+
+    def text(self, reply: str) -> Response:
+        charset = self.settings.encoding
+        return Response(
+            content=reply.encode(charset, errors="replace"),
+            media_type=f"text/plain; charset={charset}",
+        )
+
+
+def paths(settings: ExchangeSettings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((STANDARD_PATH, settings.path)))
+
+
+def router(settings: ExchangeSettings) -> APIRouter:
+    api = APIRouter(tags=["1C exchange"])
+    for path in paths(settings):
+        api.add_api_route(
+            path,
+            handle,
+            methods=["GET", "POST"],
+            summary="CommerceML 2 exchange with 1C (Basic auth, then the session cookie)",
+            response_class=Response,
+        )
+    return api
+
+
+async def handle(request: Request) -> Response:
+    exchange: Exchange = request.app.state.exchange
+    params = request.query_params
+    type_, mode = params.get("type", ""), params.get("mode", "")
+    started = time.monotonic()
+    try:
+        if type_ not in _TYPES:
+            raise Refused(f"unknown exchange type {type_!r}")
+        if mode == "checkauth":
+            return exchange.text(await exchange.checkauth(request, type_))
+        session = await exchange.session(request, type_)
+        reply = await exchange.dispatch(request, session, type_, mode)
+    except Refused as exc:
+        reply = f"failure\n{exc}"
+    except BadExchangeFile as exc:
+        reply = f"failure\n{exc.message}"
+    except OrdersyncError as exc:
+        reply = f"failure\n{exc.message}"
+    if isinstance(reply, Response):
+        return reply
+    log.info("1c exchange %s/%s: %s (%.0f ms)", type_, mode, reply.split("\n", 1)[0],
+             (time.monotonic() - started) * 1000)  # fmt: skip
+    return exchange.text(reply)
+
+
+def cookie_sessid(cookie: str) -> str:
+    return hashlib.sha256(f"sessid:{cookie}".encode()).hexdigest()[:32]
+
+
+def _required(filename: str | None) -> str:
+    if not filename:
+        raise Refused("filename is missing")
+    return filename
+
+
+__all__ = ["STANDARD_PATH", "Exchange", "chunk_hash", "paths", "router"]

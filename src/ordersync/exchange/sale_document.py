@@ -1,0 +1,188 @@
+"""The orders document of `type=sale&mode=query`, shaped as Bitrix writes it for 1C."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from decimal import Decimal
+
+from lxml import etree
+
+from ..db.exchange_orders import ProductInfo
+from ..domain.orders import Order
+from ..domain.types import OrderStatus, PaymentStatus, Unit
+
+SCHEMA_VERSION = "2.08"
+_FORMATS = {
+    "ФорматДаты": "ДФ=yyyy-MM-dd; ДЛФ=DT",
+    "ФорматВремени": "ДФ=ЧЧ:мм:сс; ДЛФ=T",
+    "РазделительДатаВремя": "T",
+    "ФорматСуммы": "ЧЦ=18; ЧДЦ=2; ЧРД=.",
+    "ФорматКоличества": "ЧЦ=18; ЧДЦ=2; ЧРД=.",
+}
+_STATUS_NAMES = {
+    OrderStatus.PLACED: "Принят",
+    OrderStatus.SHIPPED: "Отгружен",
+    OrderStatus.COMPLETED: "Выполнен",
+    OrderStatus.CANCELLED: "Отменен",
+    OrderStatus.EXPIRED: "Отменен: резерв истек",
+}
+_UNITS = {  # OKEI code, short name, full name, international abbreviation
+    Unit.PCS: ("796", "шт", "Штука", "PCE"),
+    Unit.KG: ("166", "кг", "Килограмм", "KGM"),
+    Unit.L: ("112", "л", "Литр", "LTR"),
+    Unit.M: ("006", "м", "Метр", "MTR"),
+}
+
+
+@dataclass(frozen=True)
+class Refs:
+    products: dict[int, ProductInfo]
+    stores: dict[int, tuple[str, str, str]]  # id -> (code, 1C Ид, name)
+    zone: tzinfo
+
+
+def orders_document(orders: Sequence[Order], refs: Refs, now: datetime, encoding: str) -> bytes:
+    attrs = {
+        "ВерсияСхемы": SCHEMA_VERSION,
+        "ДатаФормирования": _local(now, refs.zone).strftime("%Y-%m-%dT%H:%M:%S"),
+        **_FORMATS,
+    }
+    root = etree.Element("КоммерческаяИнформация", attrs)
+    for order in orders:
+        _document(etree.SubElement(root, "Документ"), order, refs)
+    body = etree.tostring(root, encoding=encoding, xml_declaration=False, pretty_print=True)
+    assert isinstance(body, bytes)
+    return f'<?xml version="1.0" encoding="{encoding}"?>\n'.encode() + body
+
+
+def _document(doc: etree._Element, order: Order, refs: Refs) -> None:
+    created = _local(order.created_at, refs.zone)
+    _add(doc, "Ид", order.id)
+    _add(doc, "Номер", order.external_id or order.id)
+    _add(doc, "Дата", created.strftime("%Y-%m-%d"))
+    _add(doc, "Время", created.strftime("%H:%M:%S"))
+    _add(doc, "ХозОперация", "Заказ товара")
+    _add(doc, "Роль", "Продавец")
+    _add(doc, "Валюта", "руб" if order.currency == "RUB" else order.currency)
+    _add(doc, "Курс", "1")
+    _add(doc, "Сумма", _money(order.total))
+    _add(doc, "Комментарий", order.comment or "")
+    _customer(etree.SubElement(doc, "Контрагенты"), order)
+    goods = etree.SubElement(doc, "Товары")
+    for line in order.lines:
+        _line(
+            etree.SubElement(goods, "Товар"),
+            order,
+            line.product_id,
+            line.quantity,
+            line.price,
+            refs,
+        )
+    _properties(etree.SubElement(doc, "ЗначенияРеквизитов"), order, refs)
+
+
+def _customer(parent: etree._Element, order: Order) -> None:
+    customer = order.customer or {}
+    name = str(customer.get("name") or "Розничный покупатель")
+    agent = etree.SubElement(parent, "Контрагент")
+    _add(agent, "Ид", str(customer.get("id") or customer.get("phone") or name)[:100])
+    _add(agent, "Наименование", name)
+    _add(agent, "ПолноеНаименование", name)
+    _add(agent, "Роль", "Покупатель")
+    contacts = [("Телефон рабочий", customer.get("phone")), ("Почта", customer.get("email"))]
+    if any(value for _, value in contacts):
+        box = etree.SubElement(agent, "Контакты")
+        for kind, value in contacts:
+            if value:
+                contact = etree.SubElement(box, "Контакт")
+                _add(contact, "Тип", kind)
+                _add(contact, "Значение", str(value))
+
+
+def _line(
+    item: etree._Element,
+    order: Order,
+    product_id: int,
+    quantity: Decimal,
+    price: Decimal,
+    refs: Refs,
+) -> None:
+    info = refs.products.get(product_id)
+    code, short, full, intl = _UNITS[Unit(info.unit if info else "pcs")]
+    _add(item, "Ид", info.xml_id if info else str(product_id))
+    _add(item, "Наименование", info.name if info else str(product_id))
+    unit = _add(item, "БазоваяЕдиница", short)
+    unit.set("Код", code)
+    unit.set("НаименованиеПолное", full)
+    unit.set("МеждународноеСокращение", intl)
+    _add(item, "ЦенаЗаЕдиницу", _money(price))
+    _add(item, "Количество", _number(quantity))
+    _add(item, "Сумма", _money((price * quantity).quantize(Decimal("0.01"))))
+    props = etree.SubElement(item, "ЗначенияРеквизитов")
+    _property(props, "ВидНоменклатуры", "Товар")
+    _property(props, "ТипНоменклатуры", "Товар")
+
+
+def _properties(props: etree._Element, order: Order, refs: Refs) -> None:
+    paid = order.payment_status is PaymentStatus.PAID
+    cancelled = order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+    shipped = order.status in (OrderStatus.SHIPPED, OrderStatus.COMPLETED)
+    store = refs.stores.get(order.store_id) if order.store_id is not None else None
+    values = [
+        ("Метод оплаты", ""),
+        ("Заказ оплачен", _bool(paid)),
+        ("Дата оплаты", _time(order.paid_at, refs)),
+        ("Доставка разрешена", _bool(shipped)),
+        ("Отгружен", _bool(shipped)),
+        ("Дата отгрузки", _time(order.shipped_at, refs)),
+        ("Отменен", _bool(cancelled)),
+        ("Финальный статус", _bool(order.status is OrderStatus.COMPLETED)),
+        ("Статус заказа", f"[{order.status.value}] {_STATUS_NAMES[order.status]}"),
+        ("Статуса заказа ИД", order.status.value),
+        ("Дата изменения статуса", _time(order.updated_at, refs)),
+        ("Сайт", "ordersync"),
+        ("Канал", order.channel.value),
+        ("Источник", order.source.value),
+        ("Способ получения", order.fulfillment.value),
+        ("Склад", store[1] if store else ""),
+        ("Склад (код)", store[0] if store else ""),
+        ("Касса", order.pos_id or ""),
+        ("Номер чека ККМ", order.pos_transaction_id or ""),
+    ]
+    for name, value in values:
+        _property(props, name, value)
+
+
+def _property(parent: etree._Element, name: str, value: str) -> None:
+    item = etree.SubElement(parent, "ЗначениеРеквизита")
+    _add(item, "Наименование", name)
+    _add(item, "Значение", value)
+
+
+def _add(parent: etree._Element, tag: str, text: str) -> etree._Element:
+    element = etree.SubElement(parent, tag)
+    element.text = text
+    return element
+
+
+def _local(moment: datetime, zone: tzinfo) -> datetime:
+    return moment.astimezone(zone)
+
+
+def _time(moment: datetime | None, refs: Refs) -> str:
+    return "" if moment is None else _local(moment, refs.zone).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _number(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text
