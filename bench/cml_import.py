@@ -831,8 +831,15 @@ class Exchange:
         self.client.close()
 
     def call(
-        self, mode: str, *, filename: str | None = None, body: bytes | None = None
+        self,
+        mode: str,
+        *,
+        filename: str | None = None,
+        body: bytes | None = None,
+        status_word: bool = True,
     ) -> list[str]:
+        """One call; its reply lines. With status_word (every reply but init's) the first
+        line must be success or progress."""
         params = {"type": "catalog", "mode": mode}
         if filename is not None:
             params["filename"] = filename
@@ -854,7 +861,9 @@ class Exchange:
             raise BenchError(f"{what}: HTTP {resp.status_code}\n{text[:2000]}")
         if not lines:
             raise BenchError(f"{what}: empty reply (HTTP {resp.status_code})")
-        if lines[0] not in ("success", "progress"):
+        if lines[0].strip() == "failure" or (
+            status_word and lines[0] not in ("success", "progress")
+        ):
             raise BenchError(f"{what}: {lines[0]!r}\n{text[:2000]}")
         return lines
 
@@ -883,7 +892,7 @@ class Exchange:
         )
 
     def init(self) -> int:
-        lines = self.call("init")
+        lines = self.call("init", status_word=False)
         fields = dict(line.strip().partition("=")[::2] for line in lines if "=" in line)
         if fields.get("zip") != "no":
             raise BenchError(f"mode=init: expected zip=no, got {lines!r}")
@@ -974,7 +983,7 @@ def exchange_once(label: str, server: Server, path: Path, offers: int) -> Import
 def print_counts(label: str, c: Counts) -> None:
     print(
         f"{label}: stock_levels {c.stock_levels}, exchange_1c movements {c.movements}, "
-        f"outbox_events {c.events}, products {c.products}, sum(on_hand) {c.on_hand_sum / 1000:g}",
+        f"outbox_events {c.events}, products {c.products}, sum(on_hand) {c.on_hand_sum / 1000:.0f}",
         flush=True,
     )
 
@@ -1014,12 +1023,13 @@ def through_protocol(files: Path, workdir: Path, results: Results, password_hash
         results,
         "first import: sum(on_hand)",
         before.on_hand_sum == generated.total1 * 1000,
-        f"{before.on_hand_sum / 1000:g} (the file's quantities add up to {generated.total1})",
+        f"{before.on_hand_sum / 1000:.0f} (the file's quantities add up to {generated.total1})",
     )
-    print(
-        f"  (offers.xml has {generated.nonzero1} non-zero store quantities; a movement is "
-        "expected for each)",
-        flush=True,
+    check(
+        results,
+        "first import: movements",
+        before.movements == generated.nonzero1,
+        f"{before.movements} (expected {generated.nonzero1}: one per non-zero store quantity)",
     )
 
     results.reimport = exchange_once("re-import", server, files / OFFERS2_FILE, offers)
@@ -1050,7 +1060,7 @@ def through_protocol(files: Path, workdir: Path, results: Results, password_hash
         results,
         "re-import: sum(on_hand)",
         after.on_hand_sum == generated.total2 * 1000,
-        f"{after.on_hand_sum / 1000:g} (offers2.xml's quantities add up to {generated.total2})",
+        f"{after.on_hand_sum / 1000:.0f} (offers2.xml's quantities add up to {generated.total2})",
     )
 
 

@@ -18,6 +18,7 @@ from ..db.unit_of_work import Database
 from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
+from . import cli_exchange
 from .demo import is_empty, seed_demo
 
 app = typer.Typer(help="ordersync: one order stream and one stock ledger.", no_args_is_help=True)
@@ -243,6 +244,9 @@ def check() -> None:
     typer.echo(f"{checked} stock levels checked, {len(drifts)} with drift")
     if drifts:
         raise typer.Exit(1)
+
+
+cli_exchange.register(app, _settings)
 
 
 def main() -> None:
