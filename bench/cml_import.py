@@ -10,7 +10,7 @@ What it does:
 1. Writes, streaming with plain string writes, ``offers.xml`` in CommerceML 2.07 style (UTF-8
    with a BOM, ``xmlns="urn:1C.ru:commerceml_2"``): one ПакетПредложений with one price type,
    ``--stores`` stores and ``--offers`` Предложение, each with a price, a total and a quantity
-   per store (0..500, seeded RNG); about 190 MB for 100,000 offers. Then ``offers2.xml``: the
+   per store (0..500, seeded RNG); about 220 MB for 100,000 offers. Then ``offers2.xml``: the
    same offers and stores, a later ДатаФормирования and exactly 5 % of the store quantities
    changed, each to a different value. ``--dir`` keeps them in that directory (otherwise a
    temporary one, removed unless ``--keep-files``); ``--skip-generate`` reuses the files (and

@@ -39,21 +39,38 @@ class Step:
 
 
 class _LiveReader:
-    """A parse kept open between import calls of one process, so a big file is read once."""
+    """A parse kept open between import calls of one process, so a big file is read once.
+    The next batch is parsed in a thread while the current one is written."""
 
     def __init__(self, reader: CatalogFile, skip: int) -> None:
         self.reader = reader
         self.items: Iterator[Item] = reader.items(skip)
-        self.position = skip
+        self.next_seq = skip  # the first item not yet handed out
+        self._ahead: asyncio.Task[list[Item]] | None = None
 
-    def batch(self) -> list[Item]:
+    def _batch(self) -> list[Item]:
         out: list[Item] = []
         for item in self.items:
             out.append(item)
             if len(out) >= _BATCH:
                 break
-        self.position += len(out)
         return out
+
+    async def batch(self) -> list[Item]:
+        task = self._ahead or asyncio.ensure_future(asyncio.to_thread(self._batch))
+        items = await task
+        self._ahead = asyncio.ensure_future(asyncio.to_thread(self._batch)) if items else None
+        self.next_seq = items[-1].seq + 1 if items else self.next_seq
+        return items
+
+    async def settle(self) -> None:
+        """Waits for the batch parsed ahead, so nothing runs on the reader between calls."""
+        if self._ahead is not None:
+            await asyncio.wait([self._ahead])
+
+
+class _Overtaken(Exception):
+    """Another call (another process) moved the same file on: this one stops quietly."""
 
 
 class CatalogImport:
@@ -83,6 +100,8 @@ class CatalogImport:
         async with lock:
             try:
                 return await self._advance(session, work, file, deadline)
+            except _Overtaken:
+                return Step("progress", f"{name}: another call is importing it")
             except BadExchangeFile as exc:
                 await self._fail(session, file, exc.message)
                 raise
@@ -111,40 +130,41 @@ class CatalogImport:
         if not path.is_file():
             raise BadExchangeFile(f"{file.name} was not uploaded in this exchange")
         live = self._readers.get(file.id)
-        if live is None or live.position != file.staged:
+        if live is None or live.next_seq != file.staged:
             reader = CatalogFile(path, self.zone, self.settings.price_type)
             live = self._readers[file.id] = _LiveReader(reader, file.staged)
-        pending = asyncio.create_task(asyncio.to_thread(live.batch))
         negatives = int(file.result.get("negative", 0))
-        while True:
-            items = await pending
-            if items:
-                pending = asyncio.create_task(asyncio.to_thread(live.batch))
-            rows, stock, found = self._rows(file.id, items)
-            negatives += found
-            async with self.db.uow() as uow:
-                current = await exchange_records.get_file(
-                    uow.conn, session.id, file.name, lock=True
-                )
-                if current is None or current.staged != live.position - len(items):
-                    raise BadExchangeFile(f"{file.name} changed during its import; send it again")
-                await exchange_catalog.stage(uow.conn, rows, stock)
-                values: dict[str, object] = {
-                    "status": "staging",
-                    "staged": live.position,
-                    "result": {**current.result, "negative": negatives},
-                }
-                if not items:
-                    values.update(
-                        await self._finish_staging(uow.conn, session, file, live, negatives)
+        try:
+            while True:
+                start = live.next_seq
+                items = await live.batch()
+                rows, stock, found = self._rows(file.id, items)
+                negatives += found
+                async with self.db.uow() as uow:
+                    current = await exchange_records.get_file(
+                        uow.conn, session.id, file.name, lock=True
                     )
-                await exchange_records.update_file(uow.conn, file.id, utcnow(), **values)
-                await uow.commit()
-            if not items or time.monotonic() >= deadline:
-                break
-        if items:
-            pending.cancel()
-            self._readers.pop(file.id, None)  # the parse thread may have run ahead; reopen
+                    if current is None or current.staged != start:
+                        raise _Overtaken
+                    await exchange_catalog.stage(uow.conn, rows, stock)
+                    values: dict[str, object] = {
+                        "status": "staging",
+                        "staged": live.next_seq,
+                        "result": {**current.result, "negative": negatives},
+                    }
+                    if not items:
+                        values.update(
+                            await self._finish_staging(uow.conn, session, file, live, negatives)
+                        )
+                    await exchange_records.update_file(uow.conn, file.id, utcnow(), **values)
+                    await uow.commit()
+                if not items or time.monotonic() >= deadline:
+                    break
+        except BaseException:
+            self._readers.pop(file.id, None)
+            raise
+        finally:
+            await live.settle()
         async with self.db.uow_read() as uow:
             fresh = await exchange_records.get_file(uow.conn, session.id, file.name)
         assert fresh is not None

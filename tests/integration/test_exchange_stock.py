@@ -1,0 +1,648 @@
+"""The 1C stock import (CommerceML offers and rests files), driven at the service level: an
+exchange session and its file row, the file in the session's work directory, then
+CatalogImport.step until `success`.
+
+master = "1c": each stock level becomes 1C's figure (negatives as 0) plus the hub's own
+movements 1C cannot have counted yet, never below 0; holds stay. master = "hub": the figures are
+only recorded beside the hub's, for `reconcile`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from ordersync.config import ExchangeSettings
+from ordersync.db import exchange_records, reconcile
+from ordersync.db.exchange_records import ExchangeFile, ExchangeSession
+from ordersync.db.tables import (
+    exchange_files,
+    exchange_log,
+    exchange_stage_items,
+    exchange_stage_stock,
+    exchange_stage_stores,
+    outbox_events,
+    products,
+    stock_1c_figures,
+    stock_levels,
+    stock_movements,
+    stores,
+)
+from ordersync.db.unit_of_work import Database
+from ordersync.domain import events
+from ordersync.domain.commands import (
+    LineInput,
+    PlaceOrder,
+    ProductRef,
+    RecordPosSale,
+    StockDocument,
+    StockLine,
+)
+from ordersync.domain.errors import BadExchangeFile
+from ordersync.domain.orders import Order
+from ordersync.domain.types import Channel, Fulfillment, Master
+from ordersync.exchange.auth import cookie_hash
+from ordersync.exchange.catalog_import import CatalogImport, Step
+from ordersync.exchange.work_dir import WorkDir
+from ordersync.services import stock
+from ordersync.services.context import utcnow
+from ordersync.services.orders import place_order
+from ordersync.services.pos import record_pos_sale
+from tests import support
+from tests.integration import dbstate
+
+D = Decimal
+ZONE = "Europe/Moscow"  # ExchangeSettings.timezone, set explicitly below
+FILE = "offers.xml"
+EXCHANGE_1C = "exchange_1c"
+
+
+# --- building the files ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A Предложение: its Ид, its name (None in a rests-only file) and its figure per store Ид."""
+
+    xml_id: str
+    stock: Mapping[str, str | int] = field(default_factory=dict)
+    name: str | None = None
+    total: str | None = None  # Количество; by default the sum of the store figures
+
+
+def local_time(moment: datetime, zone: str = ZONE) -> str:
+    """ДатаФормирования as 1C writes it: local time without a zone."""
+    return moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def offers_xml(
+    formed: datetime, offers: Sequence[Offer], store_names: Mapping[str, str] | None = None
+) -> str:
+    """An offers.xml of schema 2.08: ПакетПредложений with Склады and Предложения, each offer
+    with Количество and a <Склад ИдСклада КоличествоНаСкладе/> per store."""
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<КоммерческаяИнформация ВерсияСхемы="2.08" ДатаФормирования="{local_time(formed)}">',
+        '<ПакетПредложений СодержитТолькоИзменения="false">',
+        "<Ид>pkg-1#</Ид><Наименование>Пакет предложений</Наименование>",
+        "<ИдКаталога>cat-1</ИдКаталога><ИдКлассификатора>cls-1</ИдКлассификатора>",
+    ]
+    if store_names:
+        out.append("<Склады>")
+        for xml_id, name in store_names.items():
+            out.append(
+                f"<Склад><Ид>{escape(xml_id)}</Ид><Наименование>{escape(name)}</Наименование>"
+                "</Склад>"
+            )
+        out.append("</Склады>")
+    out.append("<Предложения>")
+    for offer in offers:
+        out.append(f"<Предложение><Ид>{escape(offer.xml_id)}</Ид>")
+        if offer.name is not None:
+            out.append(f"<Наименование>{escape(offer.name)}</Наименование>")
+        total = offer.total
+        if total is None:
+            total = str(sum((D(str(q).replace(",", ".")) for q in offer.stock.values()), D(0)))
+        out.append(f"<Количество>{escape(total)}</Количество>")
+        for store_id, qty in offer.stock.items():
+            out.append(
+                f"<Склад ИдСклада={quoteattr(store_id)} КоличествоНаСкладе={quoteattr(str(qty))}/>"
+            )
+        out.append("</Предложение>")
+    out.append("</Предложения></ПакетПредложений></КоммерческаяИнформация>")
+    return "\n".join(out)
+
+
+def rests_xml(formed: datetime, offers: Sequence[Offer]) -> str:
+    """A rests*.xml of 2.08 to 2.10: offers with Остатки/Остаток/Склад(Ид, Количество) only."""
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<КоммерческаяИнформация ВерсияСхемы="2.10" ДатаФормирования="{local_time(formed)}">',
+        '<ПакетПредложений СодержитТолькоИзменения="false">',
+        "<Ид>pkg-rests</Ид><Наименование>Остатки</Наименование>",
+        "<Предложения>",
+    ]
+    for offer in offers:
+        out.append(f"<Предложение><Ид>{escape(offer.xml_id)}</Ид><Остатки>")
+        for store_id, qty in offer.stock.items():
+            out.append(
+                f"<Остаток><Склад><Ид>{escape(store_id)}</Ид>"
+                f"<Количество>{escape(str(qty))}</Количество></Склад></Остаток>"
+            )
+        out.append("</Остатки></Предложение>")
+    out.append("</Предложения></ПакетПредложений></КоммерческаяИнформация>")
+    return "\n".join(out)
+
+
+# --- driving the import ------------------------------------------------------------------------
+
+
+class Exchange:
+    """Plays 1C's part without HTTP: a session, its file, then import steps until success."""
+
+    def __init__(
+        self,
+        db: Database,
+        root: Path,
+        master: Master,
+        chunk_offers: int = 2000,
+        step_seconds: float = 20.0,
+    ) -> None:
+        self.db = db
+        self.master = master
+        self.settings = ExchangeSettings(
+            work_dir=root,
+            step_seconds=step_seconds,
+            chunk_offers=chunk_offers,
+            timezone=ZONE,
+        )
+
+    def importer(self) -> CatalogImport:
+        """A new CatalogImport: what a restarted process would build (no reader kept open)."""
+        return CatalogImport(self.db, self.settings, self.master)
+
+    async def upload(self, body: str, name: str = FILE) -> ExchangeSession:
+        session_id = str(uuid.uuid4())
+        hashed = cookie_hash(uuid.uuid4().hex)
+        now = utcnow()
+        async with self.db.uow() as uow:
+            await exchange_records.create_session(
+                uow.conn, session_id, "catalog", hashed, "1c", now
+            )
+            await uow.commit()
+        path = WorkDir(self.settings.work_dir, session_id).file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body, encoding="utf-8")
+        async with self.db.uow() as uow:
+            await exchange_records.create_file(uow.conn, session_id, name, None, now)
+            await uow.commit()
+        async with self.db.uow_read() as uow:
+            session = await exchange_records.session_by_cookie(uow.conn, hashed)
+        assert session is not None and session.id == session_id
+        return session
+
+    async def run(
+        self,
+        session: ExchangeSession,
+        name: str = FILE,
+        importer: CatalogImport | None = None,
+        max_steps: int = 500,
+    ) -> list[Step]:
+        importer = importer or self.importer()
+        steps: list[Step] = []
+        for _ in range(max_steps):
+            step = await importer.step(session, name)
+            steps.append(step)
+            if step.status == "success":
+                return steps
+            assert step.status == "progress", step
+        raise AssertionError(f"no success after {max_steps} steps: {steps[-3:]}")
+
+    async def load(self, body: str, name: str = FILE) -> tuple[ExchangeSession, list[Step]]:
+        session = await self.upload(body, name)
+        return session, await self.run(session, name)
+
+    async def file(self, session: ExchangeSession, name: str = FILE) -> ExchangeFile:
+        async with self.db.uow_read() as uow:
+            found = await exchange_records.get_file(uow.conn, session.id, name)
+        assert found is not None
+        return found
+
+
+def document_id(session: ExchangeSession, name: str = FILE) -> str:
+    return f"{session.id}/{name}"
+
+
+# --- reading what was written --------------------------------------------------------------------
+
+
+Level = tuple[Decimal, Decimal]
+
+
+async def levels_by_xml_id(db: Database) -> dict[tuple[str, str], Level]:
+    """(on_hand, reserved) by (product Ид, store Ид), for every stock level."""
+    sl = stock_levels.c
+    stmt = (
+        select(products.c.xml_id, stores.c.xml_id.label("store"), sl.on_hand, sl.reserved)
+        .join(products, products.c.id == sl.product_id)
+        .join(stores, stores.c.id == sl.store_id)
+    )
+    async with db.uow_read() as uow:
+        rows = (await uow.conn.execute(stmt)).all()
+    return {(r.xml_id, r.store): (r.on_hand, r.reserved) for r in rows}
+
+
+async def import_movements(db: Database, session: ExchangeSession, name: str = FILE) -> list[Any]:
+    m = stock_movements.c
+    return await dbstate.rows(
+        db,
+        stock_movements,
+        m.document_type == EXCHANGE_1C,
+        m.document_id == document_id(session, name),
+    )
+
+
+async def import_events(db: Database, session: ExchangeSession, name: str = FILE) -> list[Any]:
+    return [
+        e
+        for e in await dbstate.events(db, events.STOCK_CHANGED)
+        if e.payload.get("document_id") == document_id(session, name)
+    ]
+
+
+async def assert_payloads_match_levels(
+    db: Database, found: Sequence[Any], reason: str, document_type: str, doc: str
+) -> None:
+    """Each stock.changed event carries exactly what events.stock_changed() makes of its level
+    as it stands now (nothing moved the levels since): on PostgreSQL the import builds the
+    payload in SQL, so this compares that text with Python's."""
+    async with db.uow_read() as uow:
+        current = {
+            (x.product_id, x.store_id): x
+            for x in await uow.read_stock([int(e.payload["product_id"]) for e in found])
+        }
+    for event in found:
+        key = (event.payload["product_id"], event.payload["store_id"])
+        level = current[key]
+        expected = events.stock_changed(
+            level.product_id,
+            level.store_id,
+            level.on_hand,
+            level.reserved,
+            reason,
+            document_type,
+            doc,
+        )
+        assert dict(event.payload) == expected
+        assert (event.type, event.aggregate_type) == (events.STOCK_CHANGED, events.AGGREGATE_STOCK)
+        assert event.aggregate_id == events.stock_aggregate_id(*key)
+
+
+async def warnings(db: Database) -> list[str]:
+    found = await dbstate.rows(db, exchange_log, exchange_log.c.level == "warning")
+    return [r.message for r in found]
+
+
+async def no_drift(db: Database) -> None:
+    _, drifts = await dbstate.drift(db)
+    assert drifts == []
+
+
+# --- the hub's own movements -------------------------------------------------------------------
+
+
+def formed_time() -> datetime:
+    """When 1C formed the file: two hours ago, whole seconds (ДатаФормирования has no more)."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+async def receive(
+    db: Database, at: datetime, store: str, doc: str, *items: tuple[str, int | str]
+) -> None:
+    """A receipt recorded at `at` (its business time too)."""
+    lines = tuple(StockLine(ProductRef(sku=s), D(q)) for s, q in items)
+    ctx = support.context(support.Clock(at))
+    await stock.receive(db.uow, StockDocument(store, doc, lines), ctx, None)
+
+
+async def sell(
+    db: Database,
+    store: str,
+    transaction: str,
+    sku: str,
+    qty: int | str,
+    business_time: datetime,
+    recorded_at: datetime | None = None,
+) -> None:
+    """A till sale at `business_time`, which the hub learns of at `recorded_at`."""
+    clock = support.Clock(recorded_at) if recorded_at is not None else None
+    cmd = RecordPosSale(
+        store, "till-1", transaction, (LineInput(ProductRef(sku=sku), D(qty)),), business_time
+    )
+    await record_pos_sale(db.uow, cmd, support.context(clock))
+
+
+@pytest.fixture
+def one_c(db: Database, tmp_path: Path) -> Exchange:
+    return Exchange(db, tmp_path / "exchange", Master.ONE_C)
+
+
+@pytest.fixture
+def hub(db: Database, tmp_path: Path) -> Exchange:
+    return Exchange(db, tmp_path / "exchange", Master.HUB)
+
+
+def offers_of(
+    figures: Mapping[tuple[str, str], str | int], names: Mapping[str, str]
+) -> list[Offer]:
+    """Offers grouping figures by product Ид, in first-seen order."""
+    by_product: dict[str, dict[str, str | int]] = {}
+    for (product, store_id), qty in figures.items():
+        by_product.setdefault(product, {})[store_id] = qty
+    return [Offer(p, stock, name=names.get(p)) for p, stock in by_product.items()]
+
+
+SEEDED_NAMES = {f"1c-{sku.lower()}": sku.title() for sku, _, _ in support.PRODUCTS}
+
+
+# --- master = "1c": the first import -------------------------------------------------------------
+
+
+async def test_a_first_import_sets_every_level_with_one_movement_and_one_event_per_figure(
+    db: Database, one_c: Exchange
+) -> None:
+    net = await support.seed_network(db)
+    formed = formed_time()
+    figures: dict[tuple[str, str], str | int] = {
+        ("1c-tea", "WH1"): 12,
+        ("1c-tea", "S01"): "3",
+        ("1c-tea", "S02"): "0",
+        ("1c-coffee", "WH1"): "7.000",
+        ("1c-coffee", "S02"): 1,
+        ("1c-sugar", "WH1"): "2.5",
+        ("1c-sugar", "S01"): "0,125",
+        ("1c-sugar", "S02"): "10",
+        ("1c-mug", "S01"): "100",
+        ("1c-mug", "S02"): "0.000",
+    }
+    expected = {k: D(str(v).replace(",", ".")) for k, v in figures.items()}
+
+    session, steps = await one_c.load(offers_xml(formed, offers_of(figures, SEEDED_NAMES)))
+
+    assert steps[-1].status == "success"
+    assert await levels_by_xml_id(db) == {k: (v, D(0)) for k, v in expected.items()}
+    file = await one_c.file(session)
+    assert (file.status, file.kind, file.formed_at) == ("done", "offers", formed)
+    assert file.result["stock_changed"] == 8
+    moved = await import_movements(db, session)
+    ids = {v: f"1c-{k.lower()}" for k, v in net.products.items()}
+    codes = {v: k for k, v in net.stores.items()}
+    assert sorted((ids[m.product_id], codes[m.store_id], m.quantity) for m in moved) == sorted(
+        (p, s, q) for (p, s), q in expected.items() if q != 0
+    )
+    assert {(m.reason, m.business_time) for m in moved} == {(EXCHANGE_1C, formed)}
+    found = await import_events(db, session)
+    assert len(found) == 8
+    assert sorted(e.aggregate_id for e in found) == sorted(
+        f"{m.product_id}:{m.store_id}" for m in moved
+    )
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
+    assert {e.payload["on_hand"] for e in found} >= {"2.5", "0.125", "7", "100", "12"}
+    assert {e.payload["reserved"] for e in found} == {"0"}
+    await no_drift(db)
+
+
+async def test_the_formed_time_is_read_in_the_configured_zone(db: Database, tmp_path: Path) -> None:
+    """ДатаФормирования carries no zone: Europe/Moscow is UTC+3, Asia/Vladivostok UTC+10."""
+    await support.seed_network(db)
+    formed = formed_time()
+    body = offers_xml(formed, [Offer("1c-tea", {"WH1": 1}, name="Tea")])
+    east = Exchange(db, tmp_path / "x", Master.ONE_C)
+    east.settings = east.settings.model_copy(update={"timezone": "Asia/Vladivostok"})
+
+    session, _ = await east.load(body)
+
+    # The Moscow wall-clock time read as Vladivostok's is 7 hours earlier.
+    assert (await east.file(session)).formed_at == formed - timedelta(hours=7)
+
+
+# --- master = "1c": imports again ----------------------------------------------------------------
+
+
+async def test_the_same_figures_again_change_nothing_and_two_changed_figures_move_two_levels(
+    db: Database, one_c: Exchange
+) -> None:
+    await support.seed_network(db)
+    formed = formed_time()
+    figures: dict[tuple[str, str], str | int] = {}
+    for i in range(10):
+        figures[(f"P{i:02}", "WH1")] = 10 + i
+        figures[(f"P{i:02}", "S01")] = i % 3
+    names = {f"P{i:02}": f"Product {i}" for i in range(10)}
+    first, _ = await one_c.load(offers_xml(formed, offers_of(figures, names)))
+    assert len(await import_movements(db, first)) == 17  # the non-zero figures
+    after_first = await levels_by_xml_id(db)
+    movements_before = await dbstate.count(db, stock_movements)
+    events_before = await dbstate.count(db, outbox_events)
+
+    same, _ = await one_c.load(
+        offers_xml(formed + timedelta(minutes=10), offers_of(figures, names))
+    )
+
+    assert await levels_by_xml_id(db) == after_first
+    assert await dbstate.count(db, stock_movements) == movements_before
+    assert await dbstate.count(db, outbox_events) == events_before
+    assert (await one_c.file(same)).result.get("stock_changed") == 0
+
+    changed = {**figures, ("P03", "WH1"): 20, ("P05", "S01"): 0}
+    later, _ = await one_c.load(
+        offers_xml(formed + timedelta(minutes=20), offers_of(changed, names))
+    )
+
+    assert await levels_by_xml_id(db) == {k: (D(v), D(0)) for k, v in changed.items()}
+    moved = await import_movements(db, later)
+    assert sorted(m.quantity for m in moved) == [D(-2), D(7)]
+    assert await dbstate.count(db, stock_movements) == movements_before + 2
+    found = await import_events(db, later)
+    assert len(found) == 2
+    assert await dbstate.count(db, outbox_events) == events_before + 2
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(later))
+    assert sorted(e.payload["on_hand"] for e in found) == ["0", "20"]
+    assert (await one_c.file(later)).result["stock_changed"] == 2
+    await no_drift(db)
+
+
+# --- master = "1c": the hub's movements that 1C cannot have counted ----------------------------
+
+
+async def test_movements_1c_cannot_have_counted_are_added_to_its_figure_never_below_zero(
+    db: Database, one_c: Exchange
+) -> None:
+    net = await support.seed_network(db, pos_stores=("S01", "S02"))
+    formed = formed_time()
+    before, after = formed - timedelta(minutes=30), formed + timedelta(minutes=20)
+    await receive(db, formed - timedelta(hours=1), "S02", "R-1",
+                  ("TEA", 10), ("COFFEE", 10), ("MUG", 10), ("SUGAR", 5))  # fmt: skip
+    await receive(db, formed - timedelta(hours=1), "S01", "R-2", ("TEA", 5), ("MUG", 5))
+    # After the file was formed, in business time and in recording.
+    await sell(db, "S02", "T1", "TEA", 2, business_time=after, recorded_at=after)
+    # Sold before, reported late by a till that was offline.
+    await sell(db, "S02", "T2", "COFFEE", 3, business_time=before, recorded_at=after)
+    # Sold and recorded before: 1C's figure contains it.
+    await sell(db, "S02", "T3", "MUG", 4, business_time=before, recorded_at=before)
+    # A till whose clock runs ahead: business time after, recorded before.
+    await sell(db, "S01", "T4", "MUG", 1, business_time=after, recorded_at=before)
+    # Received after.
+    await receive(db, after, "S02", "R-3", ("SUGAR", "1.5"))
+    # More sold after than 1C's figure.
+    await sell(db, "S01", "T5", "TEA", 3, business_time=after, recorded_at=after)
+    figures: dict[tuple[str, str], str | int] = {
+        ("1c-tea", "S02"): 8,
+        ("1c-coffee", "S02"): 9,
+        ("1c-mug", "S02"): 6,
+        ("1c-sugar", "S02"): "2.5",
+        ("1c-tea", "S01"): 1,
+        ("1c-mug", "S01"): 5,
+    }
+
+    session, _ = await one_c.load(offers_xml(formed, offers_of(figures, SEEDED_NAMES)))
+
+    assert await dbstate.stock(db, net) == {
+        ("TEA", "S02"): (D(6), D(0)),  # 8 - 2
+        ("COFFEE", "S02"): (D(6), D(0)),  # 9 - 3
+        ("MUG", "S02"): (D(6), D(0)),  # 6: the sale is in 1C's figure
+        ("SUGAR", "S02"): (D(4), D(0)),  # 2.5 + 1.5
+        ("TEA", "S01"): (D(0), D(0)),  # 1 - 3, never below 0
+        ("MUG", "S01"): (D(4), D(0)),  # 5 - 1
+    }
+    found = await import_events(db, session)
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
+    moved = await import_movements(db, session)
+    assert len(found) == len(moved) == 4  # MUG @ S02 and @ S01 stay as they were
+    await no_drift(db)
+
+
+async def test_a_sale_after_the_import_is_not_counted_twice_by_the_next_import(
+    db: Database, one_c: Exchange
+) -> None:
+    net = await support.seed_network(db, pos_stores=("S02",))
+    formed = formed_time()
+    first, _ = await one_c.load(offers_xml(formed, [Offer("1c-tea", {"S02": 10}, name="Tea")]))
+    sold_at = formed + timedelta(minutes=30)
+    await sell(db, "S02", "T1", "TEA", 2, business_time=sold_at, recorded_at=sold_at)
+    assert await dbstate.level(db, net, "TEA", "S02") == (D(8), D(0))
+
+    # 1C formed its next file after the sale and counted it: 8, and 8 it stays.
+    later = formed + timedelta(hours=1)
+    again, _ = await one_c.load(offers_xml(later, [Offer("1c-tea", {"S02": 8}, name="Tea")]))
+
+    assert await dbstate.level(db, net, "TEA", "S02") == (D(8), D(0))
+    assert await import_movements(db, again) == []
+    await no_drift(db)
+
+
+async def test_holds_stay_through_an_import(db: Database, one_c: Exchange) -> None:
+    net = await support.seed_network(db)
+    formed = formed_time()
+    clock = support.Clock(formed - timedelta(minutes=10))
+    await receive(db, formed - timedelta(hours=1), "WH1", "R-1", ("TEA", 5), ("COFFEE", 5))
+    lines = (LineInput(ProductRef(sku="TEA"), D(2)), LineInput(ProductRef(sku="COFFEE"), D(2)))
+    order = await place_order(
+        db.placement_uow,
+        PlaceOrder(Channel.ONLINE, Fulfillment.DELIVERY, lines),
+        support.context(clock, minutes=600),
+    )
+    assert isinstance(order, Order)
+    assert await dbstate.level(db, net, "TEA", "WH1") == (D(5), D(2))
+    await receive(db, formed + timedelta(minutes=5), "WH1", "R-2", ("TEA", 3))
+    figures: dict[tuple[str, str], str | int] = {("1c-tea", "WH1"): 7, ("1c-coffee", "WH1"): 1}
+
+    session, _ = await one_c.load(offers_xml(formed, offers_of(figures, SEEDED_NAMES)))
+
+    assert await dbstate.level(db, net, "TEA", "WH1") == (D(10), D(2))  # 7 + 3 late
+    assert await dbstate.level(db, net, "COFFEE", "WH1") == (D(1), D(2))  # the hold stays
+    assert [h.state for h in await dbstate.holds_of(db, order.id)] == ["active", "active"]
+    found = await import_events(db, session)
+    assert sorted(e.payload["available"] for e in found) == ["-1", "8"]
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
+    await no_drift(db)
+
+
+async def test_a_negative_figure_is_taken_as_zero_with_a_warning(
+    db: Database, one_c: Exchange
+) -> None:
+    net = await support.seed_network(db)
+    formed = formed_time()
+    await receive(db, formed - timedelta(hours=1), "S02", "R-1", ("TEA", 4))
+    figures: dict[tuple[str, str], str | int] = {
+        ("1c-tea", "S02"): "-3",
+        ("1c-coffee", "S02"): "-2.5",
+        ("1c-mug", "S02"): 2,
+    }
+
+    session, _ = await one_c.load(offers_xml(formed, offers_of(figures, SEEDED_NAMES)))
+
+    assert await dbstate.stock(db, net) == {
+        ("TEA", "S02"): (D(0), D(0)),
+        ("COFFEE", "S02"): (D(0), D(0)),
+        ("MUG", "S02"): (D(2), D(0)),
+    }
+    assert sorted(m.quantity for m in await import_movements(db, session)) == [D(-4), D(2)]
+    assert (await one_c.file(session)).result["negative"] == 2
+    assert await warnings(db) == [f"2 negative 1C balances in {FILE} taken as 0"]
+    log = await dbstate.rows(db, exchange_log)
+    assert [(r.session_id, r.file_name, r.level) for r in log] == [(session.id, FILE, "warning")]
+    await no_drift(db)
+
+
+async def test_a_store_never_seen_is_created_serving_nothing_online(
+    db: Database, one_c: Exchange
+) -> None:
+    await support.seed_network(db)
+    formed = formed_time()
+    store_names = {"WH1": "Warehouse", "a1b2c3d4-e5f6": "Склад на Ленина"}
+    offers = [
+        Offer("1c-tea", {"WH1": 1, "a1b2c3d4-e5f6": 4, "only-by-id": 2}, name="Tea"),
+        Offer("1c-mug", {"a1b2c3d4-e5f6": "1.000"}, name="Mug"),
+    ]
+
+    session, _ = await one_c.load(offers_xml(formed, offers, store_names))
+
+    found = {r.xml_id: r for r in await dbstate.rows(db, stores, stores.c.xml_id.in_(
+        ["a1b2c3d4-e5f6", "only-by-id"]))}  # fmt: skip
+    assert set(found) == {"a1b2c3d4-e5f6", "only-by-id"}
+    named = found["a1b2c3d4-e5f6"]
+    assert (named.code, named.name, named.kind) == ("1C-a1b2c3d4", "Склад на Ленина", "warehouse")
+    assert found["only-by-id"].name == "only-by-id"
+    for row in found.values():
+        assert (row.serves_online, row.is_pickup_point, row.active) == (False, False, True)
+    levels = await levels_by_xml_id(db)
+    assert levels[("1c-tea", "a1b2c3d4-e5f6")] == (D(4), D(0))
+    assert levels[("1c-tea", "only-by-id")] == (D(2), D(0))
+    assert levels[("1c-mug", "a1b2c3d4-e5f6")] == (D(1), D(0))
+    logged = await warnings(db)
+    assert len(logged) == 2
+    assert any("a1b2c3d4-e5f6" in m and "1C-a1b2c3d4" in m for m in logged)
+    assert any("only-by-id" in m for m in logged)
+    assert len(await import_movements(db, session)) == 4
+    await no_drift(db)
+
+
+async def test_a_rests_only_file_skips_and_counts_products_the_hub_does_not_know(
+    db: Database, one_c: Exchange
+) -> None:
+    net = await support.seed_network(db)
+    formed = formed_time()
+    products_before = await dbstate.rows(db, products)
+    offers = [
+        Offer("1c-tea", {"S02": 3, "WH1": "1.5"}),
+        Offer("ghost-1", {"S02": 5, "WH1": 1}),
+        Offer("1c-coffee", {"S02": 2}),
+        Offer("ghost-2", {"S02": 7}),
+    ]
+
+    session, _ = await one_c.load(rests_xml(formed, offers), "rests_1.xml")
+
+    assert await dbstate.rows(db, products) == products_before
+    assert await dbstate.stock(db, net) == {
+        ("TEA", "S02"): (D(3), D(0)),
+        ("TEA", "WH1"): (D("1.5"), D(0)),
+        ("COFFEE", "S02"): (D(2), D(0)),
+    }
+    assert await dbstate.count(db, stock_levels) == 3
+    file = await one_c.file(session, "rests_1.xml")
+    assert file.result["unknown_products"] == 3
+    assert file.result.get("products_created", 0) == 0
+    assert await warnings(db) == ["3 quantities for products the hub does not know were skipped"]
+    assert len(await import_movements(db, session, "rests_1.xml")) == 3
+    await no_drift(db)
