@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, insert, select, text
+from sqlalchemy import TextClause, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.quantities import MONEY_SCALE, to_units
@@ -22,59 +22,83 @@ from .tables import (
 )
 from .types import UtcDateTime
 
-# (file_id, seq, xml_id, article, name, unit, barcode, price)
-ItemRow = tuple[int, int, str, str | None, str | None, str | None, str | None, Decimal | None]
-# (file_id, seq, product xml id, store xml id, quantity in thousandths)
-StockRow = tuple[int, int, str, str, int]
+# (file_id, seq, xml_id, article, name, unit, barcode, price, store numbers, quantities*1000)
+ItemRow = tuple[
+    int,
+    int,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    Decimal | None,
+    list[int] | None,
+    list[int] | None,
+]
+_ITEM_COLUMNS = [
+    "file_id",
+    "seq",
+    "xml_id",
+    "article",
+    "name",
+    "unit",
+    "barcode",
+    "price",
+    "store_numbers",
+    "quantities",
+]
 
 
-async def stage(conn: AsyncConnection, items: Sequence[ItemRow], stock: Sequence[StockRow]) -> None:
+async def stage(conn: AsyncConnection, items: Sequence[ItemRow]) -> None:
+    if not items:
+        return
     if conn.dialect.name == "postgresql":
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        if items:
-            await driver.copy_records_to_table(
-                "exchange_stage_items",
-                records=[_money_units(row) for row in items],
-                columns=["file_id", "seq", "xml_id", "article", "name", "unit", "barcode", "price"],
-            )
-        if stock:
-            await driver.copy_records_to_table(
-                "exchange_stage_stock",
-                records=stock,
-                columns=["file_id", "seq", "product_xml_id", "store_xml_id", "quantity"],
-            )
+        await driver.copy_records_to_table(
+            "exchange_stage_items",
+            records=[_money_units(row) for row in items],
+            columns=_ITEM_COLUMNS,
+        )
         return
-    if items:
-        await conn.execute(
-            insert(exchange_stage_items),
-            [dict(zip(_ITEM_KEYS, row, strict=True)) for row in items],
-        )
-    if stock:
-        # Already in thousandths: bound as plain integers, not through the Quantity type.
-        await conn.execute(
-            text(
-                "INSERT INTO exchange_stage_stock "
-                "(file_id, seq, product_xml_id, store_xml_id, quantity) "
-                "VALUES (:f, :s, :p, :w, :q)"
-            ),
-            [{"f": f, "s": s, "p": p, "w": w, "q": q} for f, s, p, w, q in stock],
-        )
-
-
-_ITEM_KEYS = ("file_id", "seq", "xml_id", "article", "name", "unit", "barcode", "price")
+    await conn.execute(
+        insert(exchange_stage_items), [dict(zip(_ITEM_COLUMNS, row, strict=True)) for row in items]
+    )
 
 
 def _money_units(row: ItemRow) -> tuple[Any, ...]:
     price = row[7]
-    return (*row[:7], None if price is None else to_units(price, MONEY_SCALE))
+    return (*row[:7], None if price is None else to_units(price, MONEY_SCALE), *row[8:])
 
 
-async def stage_stores(conn: AsyncConnection, file_id: int, named: dict[str, str]) -> None:
-    if named:
+async def stage_stores(
+    conn: AsyncConnection, file_id: int, numbered: Sequence[tuple[int, str, str]]
+) -> None:
+    """The file's stores as (number, Ид, name), numbered in the order the file names them."""
+    if numbered:
         await conn.execute(
             insert(exchange_stage_stores),
-            [{"file_id": file_id, "xml_id": k[:128], "name": v[:255]} for k, v in named.items()],
+            [
+                {"file_id": file_id, "number": n, "xml_id": x[:128], "name": name[:255]}
+                for n, x, name in numbered
+            ],
+        )
+
+
+async def staged_store_numbers(conn: AsyncConnection, file_id: int) -> dict[str, int]:
+    s = exchange_stage_stores.c
+    rows = await conn.execute(select(s.xml_id, s.number).where(s.file_id == file_id))
+    return {r.xml_id: r.number for r in rows}
+
+
+async def name_staged_stores(conn: AsyncConnection, file_id: int, names: dict[str, str]) -> None:
+    """Names from the file's Склады, which may come after the offers that use the stores."""
+    s = exchange_stage_stores.c
+    for xml_id, name in names.items():
+        await conn.execute(
+            update(exchange_stage_stores)
+            .where(s.file_id == file_id, s.xml_id == xml_id[:128])
+            .values(name=name[:255])
         )
 
 
@@ -147,13 +171,13 @@ async def apply_products(
 
 
 async def unknown_stock_products(conn: AsyncConnection, file_id: int, lo: int, hi: int) -> int:
-    """Staged quantities of items [lo, hi) whose product the hub does not have."""
+    """Items [lo, hi) that carry stock for a product the hub does not have."""
     result = await conn.execute(
         text(
             """
-            SELECT count(*) FROM exchange_stage_stock s
-            WHERE s.file_id = :f AND s.seq >= :lo AND s.seq < :hi
-              AND NOT EXISTS (SELECT 1 FROM products p WHERE p.xml_id = s.product_xml_id)
+            SELECT count(*) FROM exchange_stage_items i
+            WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi AND i.quantities IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM products p WHERE p.xml_id = i.xml_id)
             """
         ),
         {"f": file_id, "lo": lo, "hi": hi},

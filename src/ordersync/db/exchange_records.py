@@ -14,7 +14,6 @@ from .tables import (
     exchange_log,
     exchange_sessions,
     exchange_stage_items,
-    exchange_stage_stock,
     exchange_stage_stores,
 )
 
@@ -151,7 +150,7 @@ async def update_file(conn: AsyncConnection, file_id: int, now: datetime, **valu
 
 
 async def clear_stage(conn: AsyncConnection, file_id: int) -> None:
-    for table in (exchange_stage_items, exchange_stage_stock, exchange_stage_stores):
+    for table in (exchange_stage_items, exchange_stage_stores):
         await conn.execute(delete(table).where(table.c.file_id == file_id))
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .types import Money, Quantity, UtcDateTime
 
@@ -82,12 +83,16 @@ stock_levels = Table(
     Index("ix_stock_levels_store_id", "store_id"),
 )
 
+# Movements carry no foreign keys: each is written by db/stock_ops.py (or the exchange's bulk
+# apply) in the transaction that changed that very stock level, whose own keys prove the
+# product and store exist; the checks cost a fifth of a bulk import and a key-share lock on
+# the product row per sale.
 stock_movements = Table(
     "stock_movements",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
-    Column("store_id", Integer, ForeignKey("stores.id"), nullable=False),
+    Column("product_id", Integer, nullable=False),
+    Column("store_id", Integer, nullable=False),
     Column("quantity", Quantity(), nullable=False),
     Column("reason", String(16), nullable=False),
     Column("document_type", String(32), nullable=False),
@@ -302,8 +307,15 @@ exchange_files = Table(
     UniqueConstraint("session_id", "name", name="uq_exchange_files_session_name"),
 )
 
+
 # A file is read whole into these before anything of it is applied, so a file that turns out
-# broken halfway leaves the ledger as it was.
+# broken halfway leaves the ledger as it was. One row per item; its stock is two parallel lists
+# (the file's own store numbers, and quantities in thousandths): arrays on PostgreSQL, where the
+# apply expands them in SQL, JSON on SQLite.
+def _list_of(item: type[Integer] | type[BigInteger]) -> JSON:
+    return JSON(none_as_null=True).with_variant(ARRAY(item), "postgresql")
+
+
 exchange_stage_items = Table(
     "exchange_stage_items",
     metadata,
@@ -315,24 +327,24 @@ exchange_stage_items = Table(
     Column("unit", String(8), nullable=True),
     Column("barcode", String(64), nullable=True),
     Column("price", Money(), nullable=True),
-)
-
-exchange_stage_stock = Table(
-    "exchange_stage_stock",
-    metadata,
-    Column("file_id", BigId, nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("product_xml_id", String(128), nullable=False),
-    Column("store_xml_id", String(128), nullable=False),
-    Column("quantity", Quantity(), nullable=False),
-    Index("ix_exchange_stage_stock_file_seq", "file_id", "seq"),
+    Column(
+        "store_numbers",
+        JSON(none_as_null=True).with_variant(ARRAY(Integer), "postgresql"),
+        nullable=True,
+    ),
+    Column(
+        "quantities",
+        JSON(none_as_null=True).with_variant(ARRAY(BigInteger), "postgresql"),
+        nullable=True,
+    ),
 )
 
 exchange_stage_stores = Table(
     "exchange_stage_stores",
     metadata,
     Column("file_id", BigId, primary_key=True),
-    Column("xml_id", String(128), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("xml_id", String(128), nullable=False),
     Column("name", String(255), nullable=False),
 )
 

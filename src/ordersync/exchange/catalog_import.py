@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import ExchangeSettings
@@ -46,6 +47,7 @@ class _LiveReader:
         self.reader = reader
         self.items: Iterator[Item] = reader.items(skip)
         self.next_seq = skip  # the first item not yet handed out
+        self.store_numbers: dict[str, int] = {}  # store Ид -> its number in this file
         self._ahead: asyncio.Task[list[Item]] | None = None
 
     def _batch(self) -> list[Item]:
@@ -133,12 +135,14 @@ class CatalogImport:
         if live is None or live.next_seq != file.staged:
             reader = CatalogFile(path, self.zone, self.settings.price_type)
             live = self._readers[file.id] = _LiveReader(reader, file.staged)
+            async with self.db.uow_read() as uow:
+                live.store_numbers = await exchange_catalog.staged_store_numbers(uow.conn, file.id)
         negatives = int(file.result.get("negative", 0))
         try:
             while True:
                 start = live.next_seq
                 items = await live.batch()
-                rows, stock, found = self._rows(file.id, items)
+                rows, new_stores, found = self._rows(file.id, items, live.store_numbers)
                 negatives += found
                 async with self.db.uow() as uow:
                     current = await exchange_records.get_file(
@@ -146,7 +150,8 @@ class CatalogImport:
                     )
                     if current is None or current.staged != start:
                         raise _Overtaken
-                    await exchange_catalog.stage(uow.conn, rows, stock)
+                    await exchange_catalog.stage_stores(uow.conn, file.id, new_stores)
+                    await exchange_catalog.stage(uow.conn, rows)
                     values: dict[str, object] = {
                         "status": "staging",
                         "staged": live.next_seq,
@@ -179,12 +184,12 @@ class CatalogImport:
         negatives: int,
     ) -> dict[str, object]:
         reader = live.reader
-        named = dict(reader.stores)
-        for store_id in reader.seen_stores:
-            named.setdefault(store_id, store_id)
-        if self._total_store is not None and reader.has_offers:
-            named.setdefault(self._total_store, self._total_store)
-        await exchange_catalog.stage_stores(conn, file.id, named)
+        listed = [x for x in reader.stores if x not in live.store_numbers]  # Склады, no stock
+        await exchange_catalog.stage_stores(
+            conn, file.id, _number(listed, live.store_numbers, reader.stores)
+        )
+        await exchange_catalog.name_staged_stores(conn, file.id, reader.stores)
+        await conn.execute(text("ANALYZE exchange_stage_items"))  # the apply joins on it
         if negatives:
             await exchange_records.log(
                 conn,
@@ -199,13 +204,29 @@ class CatalogImport:
         return {"status": "staged", "kind": kind, "formed_at": formed, "applied": 0}
 
     def _rows(
-        self, file_id: int, items: list[Item]
-    ) -> tuple[list[exchange_catalog.ItemRow], list[exchange_catalog.StockRow], int]:
+        self, file_id: int, items: list[Item], numbers: dict[str, int]
+    ) -> tuple[list[exchange_catalog.ItemRow], list[tuple[int, str, str]], int]:
+        """Stage rows, the stores first seen in them (numbered), and the negative figures."""
         rows: list[exchange_catalog.ItemRow] = []
-        stock: list[exchange_catalog.StockRow] = []
+        seen_before = len(numbers)
         negatives = 0
         total_store = self._total_store
         for item in items:
+            figures = item.stock
+            if not figures and item.total is not None and total_store is not None:
+                figures = [(total_store, item.total)]
+            store_numbers: list[int] | None = None
+            quantities: list[int] | None = None
+            if figures:
+                store_numbers, quantities = [], []
+                for store_id, qty in figures:
+                    number = numbers.get(store_id)
+                    if number is None:
+                        number = numbers[store_id] = len(numbers)
+                    store_numbers.append(number)
+                    if qty < 0:
+                        negatives += 1
+                    quantities.append(qty)
             rows.append(
                 (
                     file_id,
@@ -216,16 +237,12 @@ class CatalogImport:
                     item.unit,
                     item.barcode,
                     item.price,
+                    store_numbers,
+                    quantities,
                 )
             )
-            figures = item.stock
-            if not figures and item.total is not None and total_store is not None:
-                figures = [(total_store, item.total)]
-            for store_id, qty in figures:
-                if qty < 0:
-                    negatives += 1
-                stock.append((file_id, item.seq, item.xml_id, store_id[:128], qty))
-        return rows, stock, negatives
+        fresh = [(n, x, x) for x, n in numbers.items() if n >= seen_before]
+        return rows, fresh, negatives
 
     async def _apply(
         self, session: ExchangeSession, file: ExchangeFile, deadline: float
@@ -259,6 +276,7 @@ class CatalogImport:
                         conn, current.id, lo, hi, current.formed_at, _document_id(current), now
                     )
                     _add(result, "stock_changed", moved.moved)
+                    _add(result, "store_figures", moved.figures)
                 else:
                     figures = await exchange_stock.record_figures(
                         conn, current.id, lo, hi, current.formed_at, now
@@ -357,6 +375,16 @@ class CatalogImport:
             )
             await exchange_records.log(uow.conn, session.id, file.name, "error", message, now)
             await uow.commit()
+
+
+def _number(
+    xml_ids: list[str], numbers: dict[str, int], names: dict[str, str]
+) -> list[tuple[int, str, str]]:
+    out = []
+    for xml_id in xml_ids:
+        numbers[xml_id] = len(numbers)
+        out.append((numbers[xml_id], xml_id, names.get(xml_id, xml_id)))
+    return out
 
 
 def _add(result: dict[str, object], key: str, value: int) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
@@ -53,7 +54,6 @@ class CatalogFile:
     schema_version: str | None = None
     stores: dict[str, str] = field(default_factory=dict)  # Ид -> Наименование
     price_types: dict[str, str] = field(default_factory=dict)  # Ид -> Наименование
-    seen_stores: set[str] = field(default_factory=set)  # every store Ид a quantity names
     has_products: bool = False
     has_offers: bool = False
 
@@ -92,39 +92,45 @@ class CatalogFile:
             self.formed_at = parse_time(formed, self.zone)
 
     def _item(self, seq: int, element: etree._Element, offer: bool) -> Item:
-        xml_id = text_of(element, "Ид")
-        if not xml_id:
+        tag = str(element.tag)
+        names = _tags(tag[: tag.index("}") + 1] if tag.startswith("{") else "")
+        item = Item(seq, "")
+        # One pass over the children, matched by full tag: this loop is the import's hot path.
+        for part in element:
+            kind = names.get(part.tag)
+            if kind is None:
+                continue
+            if kind == "Склад":
+                store = part.get("ИдСклада")
+                if store:
+                    item.stock.append(
+                        (store, quantity(part.get("КоличествоНаСкладе"), item.xml_id))
+                    )
+            elif kind == "Ид":
+                item.xml_id = (part.text or "").strip()
+            elif kind == "Наименование":
+                item.name = _clip(part.text, 255)
+            elif kind == "Артикул":
+                item.article = _clip(part.text, 128)
+            elif kind == "Штрихкод":
+                item.barcode = _clip(part.text, 64)
+            elif kind == "БазоваяЕдиница":
+                item.unit = unit_of(part)
+            elif kind == "Цены":
+                item.price = self._price(part, item.xml_id)
+            elif kind == "Количество":
+                item.total = quantity(part.text, item.xml_id)
+            elif kind == "Остатки":
+                self._rests(part, item)
+        if not item.xml_id:
             what = "Предложение" if offer else "Товар"
             raise BadExchangeFile(f"{what} number {seq + 1} has no Ид")
-        if len(xml_id) > 128:
-            raise BadExchangeFile(f"Ид {xml_id[:40]}... is longer than 128 characters")
+        if len(item.xml_id) > 128:
+            raise BadExchangeFile(f"Ид {item.xml_id[:40]}... is longer than 128 characters")
         if offer:
             self.has_offers = True
         else:
             self.has_products = True
-        item = Item(seq, xml_id)
-        for part in element:
-            tag = local(part.tag)
-            if tag == "Склад":
-                attrs = attributes(part)
-                store = attrs.get("ИдСклада")
-                if store:
-                    item.stock.append((store, quantity(attrs.get("КоличествоНаСкладе"), xml_id)))
-                    self.seen_stores.add(store)
-            elif tag == "Наименование":
-                item.name = _clip(part.text, 255)
-            elif tag == "Артикул":
-                item.article = _clip(part.text, 128)
-            elif tag == "Штрихкод":
-                item.barcode = _clip(part.text, 64)
-            elif tag == "БазоваяЕдиница":
-                item.unit = unit_of(part)
-            elif tag == "Цены":
-                item.price = self._price(part, xml_id)
-            elif tag == "Количество":
-                item.total = quantity(part.text, xml_id)
-            elif tag == "Остатки":
-                self._rests(part, item)
         return item
 
     def _rests(self, rests: etree._Element, item: Item) -> None:
@@ -140,7 +146,6 @@ class CatalogFile:
             if store_id:
                 figure = text_of(store, "Количество")
                 item.stock.append((store_id, quantity(figure, item.xml_id)))
-                self.seen_stores.add(store_id)
 
     def _price(self, prices: etree._Element, xml_id: str) -> Decimal | None:
         chosen: Decimal | None = None
@@ -155,6 +160,18 @@ class CatalogFile:
             chosen = money(value, xml_id)
             break
         return chosen
+
+
+_ITEM_PARTS = (
+    "Склад", "Ид", "Наименование", "Артикул", "Штрихкод", "БазоваяЕдиница", "Цены",
+    "Количество", "Остатки",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def _tags(namespace: str) -> dict[str, str]:
+    """Full tag (with this file's namespace) -> local name, for the parts of an item."""
+    return {f"{namespace}{name}": name for name in _ITEM_PARTS}
 
 
 def _in(element: etree._Element, parent_name: str) -> bool:

@@ -1,4 +1,4 @@
-"""the 1C exchange: sessions, files, staging, figures, log
+"""the 1C exchange: sessions, files, staging, 1C figures, log; movements without FKs
 
 Revision ID: 0002
 Revises: 0001
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0002"
 down_revision = "0001"
@@ -82,25 +83,25 @@ def upgrade() -> None:
         sa.Column("unit", sa.String(length=8), nullable=True),
         sa.Column("barcode", sa.String(length=64), nullable=True),
         sa.Column("price", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "store_numbers",
+            sa.JSON().with_variant(postgresql.ARRAY(sa.Integer()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "quantities",
+            sa.JSON().with_variant(postgresql.ARRAY(sa.BigInteger()), "postgresql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("file_id", "seq", name=op.f("pk_exchange_stage_items")),
     )
     op.create_table(
-        "exchange_stage_stock",
-        sa.Column("file_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("product_xml_id", sa.String(length=128), nullable=False),
-        sa.Column("store_xml_id", sa.String(length=128), nullable=False),
-        sa.Column("quantity", sa.BigInteger(), nullable=False),
-    )
-    with op.batch_alter_table("exchange_stage_stock", schema=None) as batch_op:
-        batch_op.create_index("ix_exchange_stage_stock_file_seq", ["file_id", "seq"], unique=False)
-
-    op.create_table(
         "exchange_stage_stores",
         sa.Column("file_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("xml_id", sa.String(length=128), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
-        sa.PrimaryKeyConstraint("file_id", "xml_id", name=op.f("pk_exchange_stage_stores")),
+        sa.PrimaryKeyConstraint("file_id", "number", name=op.f("pk_exchange_stage_stores")),
     )
     op.create_table(
         "order_1c",
@@ -138,11 +139,23 @@ def upgrade() -> None:
             postgresql_where=sa.text("reason <> 'exchange_1c'"),
             sqlite_where=sa.text("reason <> 'exchange_1c'"),
         )
+        batch_op.drop_constraint(
+            batch_op.f("fk_stock_movements_product_id_products"), type_="foreignkey"
+        )
+        batch_op.drop_constraint(
+            batch_op.f("fk_stock_movements_store_id_stores"), type_="foreignkey"
+        )
 
 
 def downgrade() -> None:
 
     with op.batch_alter_table("stock_movements", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            batch_op.f("fk_stock_movements_store_id_stores"), "stores", ["store_id"], ["id"]
+        )
+        batch_op.create_foreign_key(
+            batch_op.f("fk_stock_movements_product_id_products"), "products", ["product_id"], ["id"]
+        )
         batch_op.drop_index(
             "ix_stock_movements_hub_recorded_at",
             postgresql_where=sa.text("reason <> 'exchange_1c'"),
@@ -160,10 +173,6 @@ def downgrade() -> None:
     op.drop_table("stock_1c_figures")
     op.drop_table("order_1c")
     op.drop_table("exchange_stage_stores")
-    with op.batch_alter_table("exchange_stage_stock", schema=None) as batch_op:
-        batch_op.drop_index("ix_exchange_stage_stock_file_seq")
-
-    op.drop_table("exchange_stage_stock")
     op.drop_table("exchange_stage_items")
     op.drop_table("exchange_sessions")
     with op.batch_alter_table("exchange_log", schema=None) as batch_op:
