@@ -188,6 +188,22 @@ async def test_a_catalog_exchange_creates_products_stores_and_stock_from_chunked
         for e in events
     }
     assert shown == {k: (v, "exchange_1c") for k, v in CHANGED.items()}
+    coffee = next(e for e in events if product_ids[e.payload["product_id"]] == "a1b2-0002")
+    movement = next(m for m in moved if product_ids[m.product_id] == "a1b2-0002")
+    assert (coffee.aggregate_type, coffee.aggregate_id) == (
+        "stock",
+        f"{movement.product_id}:{movement.store_id}",
+    )
+    assert coffee.payload == {
+        "product_id": movement.product_id,
+        "store_id": movement.store_id,
+        "on_hand": "2.5",
+        "reserved": "0",
+        "available": "2.5",
+        "reason": "exchange_1c",
+        "document_type": "exchange_1c",
+        "document_id": movement.document_id,
+    }
     log = await hub.log("warning")
     assert sum("is new: created as" in m for m in log) == 2
 
@@ -481,7 +497,11 @@ async def test_a_rests_file_in_a_subfolder_creates_unknown_stores_and_zeroes_neg
 
     new_store = "b7d0e2f4-77aa-11ee-8000-00155d0000ff"
     rests = rests_xml(
-        {"1c-tea": {new_store: "8", "WH1": "-2"}, "1c-mug": {new_store: "-3,000"}},
+        {
+            "1c-tea": {new_store: "8", "WH1": "-2"},
+            "1c-mug": {new_store: "-3,000"},
+            "never-heard-of": {new_store: "4"},
+        },
         formed=earlier(hours=1),
     )
     await onec.upload("catalog", filename, rests)
@@ -498,6 +518,8 @@ async def test_a_rests_file_in_a_subfolder_creates_unknown_stores_and_zeroes_neg
     warnings = await hub.log("warning")
     assert any("2 negative" in m for m in warnings), warnings
     assert any(new_store in m and "is new" in m for m in warnings), warnings
+    assert any("1 quantities for products the hub does not know" in m for m in warnings)
+    assert "never-heard-of" not in await hub.products()
 
 
 # --- 7. master = "1c": what the hub did after 1C formed its file ------------------------------
@@ -566,12 +588,18 @@ async def test_master_1c_keeps_sales_1c_could_not_know_of_and_the_holds(hub: Hub
         "catalog",
         "offers.xml",
         offers_xml(
-            [Offer("1c-tea", stores={"S01": 20})],
+            [Offer("1c-tea", stores={"S01": 20}), Offer("1c-coffee", stores={"WH1": 8})],
             formed=soon(),
         ),
     )
+    events = len(await hub.events("stock.changed"))
     assert (await later.import_file("catalog", "offers.xml"))[0] == "success"
     assert (await hub.stock())[("1c-tea", "S01")] == (D(20), ZERO)
+    assert (await hub.stock())[("1c-coffee", "WH1")] == (D(8), D(2))
+    new_events = (await hub.events("stock.changed"))[events:]
+    assert len(new_events) == 2
+    coffee = next(e for e in new_events if e.payload["on_hand"] == "8")
+    assert (coffee.payload["reserved"], coffee.payload["available"]) == ("2", "6")
 
 
 async def test_master_hub_records_1c_figures_and_moves_no_stock(start_hub: HubFactory) -> None:
@@ -613,3 +641,17 @@ async def test_an_online_pickup_hold_survives_a_figure_below_it(hub: Hub) -> Non
     assert (await hub.stock())[("1c-mug", "S02")] == (D(1), D(2))
     found = expect(await hub.http.get(f"/orders/{order['id']}", headers=bearer(hub.admin)), 200)
     assert found["status"] == "placed"
+
+
+async def test_a_taken_article_leaves_the_sku_to_the_ид(hub: Hub) -> None:
+    products = [
+        Product("sku-0001", "Первый", article="TEA"),  # the seeded product's SKU
+        Product("sku-0002", "Второй", article="DUP-1"),
+        Product("sku-0003", "Третий", article="DUP-1"),
+    ]
+    results = await hub.onec().catalog_exchange([("import.xml", import_xml(products))])
+    assert results["import.xml"][0] == "success", results
+    found = await hub.products()
+    assert found["sku-0001"].sku == "sku-0001"
+    assert found["1c-tea"].sku == "TEA"
+    assert sorted([found["sku-0002"].sku, found["sku-0003"].sku]) == ["DUP-1", "sku-0003"]

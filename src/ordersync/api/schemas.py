@@ -23,6 +23,8 @@ from ..domain.errors import InvalidRequest
 from ..domain.types import Channel, Fulfillment, PosMode, StoreKind, Unit
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+# A SKU may be a 1C Ид (up to 128 characters) when 1C sent no article.
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 # Decimal fields: pydantic turns JSON numbers into Decimal from their text, not via float.
 # Places and digits are bounded here so that nothing out of range reaches the database.
@@ -73,7 +75,7 @@ class Strict(BaseModel):
 
 class ProductRefIn(Strict):
     product_id: int | None = Field(None, ge=1, le=MAX_ID)
-    sku: Code | None = None
+    sku: Sku | None = None
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
     @model_validator(mode="after")
@@ -175,7 +177,7 @@ class StorePatch(Strict):
 
 
 class ProductIn(Strict):
-    sku: Code
+    sku: Sku
     name: Text
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     unit: Unit = Unit.PCS
@@ -185,7 +187,7 @@ class ProductIn(Strict):
 
 
 class ProductPatch(Strict):
-    sku: Code | None = None
+    sku: Sku | None = None
     name: Text | None = None
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     unit: Unit | None = None

@@ -22,7 +22,8 @@ from .tables import (
 )
 from .types import UtcDateTime
 
-# (file_id, seq, xml_id, article, name, unit, barcode, price, store numbers, quantities*1000)
+# (file_id, seq, xml_id, article, name, unit, barcode, price, active, store numbers,
+#  quantities*1000)
 ItemRow = tuple[
     int,
     int,
@@ -32,6 +33,7 @@ ItemRow = tuple[
     str | None,
     str | None,
     Decimal | None,
+    bool | None,
     list[int] | None,
     list[int] | None,
 ]
@@ -44,6 +46,7 @@ _ITEM_COLUMNS = [
     "unit",
     "barcode",
     "price",
+    "active",
     "store_numbers",
     "quantities",
 ]
@@ -133,7 +136,8 @@ def _timed(sql: str) -> TextClause:
 _INSERT_PRODUCTS = """
     INSERT INTO products (sku, xml_id, name, unit, barcode, price, active, created_at,
                           updated_at)
-    SELECT {sku}, i.xml_id, i.name, COALESCE(i.unit, 'pcs'), i.barcode, i.price, {true},
+    SELECT {sku}, i.xml_id, i.name, COALESCE(i.unit, 'pcs'), i.barcode, i.price,
+           COALESCE(i.active, {true}),
            :now, :now
     FROM exchange_stage_items i
     WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi AND i.name IS NOT NULL
@@ -147,12 +151,14 @@ _UPDATE_PRODUCTS = """
     SET name = COALESCE(i.name, products.name),
         barcode = COALESCE(i.barcode, products.barcode),
         price = COALESCE(i.price, products.price),
+        active = COALESCE(i.active, products.active),
         updated_at = :now
     FROM exchange_stage_items i
     WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi AND products.xml_id = i.xml_id
       AND ((i.name IS NOT NULL AND i.name <> products.name)
         OR (i.barcode IS NOT NULL AND (products.barcode IS NULL OR i.barcode <> products.barcode))
-        OR (i.price IS NOT NULL AND (products.price IS NULL OR i.price <> products.price)))
+        OR (i.price IS NOT NULL AND (products.price IS NULL OR i.price <> products.price))
+        OR (i.active IS NOT NULL AND i.active <> products.active))
 """
 
 

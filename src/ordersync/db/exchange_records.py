@@ -85,10 +85,14 @@ async def expired_sessions(conn: AsyncConnection, before: datetime) -> list[str]
 
 
 async def drop_session(conn: AsyncConnection, session_id: str) -> None:
+    await drop_files(conn, session_id)
+    await conn.execute(delete(exchange_sessions).where(exchange_sessions.c.id == session_id))
+
+
+async def drop_files(conn: AsyncConnection, session_id: str) -> None:
     for file in await session_files(conn, session_id):
         await clear_stage(conn, file.id)
     await conn.execute(delete(exchange_files).where(exchange_files.c.session_id == session_id))
-    await conn.execute(delete(exchange_sessions).where(exchange_sessions.c.id == session_id))
 
 
 _FILE_COLUMNS = (
@@ -173,3 +177,7 @@ async def recent_log(conn: AsyncConnection, limit: int = 100) -> list[tuple[date
     t = exchange_log.c
     rows = await conn.execute(select(t.at, t.level, t.message).order_by(t.id.desc()).limit(limit))
     return [(r.at, r.level, r.message) for r in rows]
+
+
+async def prune_log(conn: AsyncConnection, before: datetime) -> None:
+    await conn.execute(delete(exchange_log).where(exchange_log.c.at < before))

@@ -59,7 +59,7 @@ products = Table(
     "products",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("sku", String(64), nullable=False, unique=True),
+    Column("sku", String(128), nullable=False, unique=True),  # 1C may give none: its Ид then
     Column("xml_id", String(128), nullable=False, unique=True),
     Column("name", String(255), nullable=False),
     Column("unit", String(8), nullable=False, default="pcs"),

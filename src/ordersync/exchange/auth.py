@@ -29,7 +29,7 @@ def verify_password(password: str, stored: str | None) -> bool:
         actual = hashlib.pbkdf2_hmac(
             "sha256", password.encode(), base64.b64decode(salt), int(iterations)
         )
-    except (ValueError, binascii.Error):
+    except (ValueError, OverflowError, binascii.Error):
         return False
     return hmac.compare_digest(actual, expected)
 
@@ -52,11 +52,11 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     for encoding in ("utf-8", "cp1251"):  # 1C sends the login in either
         try:
             text = decoded.decode(encoding)
-            break
         except UnicodeDecodeError:
             continue
-    login, sep, password = text.partition(":")
-    return (login, password) if sep else None
+        login, sep, password = text.partition(":")
+        return (login, password) if sep else None
+    return None
 
 
 def _b64(data: bytes) -> str:

@@ -237,6 +237,7 @@ class CatalogImport:
                     item.unit,
                     item.barcode,
                     item.price,
+                    item.active,
                     store_numbers,
                     quantities,
                 )
@@ -291,10 +292,12 @@ class CatalogImport:
                         session.id,
                         file.name,
                         "warning",
-                        f"{result['unknown_products']} quantities for products the hub does "
-                        "not know were skipped",
+                        f"the stock of {result['unknown_products']} items was skipped: the hub "
+                        "does not know their products (send import.xml first)",
                         now,
                     )
+                if done:  # the staged rows have served; a finished file is never applied again
+                    await exchange_records.clear_stage(conn, current.id)
                 await exchange_records.update_file(conn, current.id, now, **values)
                 await uow.commit()
             if done:

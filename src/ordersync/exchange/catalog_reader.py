@@ -39,6 +39,7 @@ class Item:
     unit: str | None = None
     barcode: str | None = None
     price: Decimal | None = None
+    active: bool | None = None  # False when 1C marks the product deleted
     stock: list[tuple[str, int]] = field(default_factory=list)  # (store Ид, quantity*1000)
     total: int | None = None  # Количество without stores, *1000
 
@@ -122,6 +123,10 @@ class CatalogFile:
                 item.total = quantity(part.text, item.xml_id)
             elif kind == "Остатки":
                 self._rests(part, item)
+            elif kind == "ПометкаУдаления":
+                item.active = (part.text or "").strip().lower() != "true"
+        if element.get("Статус") == "Удален":
+            item.active = False
         if not item.xml_id:
             what = "Предложение" if offer else "Товар"
             raise BadExchangeFile(f"{what} number {seq + 1} has no Ид")
@@ -164,7 +169,7 @@ class CatalogFile:
 
 _ITEM_PARTS = (
     "Склад", "Ид", "Наименование", "Артикул", "Штрихкод", "БазоваяЕдиница", "Цены",
-    "Количество", "Остатки",
+    "Количество", "Остатки", "ПометкаУдаления",
 )  # fmt: skip
 
 

@@ -35,6 +35,8 @@ log = logging.getLogger("ordersync.exchange")
 STANDARD_PATH = "/bitrix/admin/1c_exchange.php"
 _TYPES = ("catalog", "sale")
 _SEEN_EVERY = timedelta(minutes=1)
+_FAILED_LOGIN_DELAY = 1.0
+_LOG_KEPT = timedelta(days=30)
 
 
 class Refused(Exception):
@@ -58,9 +60,10 @@ class Exchange:
         if credentials is None:
             raise Refused("no credentials: send HTTP Basic authorization (a proxy may strip it)")
         login, password = credentials
-        if login != self.settings.login or not auth.verify_password(
-            password, self.settings.password_hash
-        ):
+        # PBKDF2 is slow on purpose: off the event loop, and a wrong guess costs a second more.
+        valid = await asyncio.to_thread(auth.verify_password, password, self.settings.password_hash)
+        if login != self.settings.login or not valid:
+            await asyncio.sleep(_FAILED_LOGIN_DELAY)
             raise Refused("wrong login or password")
         cookie = auth.new_cookie()
         now = utcnow()
@@ -133,8 +136,11 @@ class Exchange:
 
     async def init(self, request: Request, session: ExchangeSession, type_: str) -> str:
         version = request.query_params.get("version")
-        if type_ == "catalog":
-            WorkDir(self.settings.work_dir, session.id).clear()
+        if type_ == "catalog":  # a fresh start: files of an earlier init of this session go
+            async with self.db.uow() as uow:
+                await exchange_records.drop_files(uow.conn, session.id)
+                await uow.commit()
+            await asyncio.to_thread(WorkDir(self.settings.work_dir, session.id).clear)
         if type_ == "sale" and version:
             async with self.db.uow() as uow:
                 await exchange_records.update_session(uow.conn, session.id, version=version[:16])
@@ -224,6 +230,7 @@ class Exchange:
             old = await exchange_records.expired_sessions(uow.conn, before)
             for session_id in old:
                 await exchange_records.drop_session(uow.conn, session_id)
+            await exchange_records.prune_log(uow.conn, utcnow() - _LOG_KEPT)
             await uow.commit()
         for session_id in old:
             WorkDir(self.settings.work_dir, session_id).clear()

@@ -10,7 +10,7 @@ from decimal import Decimal
 from lxml import etree
 
 from ..db.exchange_orders import ProductInfo
-from ..domain.orders import Order
+from ..domain.orders import Order, OrderLine
 from ..domain.types import OrderStatus, PaymentStatus, Unit
 
 SCHEMA_VERSION = "2.08"
@@ -59,27 +59,21 @@ def orders_document(orders: Sequence[Order], refs: Refs, now: datetime, encoding
 
 def _document(doc: etree._Element, order: Order, refs: Refs) -> None:
     created = _local(order.created_at, refs.zone)
+    # The order of the children is the 2.08 schema's (and Bitrix's).
     _add(doc, "Ид", order.id)
     _add(doc, "Номер", order.external_id or order.id)
     _add(doc, "Дата", created.strftime("%Y-%m-%d"))
-    _add(doc, "Время", created.strftime("%H:%M:%S"))
     _add(doc, "ХозОперация", "Заказ товара")
     _add(doc, "Роль", "Продавец")
     _add(doc, "Валюта", "руб" if order.currency == "RUB" else order.currency)
     _add(doc, "Курс", "1")
     _add(doc, "Сумма", _money(order.total))
-    _add(doc, "Комментарий", order.comment or "")
     _customer(etree.SubElement(doc, "Контрагенты"), order)
+    _add(doc, "Время", created.strftime("%H:%M:%S"))
+    _add(doc, "Комментарий", order.comment or "")
     goods = etree.SubElement(doc, "Товары")
     for line in order.lines:
-        _line(
-            etree.SubElement(goods, "Товар"),
-            order,
-            line.product_id,
-            line.quantity,
-            line.price,
-            refs,
-        )
+        _line(etree.SubElement(goods, "Товар"), line, refs)
     _properties(etree.SubElement(doc, "ЗначенияРеквизитов"), order, refs)
 
 
@@ -101,14 +95,8 @@ def _customer(parent: etree._Element, order: Order) -> None:
                 _add(contact, "Значение", str(value))
 
 
-def _line(
-    item: etree._Element,
-    order: Order,
-    product_id: int,
-    quantity: Decimal,
-    price: Decimal,
-    refs: Refs,
-) -> None:
+def _line(item: etree._Element, line: OrderLine, refs: Refs) -> None:
+    product_id, quantity, price = line.product_id, line.quantity, line.price
     info = refs.products.get(product_id)
     code, short, full, intl = _UNITS[Unit(info.unit if info else "pcs")]
     _add(item, "Ид", info.xml_id if info else str(product_id))
@@ -119,7 +107,7 @@ def _line(
     unit.set("МеждународноеСокращение", intl)
     _add(item, "ЦенаЗаЕдиницу", _money(price))
     _add(item, "Количество", _number(quantity))
-    _add(item, "Сумма", _money((price * quantity).quantize(Decimal("0.01"))))
+    _add(item, "Сумма", _money(line.amount))
     props = etree.SubElement(item, "ЗначенияРеквизитов")
     _property(props, "ВидНоменклатуры", "Товар")
     _property(props, "ТипНоменклатуры", "Товар")

@@ -18,6 +18,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("products", schema=None) as batch_op:
+        batch_op.alter_column(
+            "sku", existing_type=sa.String(length=64), type_=sa.String(length=128)
+        )
 
     op.create_table(
         "exchange_files",
@@ -83,6 +87,7 @@ def upgrade() -> None:
         sa.Column("unit", sa.String(length=8), nullable=True),
         sa.Column("barcode", sa.String(length=64), nullable=True),
         sa.Column("price", sa.BigInteger(), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=True),
         sa.Column(
             "store_numbers",
             sa.JSON().with_variant(postgresql.ARRAY(sa.Integer()), "postgresql"),
@@ -148,6 +153,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("products", schema=None) as batch_op:
+        batch_op.alter_column(
+            "sku", existing_type=sa.String(length=128), type_=sa.String(length=64)
+        )
 
     with op.batch_alter_table("stock_movements", schema=None) as batch_op:
         batch_op.create_foreign_key(

@@ -1,0 +1,366 @@
+"""The sale exchange end to end: a simulated 1C fetches the hub's orders (query, success) and
+sends its changes back (file, import), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ordersync.db.tables import holds, order_1c, orders
+from tests.e2e.conftest import Hub, HubFactory
+from tests.e2e.helpers import bearer, delivery, expect, line, pickup, placed, sale
+from tests.sim_1c import (
+    OneC,
+    OrderChange,
+    declared_encoding,
+    make_zip,
+    orders_xml,
+    parse_orders,
+)
+
+D = Decimal
+ZERO = D(0)
+MOSCOW = ZoneInfo("Europe/Moscow")
+STOCK: dict[str, dict[str, Decimal | int]] = {
+    "WH1": {"TEA": 10, "COFFEE": 5, "SUGAR": D("12.5"), "MUG": 4},
+    "S01": {"TEA": 4, "MUG": 3},
+    "S02": {"TEA": 2},
+}
+
+
+@pytest.fixture
+async def hub(start_hub: HubFactory) -> Hub:
+    """master = "1c", windows-1251, the stock above."""
+    return await start_hub(stock=STOCK)
+
+
+async def act(hub: Hub, order_id: str, action: str) -> dict[str, Any]:
+    response = await hub.http.post(f"/orders/{order_id}/{action}", headers=bearer(hub.admin))
+    return expect(response, 200)
+
+
+async def get_order(hub: Hub, order_id: str) -> dict[str, Any]:
+    return expect(await hub.http.get(f"/orders/{order_id}", headers=bearer(hub.admin)), 200)
+
+
+async def pos_sale(hub: Hub, body: dict[str, Any]) -> dict[str, Any]:
+    response = await hub.http.post("/pos/sales", json=body, headers=bearer(hub.net.tokens["pos"]))
+    return expect(response, 201)
+
+
+async def queried(onec: OneC) -> set[str]:
+    return {o.id for o in parse_orders(await onec.query()).orders}
+
+
+def local_date(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(MOSCOW).strftime("%Y-%m-%d")
+
+
+async def level(hub: Hub, sku: str, store: str) -> tuple[Decimal, Decimal]:
+    return (await hub.stock()).get((f"1c-{sku.lower()}", store), (ZERO, ZERO))
+
+
+# --- 8. orders to 1C -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["windows-1251", "utf-8"])
+async def test_query_returns_each_order_as_a_bitrix_document_in_the_configured_encoding(
+    start_hub: HubFactory, encoding: str
+) -> None:
+    hub = await start_hub(encoding=encoding, stock=STOCK)
+    online = await placed(
+        hub.http,
+        hub.net.tokens["online"],
+        delivery(
+            line("TEA", 2),
+            line("COFFEE", 1),
+            customer={"name": "Иван Петров", "phone": "+79990000001", "email": "iv@example.ru"},
+            comment="Позвонить за час 🙂 €",
+            external_id="B-1001",
+        ),
+    )
+    operator = await placed(
+        hub.http,
+        hub.net.tokens["operator"],
+        pickup("S01", line("MUG", 1), customer={"name": "Ольга"}),
+    )
+    till = await pos_sale(hub, sale("S01", "R-77", line("TEA", 1, price="90")))
+    assert till["order_id"]
+
+    onec = hub.onec()
+    await onec.open("sale")
+    body = await onec.query()
+    assert onec.last_response is not None
+    assert onec.last_response.headers["content-type"] == f"application/xml; charset={encoding}"
+    assert (declared_encoding(body) or "").lower() == encoding
+    assert "Иван Петров" in body.decode(encoding)  # really in that encoding
+    doc = parse_orders(body)
+    assert doc.root == "КоммерческаяИнформация"
+    assert doc.attributes["ФорматДаты"] == "ДФ=yyyy-MM-dd; ДЛФ=DT"
+    assert doc.attributes["ФорматСуммы"] == "ЧЦ=18; ЧДЦ=2; ЧРД=."
+    assert doc.attributes["ВерсияСхемы"].startswith("2.")
+    assert datetime.fromisoformat(doc.attributes["ДатаФормирования"])
+    found = doc.by_id()
+    assert set(found) == {online["id"], operator["id"], till["order_id"]}
+    assert len(doc.orders) == 3
+
+    web = found[online["id"]]
+    assert web.fields["Номер"] == "B-1001"
+    assert web.fields["Дата"] == local_date(online["created_at"])
+    assert (web.fields["ХозОперация"], web.fields["Роль"]) == ("Заказ товара", "Продавец")
+    assert D(web.fields["Сумма"]) == D("450.50")
+    assert web.fields["Комментарий"] == "Позвонить за час 🙂 €"  # 🙂 as &#128578; in 1251
+    assert [
+        (x["Ид"], D(x["Количество"]), D(x["ЦенаЗаЕдиницу"]), D(x["Сумма"])) for x in web.lines
+    ] == [
+        ("1c-tea", D(2), D("100.00"), D("200.00")),
+        ("1c-coffee", D(1), D("250.50"), D("250.50")),
+    ]
+    assert all(p["ТипНоменклатуры"] == "Товар" for p in web.line_properties)
+    assert web.customer["Наименование"] == "Иван Петров"
+    assert web.customer["Роль"] == "Покупатель"
+    props = web.properties
+    assert props["Заказ оплачен"] == "false"
+    assert props["Отменен"] == "false"
+    assert props["Статус заказа"] == "[placed] Принят"
+    assert props["Канал"] == "online"
+    assert props["Номер чека ККМ"] == ""
+
+    phone = found[operator["id"]]
+    assert phone.fields["Номер"] == operator["id"]
+    assert phone.properties["Канал"] == "operator"
+    assert phone.properties["Склад"] == "S01"
+    assert [(x["Ид"], D(x["Количество"])) for x in phone.lines] == [("1c-mug", D(1))]
+
+    receipt = found[till["order_id"]]
+    assert receipt.properties["Канал"] == "pos"
+    assert receipt.properties["Номер чека ККМ"] == "R-77"
+    assert receipt.properties["Касса"] == "T1"
+    assert receipt.properties["Заказ оплачен"] == "true"
+    assert receipt.properties["Статус заказа"] == "[completed] Выполнен"
+    assert receipt.properties["Финальный статус"] == "true"
+    assert [(x["Ид"], D(x["ЦенаЗаЕдиницу"])) for x in receipt.lines] == [("1c-tea", D(90))]
+    assert D(receipt.fields["Сумма"]) == D(90)
+
+
+async def test_orders_count_as_received_only_on_success_and_return_when_changed(
+    start_hub: HubFactory,
+) -> None:
+    hub = await start_hub(stock=STOCK)
+    token = hub.net.tokens["online"]
+    a = (await placed(hub.http, token, delivery(line("TEA", 1))))["id"]
+    b = (await placed(hub.http, token, delivery(line("COFFEE", 1))))["id"]
+    onec = hub.onec()
+    await onec.open("sale")
+    assert await queried(onec) == {a, b}
+    assert await queried(onec) == {a, b}  # no success: sent again
+    confirmed = await onec.success()
+    assert confirmed.raw.startswith(b"success")
+    assert await queried(onec) == set()
+    assert (await onec.success()).raw.startswith(b"success")
+
+    await act(hub, a, "pay")
+    assert await queried(onec) == {a}
+    await onec.success()
+    await act(hub, b, "cancel")
+    assert await queried(onec) == {b}
+    await onec.success()
+    assert await queried(onec) == set()
+
+    # A change between query and success: 1C confirmed the order as it was, not as it is.
+    c = (await placed(hub.http, token, delivery(line("SUGAR", 1))))["id"]
+    assert await queried(onec) == {c}
+    await act(hub, c, "ship")
+    await onec.success()
+    shipped = parse_orders(await onec.query()).by_id()
+    assert set(shipped) == {c}
+    assert shipped[c].properties["Статус заказа"] == "[shipped] Отгружен"
+    await onec.success()
+
+    # Another exchange session sees what this one confirmed.
+    other = hub.onec()
+    await other.open("sale")
+    assert await queried(other) == set()
+
+
+async def test_only_the_configured_channels_are_exported(start_hub: HubFactory) -> None:
+    hub = await start_hub(stock=STOCK, export_channels=["online"])
+    web = await placed(hub.http, hub.net.tokens["online"], delivery(line("TEA", 1)))
+    await placed(hub.http, hub.net.tokens["operator"], pickup("S01", line("MUG", 1)))
+    await pos_sale(hub, sale("S01", "R-1", line("TEA", 1)))
+    onec = hub.onec()
+    await onec.open("sale")
+    assert await queried(onec) == {web["id"]}
+
+
+async def test_query_sends_at_most_query_limit_orders_oldest_change_first(
+    start_hub: HubFactory,
+) -> None:
+    hub = await start_hub(stock=STOCK, query_limit=2)
+    token = hub.net.tokens["online"]
+    ids = [(await placed(hub.http, token, delivery(line("TEA", 1))))["id"] for _ in range(3)]
+    onec = hub.onec()
+    await onec.open("sale")
+    assert await queried(onec) == set(ids[:2])
+    await onec.success()
+    assert await queried(onec) == {ids[2]}
+    await onec.success()
+    assert await queried(onec) == set()
+
+
+# --- 9. order changes from 1C ----------------------------------------------------------------
+
+
+async def ledger_counts(hub: Hub) -> tuple[int, int, int]:
+    return (len(await hub.movements()), len(await hub.events()), await hub.count(orders))
+
+
+@pytest.mark.parametrize("version", [None, "2.09"], ids=["old-flow", "new-flow"])
+async def test_order_changes_from_1c_pay_ship_cancel_once(
+    start_hub: HubFactory, version: str | None
+) -> None:
+    hub = await start_hub(stock=STOCK, file_limit=65536)
+    token = hub.net.tokens["online"]
+    paid = (await placed(hub.http, token, delivery(line("TEA", 2))))["id"]
+    shipped = (await placed(hub.http, token, delivery(line("COFFEE", 1))))["id"]
+    cancelled = (await placed(hub.http, token, delivery(line("SUGAR", "1.5"))))["id"]
+    deleted = (await placed(hub.http, token, delivery(line("MUG", 1))))["id"]
+    completed = (await placed(hub.http, token, delivery(line("TEA", 1))))["id"]
+    assert await level(hub, "TEA", "WH1") == (D(10), D(3))
+    assert await level(hub, "COFFEE", "WH1") == (D(5), D(1))
+    assert await level(hub, "SUGAR", "WH1") == (D("12.5"), D("1.5"))
+    now = datetime.now(UTC)
+    changes = orders_xml(
+        [
+            OrderChange(paid, number_1c="ТДЦУ-000001", paid_on=now, payment_number="ПКО-17"),
+            OrderChange(shipped, number_1c="ТДЦУ-000002", shipped_on=now),
+            OrderChange(cancelled, number_1c="ТДЦУ-000003", cancelled=True),
+            OrderChange(deleted, number_1c="ТДЦУ-000004", deleted=True),
+            OrderChange(completed, number_1c="ТДЦУ-000005", status_id="F", status="Выполнен"),
+            OrderChange("no-such-order", number_1c="ТДЦУ-000099", paid_on=now),
+        ],
+        encoding="utf-8",
+    )
+
+    onec = hub.onec()
+    await onec.checkauth("sale")
+    init = await onec.init("sale", version)
+    if version is None:
+        assert init.lines == ["zip=no", "file_limit=65536"]
+    else:
+        assert init.lines[:2] == ["zip=no", "file_limit=65536"]
+        assert f"sessid={onec.sessid}" in init.lines
+        assert "version=2.09" in init.lines
+        # The new flow: mode=file only stores the file; mode=import applies it.
+        (reply,) = await onec.upload("sale", "orders-0.xml", changes)
+        assert reply.raw == b"success"
+        assert (await get_order(hub, paid))["payment_status"] == "unpaid"
+    status, lines, _ = await onec.send_orders("orders.xml", changes)
+    assert status == "success", lines
+    notes = "\n".join(lines[1:])
+    assert f"order {paid}: paid" in notes
+    assert f"order {shipped}: shipped" in notes
+    assert f"order {cancelled}: cancelled" in notes
+    assert f"order {deleted}: cancelled" in notes
+    assert "unknown order no-such-order" in notes
+
+    assert (await get_order(hub, paid))["payment_status"] == "paid"
+    assert (await get_order(hub, paid))["status"] == "placed"
+    assert (await get_order(hub, shipped))["status"] == "shipped"
+    assert (await get_order(hub, cancelled))["status"] == "cancelled"
+    assert (await get_order(hub, deleted))["status"] == "cancelled"
+    assert (await get_order(hub, completed))["status"] == "completed"
+    assert await level(hub, "TEA", "WH1") == (D(9), D(2))  # completed: its hold consumed
+    assert await level(hub, "COFFEE", "WH1") == (D(4), ZERO)  # shipped: hold consumed
+    assert await level(hub, "SUGAR", "WH1") == (D("12.5"), ZERO)  # cancelled: released
+    assert await level(hub, "MUG", "WH1") == (D(4), ZERO)
+    states = {r.order_id: r.state for r in await hub.rows(holds)}
+    assert (states[shipped], states[cancelled], states[paid]) == ("consumed", "released", "active")
+    assert await hub.count(orders, orders.c.id == "no-such-order") == 0
+    assert any("no-such-order" in m for m in await hub.log())
+    numbers = {r.order_id: r.number_1c for r in await hub.rows(order_1c)}
+    assert numbers[paid] == "ТДЦУ-000001"
+
+    before = await ledger_counts(hub)
+    stamps = {r.id: r.updated_at for r in await hub.rows(orders)}
+    status, lines, _ = await onec.send_orders("orders.xml", changes)  # again, same session
+    assert status == "success", lines
+    assert await ledger_counts(hub) == before
+    again = hub.onec()
+    await again.open("sale", version)
+    status, lines, _ = await again.send_orders("orders.xml", changes)  # a new session
+    assert status == "success", lines
+    assert "unknown order no-such-order" in "\n".join(lines)
+    assert await ledger_counts(hub) == before
+    assert {r.id: r.updated_at for r in await hub.rows(orders)} == stamps
+
+
+async def test_1c_can_name_an_order_by_its_own_number_once_it_knows_it(hub: Hub) -> None:
+    order = await placed(hub.http, hub.net.tokens["online"], delivery(line("MUG", 1)))
+    onec = hub.onec()
+    await onec.open("sale")
+    first = orders_xml([OrderChange(order["id"], number_1c="ТДЦУ-000042")])
+    assert (await onec.send_orders("orders-1.xml", first))[0] == "success"
+    by_number = orders_xml([OrderChange("ТДЦУ-000042", cancelled=True)])
+    status, lines, _ = await onec.send_orders("orders-2.xml", by_number)
+    assert status == "success", lines
+    assert (await get_order(hub, order["id"]))["status"] == "cancelled"
+
+
+async def test_a_version_already_applied_is_skipped(hub: Hub) -> None:
+    order = await placed(hub.http, hub.net.tokens["online"], delivery(line("MUG", 1)))
+    onec = hub.onec()
+    await onec.open("sale", "2.09")
+    first = orders_xml([OrderChange(order["id"], version="AAAAEAAAAAA=")])
+    assert (await onec.send_orders("a.xml", first))[0] == "success"
+    same_version = orders_xml([OrderChange(order["id"], version="AAAAEAAAAAA=", cancelled=True)])
+    status, lines, _ = await onec.send_orders("b.xml", same_version)
+    assert status == "success", lines
+    assert (await get_order(hub, order["id"]))["status"] == "placed"
+    newer = orders_xml([OrderChange(order["id"], version="AAAAEQAAAAA=", cancelled=True)])
+    assert (await onec.send_orders("c.xml", newer))[0] == "success"
+    assert (await get_order(hub, order["id"]))["status"] == "cancelled"
+
+
+async def test_a_truncated_orders_file_fails_and_changes_nothing(hub: Hub) -> None:
+    order = await placed(hub.http, hub.net.tokens["online"], delivery(line("MUG", 1)))
+    before = await hub.domain_state()
+    onec = hub.onec()
+    await onec.open("sale")
+    good = orders_xml([OrderChange(order["id"], cancelled=True)])
+    status, lines, _ = await onec.send_orders("orders.xml", good[: len(good) * 2 // 3])
+    assert status == "failure"
+    assert lines[1:], lines
+    assert await hub.domain_state() == before
+
+
+@pytest.mark.parametrize("version", [None, "2.09"], ids=["old-flow", "new-flow"])
+async def test_with_zip_an_orders_archive_from_1c_is_applied(
+    start_hub: HubFactory, version: str | None
+) -> None:
+    """init answers zip=yes for sale too, so 1C sends its changes zipped (v8_*.zip)."""
+    hub = await start_hub(zip=True, stock=STOCK)
+    order = await placed(hub.http, hub.net.tokens["online"], delivery(line("MUG", 1)))
+    onec = hub.onec()
+    await onec.checkauth("sale")
+    init = await onec.init("sale", version)
+    assert init.lines[0] == "zip=yes"
+    archive = make_zip({"orders.xml": orders_xml([OrderChange(order["id"], cancelled=True)])})
+    status, lines, _ = await onec.send_orders("v8_52D8_e12.zip", archive)
+    assert status == "success", lines
+    assert (await get_order(hub, order["id"]))["status"] == "cancelled"
+
+
+async def test_the_sale_session_refuses_catalog_calls_and_vice_versa(hub: Hub) -> None:
+    onec = hub.onec()
+    await onec.open("sale")
+    reply = await onec.call("catalog", "init")
+    assert reply.raw.startswith(b"failure\n"), reply
+    response = await hub.http.get(
+        "/bitrix/admin/1c_exchange.php", params={"type": "sale", "mode": "query"}
+    )
+    assert response.content.startswith(b"failure\n")
