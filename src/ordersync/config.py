@@ -59,6 +59,7 @@ class ExchangeSettings(BaseModel):
     timezone: str = "Europe/Moscow"  # 1C writes local times without a zone
     step_seconds: float = Field(default=20.0, gt=0)
     chunk_offers: int = Field(default=2000, ge=1, le=100_000)  # offers applied per transaction
+    apply_workers: int = Field(default=2, ge=1, le=16)  # chunks applied at once (PostgreSQL)
     work_dir: Path = Path("./var/exchange")
     session_hours: float = Field(default=24.0, gt=0)
     export_channels: list[Channel] = Field(default_factory=lambda: list(Channel))

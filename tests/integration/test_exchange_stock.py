@@ -874,6 +874,15 @@ async def test_with_the_hub_as_master_figures_are_recorded_and_adopted_only_on_r
             await reconcile.adopt(uow.conn, drift, utcnow())
             await uow.commit()
 
+    async with db.uow_read() as uow:
+        assert await reconcile.drifts(uow.conn) == []
+    await no_drift(db)
+    adopted = (await dbstate.events(db, events.STOCK_CHANGED))[len(events_before) :]
+    assert len(adopted) == 2
+    await assert_payloads_match_levels(
+        db, adopted, "count", reconcile.DOCUMENT_TYPE, formed.isoformat()
+    )
+    # On hand := 1C's figure + the hub's movements since 1C formed its file.
     assert await dbstate.stock(db, net) == {
         **stock_before,
         ("COFFEE", "S02"): (D(6), D(0)),  # 7 - 1 sold after
@@ -884,14 +893,6 @@ async def test_with_the_hub_as_master_figures_are_recorded_and_adopted_only_on_r
         ("COFFEE", D(-3), reconcile.DOCUMENT_TYPE),
         ("SUGAR", D("1.5"), reconcile.DOCUMENT_TYPE),
     ]
-    adopted = (await dbstate.events(db, events.STOCK_CHANGED))[len(events_before) :]
-    assert len(adopted) == 2
-    await assert_payloads_match_levels(
-        db, adopted, "count", reconcile.DOCUMENT_TYPE, formed.isoformat()
-    )
-    async with db.uow_read() as uow:
-        assert await reconcile.drifts(uow.conn) == []
-    await no_drift(db)
 
 
 # --- concurrency (PostgreSQL) ---------------------------------------------------------------------

@@ -7,9 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import (
+    exchange_chunks,
     exchange_files,
     exchange_log,
     exchange_sessions,
@@ -92,6 +95,7 @@ async def drop_session(conn: AsyncConnection, session_id: str) -> None:
 async def drop_files(conn: AsyncConnection, session_id: str) -> None:
     for file in await session_files(conn, session_id):
         await clear_stage(conn, file.id)
+        await conn.execute(delete(exchange_chunks).where(exchange_chunks.c.file_id == file.id))
     await conn.execute(delete(exchange_files).where(exchange_files.c.session_id == session_id))
 
 
@@ -181,3 +185,31 @@ async def recent_log(conn: AsyncConnection, limit: int = 100) -> list[tuple[date
 
 async def prune_log(conn: AsyncConnection, before: datetime) -> None:
     await conn.execute(delete(exchange_log).where(exchange_log.c.at < before))
+
+
+async def claim_chunk(conn: AsyncConnection, file_id: int, chunk: int) -> bool:
+    """True when this transaction is the one applying the chunk; a concurrent claimer waits
+    for the first to commit (then gets False) or to roll back (then gets True)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        dialect_insert(exchange_chunks)
+        .values(file_id=file_id, chunk=chunk, result={})
+        .on_conflict_do_nothing()
+        .returning(exchange_chunks.c.chunk)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def set_chunk_result(
+    conn: AsyncConnection, file_id: int, chunk: int, result: dict[str, int]
+) -> None:
+    c = exchange_chunks.c
+    await conn.execute(
+        update(exchange_chunks).where(c.file_id == file_id, c.chunk == chunk).values(result=result)
+    )
+
+
+async def chunk_results(conn: AsyncConnection, file_id: int) -> dict[int, dict[str, int]]:
+    c = exchange_chunks.c
+    rows = await conn.execute(select(c.chunk, c.result).where(c.file_id == file_id))
+    return {r.chunk: r.result for r in rows}

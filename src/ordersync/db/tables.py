@@ -348,6 +348,16 @@ exchange_stage_stores = Table(
     Column("name", String(255), nullable=False),
 )
 
+# Which chunks of a staged file have been applied: a chunk's row is written in the chunk's own
+# transaction, so each is applied exactly once however many calls (or processes) work on it.
+exchange_chunks = Table(
+    "exchange_chunks",
+    metadata,
+    Column("file_id", BigId, primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("result", JSON, nullable=False),
+)
+
 # master = "hub": 1C's last figure per stock level, beside what the hub had then.
 stock_1c_figures = Table(
     "stock_1c_figures",

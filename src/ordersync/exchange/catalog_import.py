@@ -13,20 +13,19 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import ExchangeSettings
-from ..db import exchange_catalog, exchange_records, exchange_stock
-from ..db.catalog import create_store_from_1c
+from ..db import exchange_catalog, exchange_records
 from ..db.exchange_records import ExchangeFile, ExchangeSession
 from ..db.unit_of_work import Database
 from ..domain.errors import BadExchangeFile
 from ..domain.types import Master
 from ..services.context import utcnow
+from .catalog_apply import CatalogApply
 from .catalog_reader import CatalogFile, Item
 from .work_dir import WorkDir, is_zip
 
@@ -84,6 +83,7 @@ class CatalogImport:
         self._readers: dict[int, _LiveReader] = {}
         self._busy: dict[int, asyncio.Lock] = {}
         self._total_store: str | None = None
+        self.applier = CatalogApply(db, settings, master)
 
     async def step(self, session: ExchangeSession, name: str) -> Step:
         deadline = time.monotonic() + self.settings.step_seconds
@@ -119,7 +119,7 @@ class CatalogImport:
             file = await self._stage(session, work, file, deadline)
             if file.status != "staged":
                 return Step("progress", f"{file.name}: read {file.staged} items")
-        file = await self._apply(session, file, deadline)
+        file = await self.applier.run(session, file, deadline)
         if file.status != "done":
             return Step("progress", f"{file.name}: applied {file.applied} of {file.staged}")
         self._readers.pop(file.id, None)
@@ -245,88 +245,6 @@ class CatalogImport:
         fresh = [(n, x, x) for x, n in numbers.items() if n >= seen_before]
         return rows, fresh, negatives
 
-    async def _apply(
-        self, session: ExchangeSession, file: ExchangeFile, deadline: float
-    ) -> ExchangeFile:
-        chunk = self.settings.chunk_offers
-        result = dict(file.result)
-        while True:
-            async with self.db.uow() as uow:
-                conn = uow.conn
-                current = await exchange_records.get_file(conn, session.id, file.name, lock=True)
-                assert current is not None
-                if current.status == "done":
-                    return current
-                lo, hi = current.applied, min(current.applied + chunk, current.staged)
-                now = utcnow()
-                if lo == 0:
-                    await self._create_stores(conn, session, current, now)
-                created, updated = await exchange_catalog.apply_products(
-                    conn, current.id, lo, hi, now
-                )
-                _add(result, "products_created", created)
-                _add(result, "products_updated", updated)
-                _add(
-                    result,
-                    "unknown_products",
-                    await exchange_catalog.unknown_stock_products(conn, current.id, lo, hi),
-                )
-                assert current.formed_at is not None
-                if self.master is Master.ONE_C:
-                    moved = await exchange_stock.adopt_figures(
-                        conn, current.id, lo, hi, current.formed_at, _document_id(current), now
-                    )
-                    _add(result, "stock_changed", moved.moved)
-                    _add(result, "store_figures", moved.figures)
-                else:
-                    figures = await exchange_stock.record_figures(
-                        conn, current.id, lo, hi, current.formed_at, now
-                    )
-                    _add(result, "figures_recorded", figures)
-                done = hi >= current.staged
-                values: dict[str, object] = {"applied": hi, "result": result}
-                values["status"] = "done" if done else "applying"
-                if done and result.get("unknown_products"):
-                    await exchange_records.log(
-                        conn,
-                        session.id,
-                        file.name,
-                        "warning",
-                        f"the stock of {result['unknown_products']} items was skipped: the hub "
-                        "does not know their products (send import.xml first)",
-                        now,
-                    )
-                if done:  # the staged rows have served; a finished file is never applied again
-                    await exchange_records.clear_stage(conn, current.id)
-                await exchange_records.update_file(conn, current.id, now, **values)
-                await uow.commit()
-            if done:
-                self.db.forget_stores()
-                break
-            if time.monotonic() >= deadline:
-                break
-        async with self.db.uow_read() as uow:
-            fresh = await exchange_records.get_file(uow.conn, session.id, file.name)
-        assert fresh is not None
-        return fresh
-
-    async def _create_stores(
-        self, conn: AsyncConnection, session: ExchangeSession, file: ExchangeFile, now: datetime
-    ) -> None:
-        for xml_id, name in await exchange_catalog.new_stores(conn, file.id):
-            code = await create_store_from_1c(conn, xml_id, name, now)
-            await exchange_records.log(
-                conn,
-                session.id,
-                file.name,
-                "warning",
-                f"store {xml_id} ({name}) is new: created as {code}, not serving online "
-                "and not a pickup point until configured",
-                now,
-            )
-        await exchange_catalog.rename_stores(conn, file.id, now)
-        self.db.forget_stores()
-
     async def _total_store_xml_id(self) -> str | None:
         code = self.settings.total_stock_store
         if code is None:
@@ -388,14 +306,6 @@ def _number(
         numbers[xml_id] = len(numbers)
         out.append((numbers[xml_id], xml_id, names.get(xml_id, xml_id)))
     return out
-
-
-def _add(result: dict[str, object], key: str, value: int) -> None:
-    result[key] = int(result.get(key, 0)) + value  # type: ignore[call-overload]
-
-
-def _document_id(file: ExchangeFile) -> str:
-    return f"{file.session_id}/{file.name}"[:128]
 
 
 def _summary(result: dict[str, object]) -> str:

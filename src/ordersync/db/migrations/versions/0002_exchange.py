@@ -47,6 +47,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("session_id", "name", name="uq_exchange_files_session_name"),
     )
     op.create_table(
+        "exchange_chunks",
+        sa.Column("file_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("file_id", "chunk", name=op.f("pk_exchange_chunks")),
+    )
+    op.create_table(
         "exchange_log",
         sa.Column(
             "id",
@@ -189,3 +196,4 @@ def downgrade() -> None:
 
     op.drop_table("exchange_log")
     op.drop_table("exchange_files")
+    op.drop_table("exchange_chunks")
