@@ -38,8 +38,9 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
-bench: $(STAMP)  ## order placement on PostgreSQL through HTTP, against naive SQL (needs wrk)
+bench: $(STAMP)  ## order placement (needs wrk) and the 1C stock import, on PostgreSQL
 	$(BIN)/python bench/orders.py
+	$(BIN)/python bench/cml_import.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -78,6 +78,7 @@ async def test_query_returns_each_order_as_a_bitrix_document_in_the_configured_e
         delivery(
             line("TEA", 2),
             line("COFFEE", 1),
+            line("SUGAR", "0.75"),
             customer={"name": "Иван Петров", "phone": "+79990000001", "email": "iv@example.ru"},
             comment="Позвонить за час 🙂 €",
             external_id="B-1001",
@@ -112,14 +113,16 @@ async def test_query_returns_each_order_as_a_bitrix_document_in_the_configured_e
     assert web.fields["Номер"] == "B-1001"
     assert web.fields["Дата"] == local_date(online["created_at"])
     assert (web.fields["ХозОперация"], web.fields["Роль"]) == ("Заказ товара", "Продавец")
-    assert D(web.fields["Сумма"]) == D("450.50")
+    assert D(web.fields["Сумма"]) == D("510.50")
     assert web.fields["Комментарий"] == "Позвонить за час 🙂 €"  # 🙂 as &#128578; in 1251
     assert [
         (x["Ид"], D(x["Количество"]), D(x["ЦенаЗаЕдиницу"]), D(x["Сумма"])) for x in web.lines
     ] == [
         ("1c-tea", D(2), D("100.00"), D("200.00")),
         ("1c-coffee", D(1), D("250.50"), D("250.50")),
+        ("1c-sugar", D("0.75"), D("80.00"), D("60.00")),
     ]
+    assert [x["БазоваяЕдиница"] for x in web.lines] == ["шт", "шт", "кг"]
     assert all(p["ТипНоменклатуры"] == "Товар" for p in web.line_properties)
     assert web.customer["Наименование"] == "Иван Петров"
     assert web.customer["Роль"] == "Покупатель"
@@ -324,6 +327,24 @@ async def test_a_version_already_applied_is_skipped(hub: Hub) -> None:
     newer = orders_xml([OrderChange(order["id"], version="AAAAEQAAAAA=", cancelled=True)])
     assert (await onec.send_orders("c.xml", newer))[0] == "success"
     assert (await get_order(hub, order["id"]))["status"] == "cancelled"
+
+
+async def test_a_change_the_order_cannot_take_is_reported_and_the_rest_applied(hub: Hub) -> None:
+    token = hub.net.tokens["online"]
+    gone = (await placed(hub.http, token, delivery(line("MUG", 1))))["id"]
+    other = (await placed(hub.http, token, delivery(line("TEA", 1))))["id"]
+    await act(hub, gone, "cancel")
+    before = len(await hub.movements())
+    onec = hub.onec()
+    await onec.open("sale")
+    now = datetime.now(UTC)
+    changes = orders_xml([OrderChange(gone, shipped_on=now), OrderChange(other, paid_on=now)])
+    status, lines, _ = await onec.send_orders("orders.xml", changes)
+    assert status == "success", lines
+    assert any(gone in x and "cancelled" in x for x in lines[1:]), lines
+    assert (await get_order(hub, gone))["status"] == "cancelled"
+    assert (await get_order(hub, other))["payment_status"] == "paid"
+    assert len(await hub.movements()) == before
 
 
 async def test_a_truncated_orders_file_fails_and_changes_nothing(hub: Hub) -> None:

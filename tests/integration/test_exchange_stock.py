@@ -655,10 +655,10 @@ async def test_a_rests_only_file_skips_and_counts_products_the_hub_does_not_know
 
 
 def world_offers(p: str) -> tuple[list[Offer], dict[str, str]]:
-    """A file of 11 offers whose every Ид starts with `p`: stores named in Склады and one named
+    """A file of 19 offers whose every Ид starts with `p`: stores named in Склады and one named
     only by the quantities that mention it, a negative figure and an unknown, unnamed product."""
     offers = []
-    for i in range(10):
+    for i in range(18):
         figures: dict[str, str | int] = {f"{p}wh": i + 1, f"{p}shop": i % 4}
         if i % 2:
             figures[f"{p}only"] = i
@@ -741,11 +741,17 @@ async def test_a_chunked_import_resumed_by_a_new_process_ends_as_a_single_step_i
     session = await chunked.upload(offers_xml(formed, offers, names))
     importer = chunked.importer()
     seen: list[str] = []
+    between: list[tuple[str, int, int]] = []  # (status, applied, staged) before each step
     restarted = False
     while True:
         file = await chunked.file(session)
-        phase = "while staging" if file.status in ("receiving", "staging") else "while applying"
-        if restart == "at every step" or (restart == phase and file.staged and not restarted):
+        between.append((file.status, file.applied, file.staged))
+        midway = {
+            "while staging": file.status == "staging",  # part read, not yet finished
+            "while applying": file.status == "applying" and file.applied > 0,
+            "at every step": True,
+        }[restart]
+        if midway and (restart == "at every step" or not restarted):
             importer = chunked.importer()  # a new process: no reader kept open
             restarted = True
         step = await importer.step(session, FILE)
@@ -754,7 +760,8 @@ async def test_a_chunked_import_resumed_by_a_new_process_ends_as_a_single_step_i
             break
         assert len(seen) < 100
     assert restarted
-    assert seen.count("progress") >= 4  # 11 offers in chunks of 3, one step each at least
+    assert seen.count("progress") >= 3, seen
+    assert any(st == "applying" and 0 < a < n for st, a, n in between), between  # part applied
     moved = await import_movements(db, session)
     assert len({(m.product_id, m.store_id) for m in moved}) == len(moved)  # none twice
 
@@ -764,6 +771,63 @@ async def test_a_chunked_import_resumed_by_a_new_process_ends_as_a_single_step_i
     await no_drift(db)
     # The file's own record too: its kind, formed time, counts and result.
     assert resumed["file"] == whole["file"]
+
+
+async def _lock_waits(db: Database) -> int:
+    """How many sessions of this (PostgreSQL) database wait for a lock."""
+    probe = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with db.uow_read() as uow:
+        return int((await uow.conn.execute(probe)).scalar_one())
+
+
+async def test_an_offer_given_twice_in_two_chunks_ends_at_its_later_figure(
+    db: Database, backend: str, tmp_path: Path
+) -> None:
+    """Within a chunk the later of two figures for a level wins; across chunks it must too,
+    including on PostgreSQL, where `apply_workers` (2 by default) apply chunks at once. There a
+    transaction that has the stock row (a sale about to be refused) holds both chunk statements
+    at the row after each has read the level, so they meet there every time."""
+    net = await support.seed_network(db)
+    formed = formed_time()
+    await receive(db, formed - timedelta(hours=1), "S02", "R-1", ("TEA", 10))
+    offers = [
+        Offer("1c-tea", {"S02": 4}, name="Tea"),
+        Offer("1c-coffee", {"S02": 1}, name="Coffee"),
+        Offer("1c-mug", {"S02": 1}, name="Mug"),
+        Offer("1c-tea", {"S02": 9}, name="Tea"),  # the same level again, in the second chunk
+    ]
+    ex = Exchange(db, tmp_path / "x", Master.ONE_C, chunk_offers=2)
+    session = await ex.upload(offers_xml(formed, offers))
+    if backend == "sqlite":
+        await ex.run(session)
+    else:
+        assert ex.settings.apply_workers >= 2
+        tea, s02 = net.products["TEA"], net.stores["S02"]
+        async with db.uow() as holder:
+            await holder.conn.execute(
+                select(stock_levels.c.on_hand)
+                .where(stock_levels.c.product_id == tea, stock_levels.c.store_id == s02)
+                .with_for_update()
+            )
+            importing = asyncio.create_task(ex.run(session))
+            for _ in range(500):
+                if await _lock_waits(db) >= 2 or importing.done():
+                    break
+                await asyncio.sleep(0.01)
+            # rolled back: the holder changed nothing
+        await asyncio.wait_for(importing, timeout=30)
+
+    assert await dbstate.level(db, net, "TEA", "S02") == (D(9), D(0))
+    await no_drift(db)
+    found = [
+        e
+        for e in await import_events(db, session)
+        if e.payload["product_id"] == net.products["TEA"]
+    ]
+    assert found[-1].payload["on_hand"] == "9"
 
 
 # --- a broken file --------------------------------------------------------------------------------
@@ -950,16 +1014,11 @@ async def test_till_sales_during_a_large_import_are_applied_on_top_of_the_new_fi
 
 async def _wait_for_a_lock_wait(db: Database, task: asyncio.Task[Any]) -> bool:
     """True once some session of this database waits for a lock; False if `task` ends first."""
-    probe = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
     for _ in range(1000):
         if task.done():
             return False
-        async with db.uow_read() as uow:
-            if int((await uow.conn.execute(probe)).scalar_one()):
-                return True
+        if await _lock_waits(db):
+            return True
         await asyncio.sleep(0.01)
     raise AssertionError("the import neither waited for the sale's row nor finished")
 

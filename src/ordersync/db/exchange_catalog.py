@@ -189,3 +189,19 @@ async def unknown_stock_products(conn: AsyncConnection, file_id: int, lo: int, h
         {"f": file_id, "lo": lo, "hi": hi},
     )
     return int(result.scalar_one())
+
+
+async def repeated_items(conn: AsyncConnection, file_id: int) -> int:
+    """Ид that the file gives more than once (the last one wins, so order matters)."""
+    result = await conn.execute(
+        text(
+            """
+            SELECT count(*) FROM (
+                SELECT xml_id FROM exchange_stage_items WHERE file_id = :f
+                GROUP BY xml_id HAVING count(*) > 1
+            ) repeated
+            """
+        ),
+        {"f": file_id},
+    )
+    return int(result.scalar_one())

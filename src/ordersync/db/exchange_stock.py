@@ -100,9 +100,9 @@ def _pg_decimal(column: str) -> str:
 # The event payload is built as text: json_build_object costs more than the rest of the row.
 _PG_PAYLOAD = (
     "('{\"product_id\": ' || product_id || ', \"store_id\": ' || store_id"
-    f' || \', "on_hand": "\' || {_pg_decimal("target")}'
+    f' || \', "on_hand": "\' || {_pg_decimal("on_hand")}'
     f' || \'", "reserved": "\' || {_pg_decimal("reserved")}'
-    f' || \'", "available": "\' || {_pg_decimal("target - reserved")}'
+    f' || \'", "available": "\' || {_pg_decimal("on_hand - reserved")}'
     ' || \'", "reason": "exchange_1c", "document_type": "exchange_1c"'
     ", \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
 )
@@ -120,14 +120,21 @@ _PG_ADOPT = f"""
         ON CONFLICT (product_id, store_id) DO UPDATE
             SET on_hand = stock_levels.on_hand + EXCLUDED.on_hand,
                 updated_at = EXCLUDED.updated_at
-        RETURNING product_id
+        RETURNING product_id, store_id, on_hand, reserved
     ),
     upd AS (
         UPDATE stock_levels sl
         SET on_hand = sl.on_hand + (c.target - c.old), updated_at = CAST(:now AS timestamptz)
         FROM changed c
         WHERE sl.product_id = c.product_id AND sl.store_id = c.store_id AND c.old IS NOT NULL
-        RETURNING sl.product_id
+        RETURNING sl.product_id, sl.store_id, sl.on_hand, sl.reserved
+    ),
+    -- The levels as written (a sale may have committed since they were read).
+    written AS (
+        SELECT w.product_id, w.store_id, w.on_hand, w.reserved
+        FROM (SELECT * FROM ins UNION ALL SELECT * FROM upd) w
+        JOIN changed c ON c.product_id = w.product_id AND c.store_id = w.store_id
+        WHERE c.target <> COALESCE(c.old, 0)
     ),
     mov AS (
         INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
@@ -142,12 +149,11 @@ _PG_ADOPT = f"""
         INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
         SELECT 'stock.changed', 'stock', product_id || ':' || store_id, {_PG_PAYLOAD},
                CAST(:now AS timestamptz)
-        FROM changed WHERE target <> COALESCE(old, 0)
+        FROM written
         RETURNING id
     )
     SELECT (SELECT count(*) FROM evt) AS moved, (SELECT count(*) FROM src) AS figures,
-           (SELECT count(*) FROM ins) + (SELECT count(*) FROM upd)
-           + (SELECT count(*) FROM mov) AS touched
+           (SELECT count(*) FROM mov) AS movements
 """
 
 _PG_FIGURES = f"""

@@ -76,8 +76,8 @@ async def late_movements(
         m.recorded_at > formed_at - timedelta(days=1),
         (m.business_time > formed_at) | (m.recorded_at > formed_at),
     )
-    scaled = (await conn.execute(stmt)).scalar_one()
-    return Decimal(int(scaled)).scaleb(-3)
+    total = (await conn.execute(stmt)).scalar_one()  # in units: the column type converts it
+    return Decimal(total)
 
 
 async def adopt(conn: AsyncConnection, drift: FigureDrift, now: datetime) -> Decimal:

@@ -46,6 +46,8 @@ class CatalogApply:
             done = await exchange_records.chunk_results(uow.conn, file.id)
         todo = iter([k for k in range(chunks) if k not in done])
         workers = self.settings.apply_workers if self.db.engine.dialect.name != "sqlite" else 1
+        if file.result.get("repeated_items"):
+            workers = 1  # an Ид given twice: its chunks must go in file order, the last wins
 
         async def worker() -> None:
             for k in todo:  # shared by the workers: each chunk is taken once

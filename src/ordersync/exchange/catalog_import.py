@@ -201,7 +201,17 @@ class CatalogImport:
             )
         kind = "offers" if reader.has_offers else "import" if reader.has_products else "empty"
         formed = reader.formed_at or session.created_at
-        return {"status": "staged", "kind": kind, "formed_at": formed, "applied": 0}
+        result = {**file.result, "negative": negatives}
+        repeated = await exchange_catalog.repeated_items(conn, file.id)
+        if repeated:
+            result["repeated_items"] = repeated
+        return {
+            "status": "staged",
+            "kind": kind,
+            "formed_at": formed,
+            "applied": 0,
+            "result": result,
+        }
 
     def _rows(
         self, file_id: int, items: list[Item], numbers: dict[str, int]

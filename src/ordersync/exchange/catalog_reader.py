@@ -81,6 +81,10 @@ class CatalogFile:
                 continue
             if name == "Товар" and not _in(element, "Товары"):
                 continue  # a Товар inside some other structure (never in catalog files)
+            if name == "Предложение":
+                self.has_offers = True
+            else:
+                self.has_products = True
             if seq >= skip:
                 yield self._item(seq, element, offer=name == "Предложение")
             seq += 1
@@ -132,10 +136,6 @@ class CatalogFile:
             raise BadExchangeFile(f"{what} number {seq + 1} has no Ид")
         if len(item.xml_id) > 128:
             raise BadExchangeFile(f"Ид {item.xml_id[:40]}... is longer than 128 characters")
-        if offer:
-            self.has_offers = True
-        else:
-            self.has_products = True
         return item
 
     def _rests(self, rests: etree._Element, item: Item) -> None:
