@@ -112,8 +112,14 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.parametrize("encoding", ["windows-1251", "utf-8"])
-@pytest.mark.parametrize("case", list(BAD_FILES))
+# Replies alternate between the two encodings; the wrong root's reason is Cyrillic in both.
+CASES = [(case, "utf-8" if i % 2 else "windows-1251") for i, case in enumerate(BAD_FILES)] + [
+    ("wrong-root", "utf-8"),
+    ("wrong-root", "windows-1251"),
+]
+
+
+@pytest.mark.parametrize(("case", "encoding"), sorted(set(CASES)))
 async def test_a_bad_file_fails_with_a_reason_and_changes_nothing(
     start_hub: HubFactory, case: str, encoding: str
 ) -> None:

@@ -17,7 +17,7 @@ from ..services.context import Context, utcnow
 from ..services.orders import change_status, pay_order
 from .sale_document import Refs, orders_document
 from .sale_reader import OrderChange, read_order_changes
-from .work_dir import WorkDir
+from .work_dir import WorkDir, is_zip
 
 
 class SaleExchange:
@@ -64,15 +64,29 @@ class SaleExchange:
                 return [f"{name} was already imported"]
             await exchange_records.update_file(uow.conn, file.id, utcnow(), status="applying")
             await uow.commit()
-        path = WorkDir(self.settings.work_dir, session.id).file(name)
+        work = WorkDir(self.settings.work_dir, session.id)
         try:
-            changes = await asyncio.to_thread(lambda: list(read_order_changes(path)))
+            changes = await asyncio.to_thread(self._read, work, name)
         except BadExchangeFile as exc:
             await self._finish(session, file.id, name, "failed", exc.message, [exc.message])
             raise
         notes = [await self._apply(change) for change in changes]
         await self._finish(session, file.id, name, "done", None, notes)
         return notes
+
+    def _read(self, work: WorkDir, name: str) -> list[OrderChange]:
+        """The changes in the file, or in every XML file of it when it is a zip (1C zips its
+        orders when `init` answered zip=yes)."""
+        path = work.file(name)
+        if not path.is_file():
+            raise BadExchangeFile(f"{name} was not uploaded in this exchange")
+        if not is_zip(path):
+            return list(read_order_changes(path))
+        members = work.unpack(name, self.settings.max_unpacked_bytes)
+        changes: list[OrderChange] = []
+        for member in sorted(m for m in members if m.lower().endswith(".xml")):
+            changes.extend(read_order_changes(work.file(member)))
+        return changes
 
     async def _finish(
         self,

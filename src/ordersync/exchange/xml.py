@@ -57,6 +57,7 @@ def iter_ends(path: Path, *names: str) -> Iterator[etree._Element]:
         checked = False
         for _, element in context:
             if not checked:
+                check_declarations(path, element.getroottree())
                 check_root(element.getroottree().getroot())
                 checked = True
             yield element
@@ -65,10 +66,21 @@ def iter_ends(path: Path, *names: str) -> Iterator[etree._Element]:
             if parent is not None:
                 while element.getprevious() is not None:
                     del parent[0]
+        if not checked and context.root is not None:
+            check_declarations(path, context.root.getroottree())
         if not checked:
             check_root(context.root)
     except etree.XMLSyntaxError as exc:
         raise BadExchangeFile(f"{path.name} is not well-formed XML: {exc}") from exc
+
+
+def check_declarations(path: Path, tree: etree._ElementTree) -> None:
+    """The same refusal once parsing has begun, for a DTD the byte scan could not see (after a
+    long comment, or in UTF-16): the parser has read it but resolved nothing."""
+    info = tree.docinfo
+    doctype = getattr(info, "doctype", "")  # missing from the type stubs
+    if doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise BadExchangeFile(f"{path.name} declares a DTD or entities, which 1C never does")
 
 
 def check_root(root: etree._Element | None) -> None:
