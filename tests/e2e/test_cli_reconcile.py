@@ -155,8 +155,10 @@ def test_reconcile_lists_the_levels_where_1c_differs_and_apply_adopts_them(
 
 
 def test_reconcile_with_1c_as_master_says_stock_follows_1c(imported: Imported) -> None:
-    out = lines(ordersync(imported, "reconcile", master="1c"))
-    assert out[0] == 'master is "1c": stock already follows 1C\'s figures at every import'
+    result = ordersync(imported, "reconcile", "--apply", master="1c")
+    assert result.exit_code == 1  # nothing to reconcile, and --apply must not adopt old figures
+    out = result.stdout.strip().splitlines()
+    assert out == ['master is "1c": stock already follows 1C\'s figures at every import']
 
 
 def test_exchange_log_prints_the_import_warnings(imported: Imported) -> None:

@@ -7,6 +7,7 @@ Outside CI a missing samples folder skips these tests; in CI (CI=true) it fails 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -38,7 +39,20 @@ from ordersync.exchange.sale_document import Refs, orders_document
 from ordersync.exchange.sale_reader import read_order_changes
 from tests.support import in_ci
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "commerceml"
+
+def _samples_dir() -> Path:
+    """ORDERSYNC_SHARED_DIR when set, else ../shared beside the checkout, else the shared folder
+    of the development machine (where CI clones the repository elsewhere)."""
+    candidates = [Path(__file__).resolve().parents[2].parent / "shared", Path("/work/shared")]
+    if os.environ.get("ORDERSYNC_SHARED_DIR"):
+        candidates.insert(0, Path(os.environ["ORDERSYNC_SHARED_DIR"]))
+    for shared in candidates:
+        if (shared / "samples" / "commerceml").is_dir():
+            return shared / "samples" / "commerceml"
+    return candidates[0] / "samples" / "commerceml"
+
+
+SAMPLES = _samples_dir()
 MSK = ZoneInfo("Europe/Moscow")
 NS_2 = "urn:1C.ru:commerceml_2"
 XSD_NS = {"xsd": "http://www.w3.org/2001/XMLSchema"}

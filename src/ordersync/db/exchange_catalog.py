@@ -205,3 +205,22 @@ async def repeated_items(conn: AsyncConnection, file_id: int) -> int:
         {"f": file_id},
     )
     return int(result.scalar_one())
+
+
+async def keep_last_of_repeated(conn: AsyncConnection, file_id: int) -> None:
+    """An Ид given twice: only its last item stays (as a later element wins in Bitrix), so
+    chunks may be applied in any order and by several workers."""
+    await conn.execute(
+        text(
+            """
+            DELETE FROM exchange_stage_items
+            WHERE file_id = :f AND EXISTS (
+                SELECT 1 FROM exchange_stage_items later
+                WHERE later.file_id = exchange_stage_items.file_id
+                  AND later.xml_id = exchange_stage_items.xml_id
+                  AND later.seq > exchange_stage_items.seq
+            )
+            """
+        ),
+        {"f": file_id},
+    )

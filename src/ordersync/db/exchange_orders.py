@@ -71,7 +71,8 @@ async def find_order_id(conn: AsyncConnection, ref: str) -> str | None:
     for stmt in (
         select(o.id).where(o.id == ref),
         select(order_1c.c.order_id).where(order_1c.c.number_1c == ref),
-        select(o.id).where(o.external_id == ref),
+        # The site's own number (Bitrix's ACCOUNT_NUMBER) names an online order.
+        select(o.id).where(o.channel == Channel.ONLINE.value, o.external_id == ref),
     ):
         found = (await conn.execute(stmt.limit(1))).scalar()
         if found is not None:

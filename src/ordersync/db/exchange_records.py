@@ -213,3 +213,43 @@ async def chunk_results(conn: AsyncConnection, file_id: int) -> dict[int, dict[s
     c = exchange_chunks.c
     rows = await conn.execute(select(c.chunk, c.result).where(c.file_id == file_id))
     return {r.chunk: r.result for r in rows}
+
+
+async def reset_file(conn: AsyncConnection, file_id: int, now: datetime) -> None:
+    """A file sent again under its name starts over: nothing staged or applied of it counts."""
+    await clear_stage(conn, file_id)
+    await conn.execute(delete(exchange_chunks).where(exchange_chunks.c.file_id == file_id))
+    await update_file(
+        conn, file_id, now, status="receiving", size=0, last_chunk_hash=None, staged=0,
+        applied=0, result={}, message=None, formed_at=None, kind=None,
+    )  # fmt: skip
+
+
+async def grow_file(
+    conn: AsyncConnection, file_id: int, old_size: int, new_size: int, hash_: str, now: datetime
+) -> bool:
+    """Records an appended chunk, unless someone else recorded one meanwhile."""
+    t = exchange_files.c
+    result = await conn.execute(
+        update(exchange_files)
+        .where(t.id == file_id, t.size == old_size, t.status == "receiving")
+        .values(size=new_size, last_chunk_hash=hash_, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def newer_stock_file(
+    conn: AsyncConnection, session_id: str, formed_at: datetime
+) -> str | None:
+    """When another exchange already applied stock formed later than this, that moment."""
+    t = exchange_files.c
+    found = (
+        await conn.execute(
+            select(t.formed_at)
+            .where(t.session_id != session_id, t.status == "done", t.kind == "offers")
+            .where(t.formed_at > formed_at)
+            .order_by(t.formed_at.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return None if found is None else found.isoformat()

@@ -92,23 +92,31 @@ async def adopt(conn: AsyncConnection, drift: FigureDrift, now: datetime) -> Dec
         )
         .with_for_update()
     )
-    late = await late_movements(conn, drift.product_id, drift.store_id, drift.formed_at)
-    target = max(drift.figure_1c + late, Decimal(0))
+    f = stock_1c_figures.c
+    # 1C's figure as it is now, under the lock: an import may have brought a newer one.
+    figure, formed_at = (
+        await conn.execute(
+            select(f.quantity, f.formed_at).where(
+                f.product_id == drift.product_id, f.store_id == drift.store_id
+            )
+        )
+    ).one()
+    late = await late_movements(conn, drift.product_id, drift.store_id, formed_at)
+    target = max(figure + late, Decimal(0))
     change = StockChange(
         drift.product_id,
         drift.store_id,
         target,
         MovementReason.COUNT,
         DOCUMENT_TYPE,
-        drift.formed_at.isoformat(),
+        formed_at.isoformat(),
         now,
         now,
     )
     _, delta = await stock_ops.set_on_hand(conn, change)
-    f = stock_1c_figures.c
     await conn.execute(
         update(stock_1c_figures)
         .where(f.product_id == drift.product_id, f.store_id == drift.store_id)
-        .values(hub_on_hand=drift.figure_1c)
+        .values(hub_on_hand=figure)
     )
     return delta

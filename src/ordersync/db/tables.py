@@ -312,10 +312,6 @@ exchange_files = Table(
 # broken halfway leaves the ledger as it was. One row per item; its stock is two parallel lists
 # (the file's own store numbers, and quantities in thousandths): arrays on PostgreSQL, where the
 # apply expands them in SQL, JSON on SQLite.
-def _list_of(item: type[Integer] | type[BigInteger]) -> JSON:
-    return JSON(none_as_null=True).with_variant(ARRAY(item), "postgresql")
-
-
 exchange_stage_items = Table(
     "exchange_stage_items",
     metadata,
@@ -327,6 +323,7 @@ exchange_stage_items = Table(
     Column("unit", String(8), nullable=True),
     Column("barcode", String(64), nullable=True),
     Column("price", Money(), nullable=True),
+    Column("active", Boolean, nullable=True),
     Column(
         "store_numbers",
         JSON(none_as_null=True).with_variant(ARRAY(Integer), "postgresql"),

@@ -37,6 +37,7 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         conf: Settings = load()
         if conf.master is not Master.HUB:
             typer.echo('master is "1c": stock already follows 1C\'s figures at every import')
+            raise typer.Exit(1)
         found, adopted = asyncio.run(_reconcile(conf, apply, store, limit))
         for d in found:
             typer.echo(

@@ -40,14 +40,16 @@ class CatalogApply:
     ) -> ExchangeFile:
         if file.status == "staged":
             await self._begin(session, file)
-        size = self.settings.chunk_offers
+        async with self.db.uow_read() as uow:
+            fresh = await exchange_records.get_file(uow.conn, session.id, file.name)
+        assert fresh is not None
+        file = fresh
+        size = int(file.result.get("chunk", self.settings.chunk_offers))
         chunks = -(-file.staged // size)
         async with self.db.uow_read() as uow:
             done = await exchange_records.chunk_results(uow.conn, file.id)
         todo = iter([k for k in range(chunks) if k not in done])
         workers = self.settings.apply_workers if self.db.engine.dialect.name != "sqlite" else 1
-        if file.result.get("repeated_items"):
-            workers = 1  # an Ид given twice: its chunks must go in file order, the last wins
 
         async def worker() -> None:
             for k in todo:  # shared by the workers: each chunk is taken once
@@ -65,7 +67,20 @@ class CatalogApply:
                 return  # another call began it
             now = utcnow()
             await self._create_stores(uow.conn, session, current, now)
-            await exchange_records.update_file(uow.conn, file.id, now, status="applying")
+            result = dict(current.result)
+            assert current.formed_at is not None
+            newer = await exchange_records.newer_stock_file(uow.conn, session.id, current.formed_at)
+            if newer is not None:
+                # Adopting it would roll stock back to an older moment: products only.
+                result["stock_skipped_older_than"] = newer
+                await exchange_records.log(
+                    uow.conn, session.id, file.name, "warning",
+                    f"{file.name} was formed before {newer}, which another exchange already "
+                    "applied: its stock figures are skipped", now,
+                )  # fmt: skip
+            await exchange_records.update_file(
+                uow.conn, file.id, now, status="applying", result=result
+            )
             await uow.commit()
         self.db.forget_stores()
 
@@ -92,7 +107,9 @@ class CatalogApply:
                 conn, file.id, lo, hi
             )
             assert file.formed_at is not None
-            if self.master is Master.ONE_C:
+            if file.result.get("stock_skipped_older_than"):
+                pass
+            elif self.master is Master.ONE_C:
                 moved = await exchange_stock.adopt_figures(
                     conn, file.id, lo, hi, file.formed_at, document_id(file), now
                 )
@@ -117,7 +134,8 @@ class CatalogApply:
                 return current
             done = await exchange_records.chunk_results(conn, file.id)
             now = utcnow()
-            applied = min(len(done) * self.settings.chunk_offers, current.staged)
+            size = int(current.result.get("chunk", self.settings.chunk_offers))
+            applied = min(len(done) * size, current.staged)
             values: dict[str, object] = {"applied": applied}
             if len(done) >= chunks:
                 totals: Counter[str] = Counter(current.result)

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -30,6 +31,7 @@ from .catalog_reader import CatalogFile, Item
 from .work_dir import WorkDir, is_zip
 
 _BATCH = 2000  # items read per staging transaction
+_LIVE_READERS = 8
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class CatalogImport:
             file = await exchange_records.get_file(uow.conn, session.id, name)
         if file is None:
             raise BadExchangeFile(f"{name} was not uploaded in this exchange")
+        if len(self._busy) > _LIVE_READERS * 4:
+            self._busy = {k: v for k, v in self._busy.items() if v.locked()}
         lock = self._busy.setdefault(file.id, asyncio.Lock())
         if lock.locked():
             return Step("progress", f"{name}: still working on the previous call")
@@ -134,6 +138,8 @@ class CatalogImport:
         live = self._readers.get(file.id)
         if live is None or live.next_seq != file.staged:
             reader = CatalogFile(path, self.zone, self.settings.price_type)
+            if len(self._readers) >= _LIVE_READERS:  # abandoned imports do not pile up
+                self._readers.pop(next(iter(self._readers)))
             live = self._readers[file.id] = _LiveReader(reader, file.staged)
             async with self.db.uow_read() as uow:
                 live.store_numbers = await exchange_catalog.staged_store_numbers(uow.conn, file.id)
@@ -201,10 +207,12 @@ class CatalogImport:
             )
         kind = "offers" if reader.has_offers else "import" if reader.has_products else "empty"
         formed = reader.formed_at or session.created_at
-        result = {**file.result, "negative": negatives}
+        # The chunk size is the file's: a changed setting must not move the chunk boundaries.
+        result = {**file.result, "negative": negatives, "chunk": self.settings.chunk_offers}
         repeated = await exchange_catalog.repeated_items(conn, file.id)
         if repeated:
             result["repeated_items"] = repeated
+            await exchange_catalog.keep_last_of_repeated(conn, file.id)
         return {
             "status": "staged",
             "kind": kind,
@@ -268,8 +276,19 @@ class CatalogImport:
         async with self.db.uow() as uow:
             files = await exchange_records.session_files(uow.conn, session.id)
         for file in files:
-            if file.status != "receiving" or not is_zip(work.file(file.name)):
+            if file.status == "unpacking":
+                return f"{file.name}: another call is unpacking it"
+            path = work.file(file.name)
+            if file.status != "receiving" or not await asyncio.to_thread(_zip_file, path):
                 continue
+            async with self.db.uow() as uow:  # claimed, so a repeated call does not unpack too
+                claimed = await exchange_records.get_file(
+                    uow.conn, session.id, file.name, lock=True
+                )
+                if claimed is None or claimed.status != "receiving":
+                    return f"{file.name}: another call is unpacking it"
+                await exchange_records.update_file(uow.conn, file.id, utcnow(), status="unpacking")
+                await uow.commit()
             try:
                 names = await asyncio.to_thread(
                     work.unpack, file.name, self.settings.max_unpacked_bytes
@@ -284,11 +303,7 @@ class CatalogImport:
                     if existing is None:
                         await exchange_records.create_file(uow.conn, session.id, name, None, now)
                     else:
-                        await exchange_records.clear_stage(uow.conn, existing.id)
-                        await exchange_records.update_file(
-                            uow.conn, existing.id, now, status="receiving", staged=0, applied=0,
-                            result={}, message=None,
-                        )  # fmt: skip
+                        await exchange_records.reset_file(uow.conn, existing.id, now)
                 await exchange_records.update_file(
                     uow.conn, file.id, now, kind="zip", status="done", result={"files": names}
                 )
@@ -306,6 +321,10 @@ class CatalogImport:
             )
             await exchange_records.log(uow.conn, session.id, file.name, "error", message, now)
             await uow.commit()
+
+
+def _zip_file(path: Path) -> bool:
+    return path.is_file() and is_zip(path)
 
 
 def _number(

@@ -206,7 +206,7 @@ def quantity(text: str | None, xml_id: str) -> int:
     """A quantity as thousandths; 1C writes `12`, `12.000` or `12,5`. Beyond three decimals
     it is cut, never rounded up. Negative figures are kept here; the caller decides."""
     raw = (text or "").strip()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         return int(raw) * _QTY
     try:
         value = Decimal(raw.replace(",", ".").replace("\xa0", "").replace(" ", ""))

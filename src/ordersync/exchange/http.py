@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class Exchange:
     settings: ExchangeSettings
     catalog: CatalogImport
     sale: SaleExchange
+    logins: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     @classmethod
     def build(cls, db: Database, settings: Settings, ctx: Context) -> Exchange:
@@ -93,7 +95,7 @@ class Exchange:
         if session.type != type_:
             raise Refused(f"this session was opened for type={session.type}")
         sessid = request.query_params.get("sessid")
-        if sessid is not None and sessid != cookie_sessid(cookie):
+        if sessid is not None and not hmac.compare_digest(sessid, cookie_sessid(cookie)):
             raise Refused("sessid does not match the session")
         if now - session.last_seen_at > _SEEN_EVERY:
             async with self.db.uow() as uow:
@@ -155,17 +157,17 @@ class Exchange:
         return "\n".join(lines)
 
     async def receive(self, request: Request, session: ExchangeSession, raw: str) -> str:
-        """Streams one chunk to disk (never whole in memory), then appends it to the file."""
+        """Streams one chunk to a part file (never whole in memory), then appends it."""
         name = safe_name(raw)
         work = WorkDir(self.settings.work_dir, session.id)
         target = work.file(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.{uuid7()}.part")
+        room = self.settings.max_session_bytes - await asyncio.to_thread(work.size)
         digest = hashlib.sha256()
         size = 0
-        room = self.settings.max_session_bytes - work.size()
         try:
-            with part.open("wb") as out:
+            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+            with await asyncio.to_thread(part.open, "wb") as out:
                 async for data in request.stream():
                     size += len(data)
                     if size > self.settings.file_limit:
@@ -175,35 +177,30 @@ class Exchange:
                     if size > room:
                         raise Refused("the exchange's files are larger than max_session_bytes")
                     digest.update(data)
-                    out.write(data)
-            return await self._append(session, name, target, part, digest.hexdigest(), size)
+                    await asyncio.to_thread(out.write, data)
+            await self._append(session, name, target, part, digest.hexdigest(), size)
+            return name
         finally:
-            part.unlink(missing_ok=True)
+            await asyncio.to_thread(part.unlink, missing_ok=True)
 
     async def _append(
-        self,
-        session: ExchangeSession,
-        name: str,
-        target: Path,
-        part: Path,
-        hash_: str,
-        size: int,
-    ) -> str:
+        self, session: ExchangeSession, name: str, target: Path, part: Path, hash_: str, size: int
+    ) -> None:
+        """The file grows only by what the database records: it is first cut back to the
+        recorded size (a crash after an append and before its commit left a tail there)."""
         now = utcnow()
         async with self.db.uow() as uow:
             file = await exchange_records.get_file(uow.conn, session.id, name, lock=True)
             if file is not None and file.status != "receiving":
                 # The same name again after it was imported: a new file under an old name.
-                await exchange_records.clear_stage(uow.conn, file.id)
-                await exchange_records.update_file(
-                    uow.conn, file.id, now, status="receiving", size=0, last_chunk_hash=None,
-                    staged=0, applied=0, result={}, message=None, formed_at=None,
-                )  # fmt: skip
-                await asyncio.to_thread(target.unlink, missing_ok=True)
-                file = await exchange_records.get_file(uow.conn, session.id, name, lock=True)
-            if file is None:
+                await exchange_records.reset_file(uow.conn, file.id, now)
+                file = None
+                await asyncio.to_thread(_cut, target, 0)
+            elif file is None:
                 await exchange_records.create_file(uow.conn, session.id, name, None, now)
-                file = await exchange_records.get_file(uow.conn, session.id, name, lock=True)
+            await uow.commit()
+        async with self.db.uow() as uow:
+            file = await exchange_records.get_file(uow.conn, session.id, name)
             assert file is not None
             if file.last_chunk_hash == hash_:
                 # 1C sent the chunk again after losing our answer: appending it twice would
@@ -211,17 +208,16 @@ class Exchange:
                 await exchange_records.log(
                     uow.conn, session.id, name, "warning", "a repeated chunk was skipped", now
                 )
-            else:
-                with target.open("ab") as out, part.open("rb") as src:
-                    while block := src.read(1 << 20):
-                        out.write(block)
-                    out.flush()
-                    os.fsync(out.fileno())
-                await exchange_records.update_file(
-                    uow.conn, file.id, now, size=file.size + size, last_chunk_hash=hash_
-                )
+                await uow.commit()
+                return
+        await asyncio.to_thread(_append_part, target, part, file.size)
+        async with self.db.uow() as uow:
+            grown = await exchange_records.grow_file(
+                uow.conn, file.id, file.size, file.size + size, hash_, now
+            )
             await uow.commit()
-        return name
+        if not grown:
+            raise Refused(f"{name} was being uploaded twice at once; send it again")
 
     async def forget_old_sessions(self) -> None:
         """Sessions idle past their time: their files, stage rows and directories go."""
@@ -233,13 +229,13 @@ class Exchange:
             await exchange_records.prune_log(uow.conn, utcnow() - _LOG_KEPT)
             await uow.commit()
         for session_id in old:
-            WorkDir(self.settings.work_dir, session_id).clear()
+            await asyncio.to_thread(WorkDir(self.settings.work_dir, session_id).clear)
 
     def text(self, reply: str) -> Response:
         charset = self.settings.encoding
         return Response(
             content=reply.encode(charset, errors="replace"),
-            media_type=f"text/plain; charset={charset}",
+            media_type=f"text/html; charset={charset}",  # as Bitrix answers
         )
 
 
@@ -278,11 +274,28 @@ async def handle(request: Request) -> Response:
         reply = f"failure\n{exc.message}"
     except OrdersyncError as exc:
         reply = f"failure\n{exc.message}"
+    except Exception:  # 1C must read a status word, never an HTML error page
+        log.exception("1c exchange %s/%s failed", type_, mode)
+        reply = "failure\ninternal error: see the hub's log; the call may be repeated"
     if isinstance(reply, Response):
         return reply
     log.info("1c exchange %s/%s: %s (%.0f ms)", type_, mode, reply.split("\n", 1)[0],
              (time.monotonic() - started) * 1000)  # fmt: skip
     return exchange.text(reply)
+
+
+def _cut(target: Path, size: int) -> None:
+    if target.exists():
+        os.truncate(target, size)
+
+
+def _append_part(target: Path, part: Path, recorded: int) -> None:
+    with target.open("ab") as out, part.open("rb") as src:
+        out.truncate(recorded)
+        while block := src.read(1 << 20):
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def cookie_sessid(cookie: str) -> str:

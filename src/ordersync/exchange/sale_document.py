@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -151,8 +152,13 @@ def _property(parent: etree._Element, name: str, value: str) -> None:
 
 def _add(parent: etree._Element, tag: str, text: str) -> etree._Element:
     element = etree.SubElement(parent, tag)
-    element.text = text
+    element.text = _XML_INVALID.sub("", text)
     return element
+
+
+# Characters XML 1.0 cannot carry (control characters a till or a form may let through):
+# one such comment must not stop every order from reaching 1C.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def _local(moment: datetime, zone: tzinfo) -> datetime:

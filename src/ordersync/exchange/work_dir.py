@@ -47,15 +47,6 @@ class WorkDir:
             return 0
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
-    def append(self, name: str, body: bytes, truncate: bool) -> str:
-        """Appends a chunk; returns its hash (a chunk sent twice in a row is skipped by the
-        caller, which compares hashes)."""
-        target = self.file(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb" if truncate else "ab") as f:
-            f.write(body)
-        return chunk_hash(body)
-
     def clear(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
