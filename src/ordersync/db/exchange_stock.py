@@ -130,11 +130,12 @@ _PG_ADOPT = f"""
           AND sl.on_hand = c.old  -- unchanged since it was read, or this row is left out
         RETURNING sl.product_id, sl.store_id, sl.on_hand, sl.reserved
     ),
+    -- The levels written with a movement: every update, and the inserts of a non-zero figure
+    -- (no join back to `changed`: the planner cannot size these CTEs and would loop).
     written AS (
-        SELECT w.product_id, w.store_id, w.on_hand, w.reserved
-        FROM (SELECT * FROM ins UNION ALL SELECT * FROM upd) w
-        JOIN changed c ON c.product_id = w.product_id AND c.store_id = w.store_id
-        WHERE c.target <> COALESCE(c.old, 0)
+        SELECT product_id, store_id, on_hand, reserved FROM ins WHERE on_hand <> 0
+        UNION ALL
+        SELECT product_id, store_id, on_hand, reserved FROM upd
     ),
     mov AS (
         INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
