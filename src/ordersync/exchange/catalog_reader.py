@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
@@ -97,45 +96,43 @@ class CatalogFile:
             self.formed_at = parse_time(formed, self.zone)
 
     def _item(self, seq: int, element: etree._Element, offer: bool) -> Item:
-        tag = str(element.tag)
-        names = _tags(tag[: tag.index("}") + 1] if tag.startswith("{") else "")
-        item = Item(seq, "")
-        # One pass over the children, matched by full tag: this loop is the import's hot path.
-        for part in element:
-            kind = names.get(part.tag)
-            if kind is None:
-                continue
-            if kind == "Склад":
-                store = part.get("ИдСклада")
-                if store:
-                    item.stock.append(
-                        (store, quantity(part.get("КоличествоНаСкладе"), item.xml_id))
-                    )
-            elif kind == "Ид":
-                item.xml_id = (part.text or "").strip()
-            elif kind == "Наименование":
-                item.name = _clip(part.text, 255)
-            elif kind == "Артикул":
-                item.article = _clip(part.text, 128)
-            elif kind == "Штрихкод":
-                item.barcode = _clip(part.text, 64)
-            elif kind == "БазоваяЕдиница":
-                item.unit = unit_of(part)
-            elif kind == "Цены":
-                item.price = self._price(part, item.xml_id)
-            elif kind == "Количество":
-                item.total = quantity(part.text, item.xml_id)
-            elif kind == "Остатки":
-                self._rests(part, item)
-            elif kind == "ПометкаУдаления":
-                item.active = (part.text or "").strip().lower() != "true"
-        if element.get("Статус") == "Удален":
-            item.active = False
-        if not item.xml_id:
+        # The import's hot path: each part is looked up by lxml in C ({*}: any namespace),
+        # and only the Склад elements become Python objects.
+        xml_id = (element.findtext("{*}Ид") or "").strip()
+        if not xml_id:
             what = "Предложение" if offer else "Товар"
             raise BadExchangeFile(f"{what} number {seq + 1} has no Ид")
-        if len(item.xml_id) > 128:
-            raise BadExchangeFile(f"Ид {item.xml_id[:40]}... is longer than 128 characters")
+        if len(xml_id) > 128:
+            raise BadExchangeFile(f"Ид {xml_id[:40]}... is longer than 128 characters")
+        item = Item(
+            seq,
+            xml_id,
+            article=_clip(element.findtext("{*}Артикул"), 128),
+            name=_clip(element.findtext("{*}Наименование"), 255),
+            barcode=_clip(element.findtext("{*}Штрихкод"), 64),
+        )
+        unit = element.find("{*}БазоваяЕдиница")
+        if unit is not None:
+            item.unit = unit_of(unit)
+        prices = element.find("{*}Цены")
+        if prices is not None:
+            item.price = self._price(prices, xml_id)
+        total = element.findtext("{*}Количество")
+        if total is not None:
+            item.total = quantity(total, xml_id)
+        stock = item.stock
+        for store in element.iterfind("{*}Склад"):
+            store_id = store.get("ИдСклада")
+            if store_id:
+                stock.append((store_id, quantity(store.get("КоличествоНаСкладе"), xml_id)))
+        rests = element.find("{*}Остатки")
+        if rests is not None:
+            self._rests(rests, item)
+        deleted = element.findtext("{*}ПометкаУдаления")
+        if deleted is not None:
+            item.active = deleted.strip().lower() != "true"
+        if element.get("Статус") == "Удален":
+            item.active = False
         return item
 
     def _rests(self, rests: etree._Element, item: Item) -> None:
@@ -153,30 +150,16 @@ class CatalogFile:
                 item.stock.append((store_id, quantity(figure, item.xml_id)))
 
     def _price(self, prices: etree._Element, xml_id: str) -> Decimal | None:
-        chosen: Decimal | None = None
-        for price in children(prices, "Цена"):
-            kind = text_of(price, "ИдТипаЦены")
-            wanted = self.price_type
-            if wanted and kind != wanted and self.price_types.get(kind or "") != wanted:
-                continue
-            value = text_of(price, "ЦенаЗаЕдиницу")
-            if value is None:
-                continue
-            chosen = money(value, xml_id)
-            break
-        return chosen
-
-
-_ITEM_PARTS = (
-    "Склад", "Ид", "Наименование", "Артикул", "Штрихкод", "БазоваяЕдиница", "Цены",
-    "Количество", "Остатки", "ПометкаУдаления",
-)  # fmt: skip
-
-
-@lru_cache(maxsize=8)
-def _tags(namespace: str) -> dict[str, str]:
-    """Full tag (with this file's namespace) -> local name, for the parts of an item."""
-    return {f"{namespace}{name}": name for name in _ITEM_PARTS}
+        wanted = self.price_type
+        for price in prices.iterfind("{*}Цена"):
+            if wanted:
+                kind = (price.findtext("{*}ИдТипаЦены") or "").strip()
+                if kind != wanted and self.price_types.get(kind) != wanted:
+                    continue
+            value = price.findtext("{*}ЦенаЗаЕдиницу")
+            if value is not None and value.strip():
+                return money(value.strip(), xml_id)
+        return None
 
 
 def _in(element: etree._Element, parent_name: str) -> bool:
@@ -190,12 +173,11 @@ def _clip(text: str | None, size: int) -> str | None:
 
 
 def unit_of(element: etree._Element) -> str | None:
-    attrs = attributes(element)
     for candidate in (
-        attrs.get("Код", "").strip(),
-        attrs.get("МеждународноеСокращение", "").strip(),
+        (element.get("Код") or "").strip(),
+        (element.get("МеждународноеСокращение") or "").strip(),
         (element.text or "").strip(),
-        attrs.get("НаименованиеПолное", "").strip().lower(),
+        (element.get("НаименованиеПолное") or "").strip().lower(),
     ):
         if candidate in _UNITS:
             return _UNITS[candidate].value
