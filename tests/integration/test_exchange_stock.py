@@ -967,11 +967,11 @@ async def test_with_the_hub_as_master_figures_are_recorded_and_adopted_only_on_r
 # --- concurrency (PostgreSQL) ---------------------------------------------------------------------
 
 
+# SQLite takes one writer at a time: nothing runs alongside an import there.
+@pytest.mark.parametrize("backend", ["postgres"])
 async def test_till_sales_during_a_large_import_are_applied_on_top_of_the_new_figures(
     db: Database, backend: str, tmp_path: Path
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("SQLite takes one writer at a time: nothing runs alongside the import")
     await support.seed_network(db, pos_stores=("WH1", "S01", "S02"))
     count, codes = 3000, ("WH1", "S01", "S02")
     names = {f"C{i:04}": f"Item {i}" for i in range(count)}
@@ -1028,6 +1028,7 @@ async def _wait_for_a_lock_wait(db: Database, task: asyncio.Task[Any]) -> bool:
     raise AssertionError("the import neither waited for the sale's row nor finished")
 
 
+@pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_sale_committing_while_the_import_waits_for_its_row_keeps_the_events_true(
     db: Database, backend: str, tmp_path: Path
 ) -> None:
@@ -1035,8 +1036,6 @@ async def test_a_sale_committing_while_the_import_waits_for_its_row_keeps_the_ev
     statement waits for the row. The level must end at 1C's figure less the sale, and (as for
     every change, see test_outbox_and_ledger) the level's latest stock.changed event must show
     its stored figures, which is what an outbox consumer ends up believing."""
-    if backend != "postgres":
-        pytest.skip("SQLite takes one writer at a time: nothing runs alongside the import")
     net = await support.seed_network(db, pos_stores=("S02",))
     formed = formed_time()
     await receive(db, formed - timedelta(hours=1), "S02", "R-1", ("TEA", 10))

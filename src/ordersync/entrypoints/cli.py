@@ -97,6 +97,10 @@ def serve(
     issued = asyncio.run(_prepare(settings))
     typer.echo(f"ordersync ({settings.master.value} is master) on {settings.database_url}")
     typer.echo(f"API docs: http://{host}:{port}/docs")
+    if settings.exchange.enabled:
+        unset = not settings.exchange.password_hash
+        hint = " (off until exchange.password_hash is set)" if unset else ""
+        typer.echo(f"1C exchange: http://{host}:{port}{settings.exchange.path}{hint}")
     if issued:
         typer.echo(f"demo tokens (also in {TOKEN_FILE}):")
         for role, token in issued.items():
