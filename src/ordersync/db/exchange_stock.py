@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,14 +26,14 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.quantities import QUANTITY_SCALE, from_units, to_units
+from ..domain.stock_from_1c import MAX_AHEAD, adopted_on_hand
 from ..domain.types import MovementReason
 from ..services.ports import StockChange
 from . import stock_ops
 from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
-# A movement's business time is taken to be at most this far ahead of when it was recorded.
-_MAX_AHEAD = timedelta(days=1)
 _ATTEMPTS = 4  # the optimistic write, then with the chunk's rows locked first
 
 
@@ -185,7 +185,7 @@ def _params(file_id: int, lo: int, hi: int, formed_at: datetime, now: datetime) 
         "lo": lo,
         "hi": hi,
         "formed": formed_at,
-        "since": formed_at - _MAX_AHEAD,
+        "since": formed_at - MAX_AHEAD,
         "now": now,
     }
 
@@ -280,10 +280,8 @@ async def _sqlite_diff(
     for product_id, unit, store_numbers, quantities in items:
         for number, qty in zip(json.loads(store_numbers), json.loads(quantities), strict=True):
             if number in store_of:
-                figure = max(int(qty), 0)
-                if unit == "pcs":  # whole pieces only, as everywhere in the ledger
-                    figure -= figure % 1000
-                figures[(product_id, store_of[number])] = figure
+                figure = adopted_on_hand(_units(int(qty)), Decimal(0), unit == "pcs")
+                figures[(product_id, store_of[number])] = to_units(figure, QUANTITY_SCALE)
     if not figures:
         return []
     product_ids = sorted({p for p, _ in figures})
@@ -319,7 +317,9 @@ async def _adopt_row_by_row(
     rows = await _sqlite_diff(conn, params)
     moved = 0
     for product_id, store_id, figure, old, late in rows:
-        target = max(figure + late, 0)
+        target = to_units(
+            adopted_on_hand(_units(figure), _units(late), whole_pieces=False), QUANTITY_SCALE
+        )  # the figure is already whole for piece goods
         if old is None:
             await stock_ops.ensure_stock_level(conn, product_id, store_id, params["now"])
         if target == (old or 0):
@@ -327,7 +327,7 @@ async def _adopt_row_by_row(
         change = StockChange(
             product_id,
             store_id,
-            Decimal(target).scaleb(-3),
+            _units(target),
             MovementReason.EXCHANGE_1C,
             DOCUMENT_TYPE,
             document_id,
@@ -337,3 +337,7 @@ async def _adopt_row_by_row(
         await stock_ops.set_on_hand(conn, change)
         moved += 1
     return ChunkResult(moved, len(rows))
+
+
+def _units(thousandths: int) -> Decimal:
+    return from_units(thousandths, QUANTITY_SCALE)

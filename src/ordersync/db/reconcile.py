@@ -9,12 +9,13 @@ an inventory count: on_hand becomes 1C's figure plus those later movements, reco
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.stock_from_1c import MAX_AHEAD, adopted_on_hand
 from ..domain.types import MovementReason
 from ..services.ports import StockChange
 from . import stock_ops
@@ -73,7 +74,7 @@ async def late_movements(
         m.product_id == product_id,
         m.store_id == store_id,
         m.reason != MovementReason.EXCHANGE_1C.value,
-        m.recorded_at > formed_at - timedelta(days=1),
+        m.recorded_at > formed_at - MAX_AHEAD,
         (m.business_time > formed_at) | (m.recorded_at > formed_at),
     )
     total = (await conn.execute(stmt)).scalar_one()  # in units: the column type converts it
@@ -102,7 +103,7 @@ async def adopt(conn: AsyncConnection, drift: FigureDrift, now: datetime) -> Dec
         )
     ).one()
     late = await late_movements(conn, drift.product_id, drift.store_id, formed_at)
-    target = max(figure + late, Decimal(0))
+    target = adopted_on_hand(figure, late, whole_pieces=False)  # stored figures are whole
     change = StockChange(
         drift.product_id,
         drift.store_id,
