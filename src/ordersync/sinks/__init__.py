@@ -1,0 +1,1 @@
+"""Where outbox events go: webhooks, the 1C HTTP service, RabbitMQ, the Bitrix site."""

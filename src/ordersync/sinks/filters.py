@@ -1,0 +1,38 @@
+"""Which outbox events a sink wants: a filter by event type and by store, from its config.
+
+Store filtering looks at the payload's ``store_id``:
+
+* ``stock.changed`` always carries one;
+* ``order.created`` carries the order's store (``None`` for orders not tied to a store, such
+  as delivery orders allocated across the network);
+* ``order.status_changed`` and ``order.paid`` carry no ``store_id`` at all.
+
+An event without a store (no ``store_id`` key, or ``store_id: null``) **passes** the store
+filter: a store-scoped sink still hears about orders it cannot be proven not to care about.
+The consequence the integrator should know: a sink filtered to stores {1, 2} receives the
+status changes and payments of *every* order, including other stores' orders, because
+those payloads do not say which store the order belongs to. Restrict such a sink by type
+(e.g. only ``stock.changed``) if that matters, or add ``store_id`` to those payloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import OutboxEvent
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    types: frozenset[str] | None = None  # None: every event type
+    stores: frozenset[int] | None = None  # store ids; None: every store
+
+    def matches(self, event: OutboxEvent) -> bool:
+        if self.types is not None and event.type not in self.types:
+            return False
+        if self.stores is None:
+            return True
+        store_id = event.payload.get("store_id")
+        if store_id is None:
+            return True  # an event without a store passes (see the module docstring)
+        return isinstance(store_id, int) and store_id in self.stores
