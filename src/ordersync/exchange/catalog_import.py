@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,10 +26,9 @@ from ..domain.errors import BadExchangeFile
 from ..domain.types import Master
 from ..services.context import utcnow
 from .catalog_apply import CatalogApply
-from .catalog_reader import CatalogFile, Item
+from .read_ahead import ReadAhead, Source
 from .work_dir import WorkDir, is_zip
 
-_BATCH = 2000  # items read per staging transaction
 _LIVE_READERS = 8
 
 
@@ -38,38 +36,6 @@ _LIVE_READERS = 8
 class Step:
     status: str  # progress or success
     message: str
-
-
-class _LiveReader:
-    """A parse kept open between import calls of one process, so a big file is read once.
-    The next batch is parsed in a thread while the current one is written."""
-
-    def __init__(self, reader: CatalogFile, skip: int) -> None:
-        self.reader = reader
-        self.items: Iterator[Item] = reader.items(skip)
-        self.next_seq = skip  # the first item not yet handed out
-        self.store_numbers: dict[str, int] = {}  # store Ид -> its number in this file
-        self._ahead: asyncio.Task[list[Item]] | None = None
-
-    def _batch(self) -> list[Item]:
-        out: list[Item] = []
-        for item in self.items:
-            out.append(item)
-            if len(out) >= _BATCH:
-                break
-        return out
-
-    async def batch(self) -> list[Item]:
-        task = self._ahead or asyncio.ensure_future(asyncio.to_thread(self._batch))
-        items = await task
-        self._ahead = asyncio.ensure_future(asyncio.to_thread(self._batch)) if items else None
-        self.next_seq = items[-1].seq + 1 if items else self.next_seq
-        return items
-
-    async def settle(self) -> None:
-        """Waits for the batch parsed ahead, so nothing runs on the reader between calls."""
-        if self._ahead is not None:
-            await asyncio.wait([self._ahead])
 
 
 class _Overtaken(Exception):
@@ -82,7 +48,7 @@ class CatalogImport:
         self.settings = settings
         self.master = master
         self.zone = ZoneInfo(settings.timezone)
-        self._readers: dict[int, _LiveReader] = {}
+        self._readers: dict[int, ReadAhead] = {}
         self._busy: dict[int, asyncio.Lock] = {}
         self._total_store: str | None = None
         self.applier = CatalogApply(db, settings, master)
@@ -126,53 +92,47 @@ class CatalogImport:
         file = await self.applier.run(session, file, deadline)
         if file.status != "done":
             return Step("progress", f"{file.name}: applied {file.applied} of {file.staged}")
-        self._readers.pop(file.id, None)
+        self._forget_reader(file.id)
         return Step("success", f"{file.name} imported: {_summary(file.result)}")
 
     async def _stage(
         self, session: ExchangeSession, work: WorkDir, file: ExchangeFile, deadline: float
     ) -> ExchangeFile:
         path = work.file(file.name)
-        if not path.is_file():
+        if not await asyncio.to_thread(path.is_file):
             raise BadExchangeFile(f"{file.name} was not uploaded in this exchange")
         live = self._readers.get(file.id)
         if live is None or live.next_seq != file.staged:
-            reader = CatalogFile(path, self.zone, self.settings.price_type)
-            if len(self._readers) >= _LIVE_READERS:  # abandoned imports do not pile up
-                self._readers.pop(next(iter(self._readers)))
-            live = self._readers[file.id] = _LiveReader(reader, file.staged)
-            async with self.db.uow_read() as uow:
-                live.store_numbers = await exchange_catalog.staged_store_numbers(uow.conn, file.id)
+            live = await self._open_reader(file, path)
         negatives = int(file.result.get("negative", 0))
         try:
             while True:
                 start = live.next_seq
-                items = await live.batch()
-                rows, new_stores, found = self._rows(file.id, items, live.store_numbers)
-                negatives += found
+                batch = await live.batch()
+                negatives += batch.negatives
                 async with self.db.uow() as uow:
                     current = await exchange_records.get_file(
                         uow.conn, session.id, file.name, lock=True
                     )
                     if current is None or current.staged != start:
                         raise _Overtaken
-                    await exchange_catalog.stage_stores(uow.conn, file.id, new_stores)
-                    await exchange_catalog.stage(uow.conn, rows)
+                    await exchange_catalog.stage_stores(uow.conn, file.id, batch.new_stores)
+                    await exchange_catalog.stage(uow.conn, batch.rows)
                     values: dict[str, object] = {
                         "status": "staging",
-                        "staged": live.next_seq,
+                        "staged": batch.next_seq,
                         "result": {**current.result, "negative": negatives},
                     }
-                    if not items:
+                    if not batch.rows:
                         values.update(
                             await self._finish_staging(uow.conn, session, file, live, negatives)
                         )
                     await exchange_records.update_file(uow.conn, file.id, utcnow(), **values)
                     await uow.commit()
-                if not items or time.monotonic() >= deadline:
+                if not batch.rows or time.monotonic() >= deadline:
                     break
         except BaseException:
-            self._readers.pop(file.id, None)
+            self._forget_reader(file.id)
             raise
         finally:
             await live.settle()
@@ -181,15 +141,39 @@ class CatalogImport:
         assert fresh is not None
         return fresh
 
+    async def _open_reader(self, file: ExchangeFile, path: Path) -> ReadAhead:
+        self._forget_reader(file.id)
+        if len(self._readers) >= _LIVE_READERS:  # abandoned imports do not pile up
+            self._forget_reader(next(iter(self._readers)))
+        async with self.db.uow_read() as uow:
+            numbers = await exchange_catalog.staged_store_numbers(uow.conn, file.id)
+        source = Source(
+            path,
+            file.id,
+            self.settings.timezone,
+            self.settings.price_type,
+            self._total_store,
+            file.staged,
+            numbers,
+        )
+        live = ReadAhead(source)
+        self._readers[file.id] = live
+        return live
+
+    def _forget_reader(self, file_id: int) -> None:
+        live = self._readers.pop(file_id, None)
+        if live is not None:
+            live.close()
+
     async def _finish_staging(
         self,
         conn: AsyncConnection,
         session: ExchangeSession,
         file: ExchangeFile,
-        live: _LiveReader,
+        live: ReadAhead,
         negatives: int,
     ) -> dict[str, object]:
-        reader = live.reader
+        reader = live.summary()
         listed = [x for x in reader.stores if x not in live.store_numbers]  # Склады, no stock
         await exchange_catalog.stage_stores(
             conn, file.id, _number(listed, live.store_numbers, reader.stores)
@@ -220,48 +204,6 @@ class CatalogImport:
             "applied": 0,
             "result": result,
         }
-
-    def _rows(
-        self, file_id: int, items: list[Item], numbers: dict[str, int]
-    ) -> tuple[list[exchange_catalog.ItemRow], list[tuple[int, str, str]], int]:
-        """Stage rows, the stores first seen in them (numbered), and the negative figures."""
-        rows: list[exchange_catalog.ItemRow] = []
-        seen_before = len(numbers)
-        negatives = 0
-        total_store = self._total_store
-        for item in items:
-            figures = item.stock
-            if not figures and item.total is not None and total_store is not None:
-                figures = [(total_store, item.total)]
-            store_numbers: list[int] | None = None
-            quantities: list[int] | None = None
-            if figures:
-                store_numbers, quantities = [], []
-                for store_id, qty in figures:
-                    number = numbers.get(store_id)
-                    if number is None:
-                        number = numbers[store_id] = len(numbers)
-                    store_numbers.append(number)
-                    if qty < 0:
-                        negatives += 1
-                    quantities.append(qty)
-            rows.append(
-                (
-                    file_id,
-                    item.seq,
-                    item.xml_id,
-                    item.article,
-                    item.name,
-                    item.unit,
-                    item.barcode,
-                    item.price,
-                    item.active,
-                    store_numbers,
-                    quantities,
-                )
-            )
-        fresh = [(n, x, x) for x, n in numbers.items() if n >= seen_before]
-        return rows, fresh, negatives
 
     async def _total_store_xml_id(self) -> str | None:
         code = self.settings.total_stock_store
@@ -312,7 +254,7 @@ class CatalogImport:
         return None
 
     async def _fail(self, session: ExchangeSession, file: ExchangeFile, message: str) -> None:
-        self._readers.pop(file.id, None)
+        self._forget_reader(file.id)
         async with self.db.uow() as uow:
             now = utcnow()
             await exchange_records.clear_stage(uow.conn, file.id)

@@ -1,0 +1,139 @@
+"""Reading a catalog file ahead of the staging writes: the staging loop gets batches of ready
+stage rows while the next batch is read in a worker thread.
+
+(A child process instead was measured: pickling the batches through a pipe cost more than the
+interpreter lock it avoided, 11.7 s against 7.6 s for 100,000 offers.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ..db.exchange_catalog import ItemRow
+from .catalog_reader import CatalogFile, Item
+
+BATCH = 2000  # items per staging transaction
+
+
+@dataclass
+class Batch:
+    rows: list[ItemRow]
+    new_stores: list[tuple[int, str, str]]  # (number, Ид, name) first seen in these rows
+    negatives: int
+    next_seq: int  # the first item after this batch
+
+
+@dataclass
+class Summary:
+    """What the whole file said besides its items (known once it is read to the end)."""
+
+    stores: dict[str, str] = field(default_factory=dict)  # Склады: Ид -> name
+    formed_at: datetime | None = None
+    has_offers: bool = False
+    has_products: bool = False
+
+
+def stage_rows(
+    file_id: int,
+    items: list[Item],
+    numbers: dict[str, int],
+    total_store: str | None,
+    next_seq: int,
+) -> Batch:
+    """Items as stage rows; stores get file-local numbers in the order they first appear."""
+    rows: list[ItemRow] = []
+    seen_before = len(numbers)
+    negatives = 0
+    for item in items:
+        figures = item.stock
+        if not figures and item.total is not None and total_store is not None:
+            figures = [(total_store, item.total)]
+        store_numbers: list[int] | None = None
+        quantities: list[int] | None = None
+        if figures:
+            store_numbers, quantities = [], []
+            for store_id, qty in figures:
+                number = numbers.get(store_id)
+                if number is None:
+                    number = numbers[store_id] = len(numbers)
+                store_numbers.append(number)
+                negatives += qty < 0
+                quantities.append(qty)
+        rows.append(
+            (file_id, item.seq, item.xml_id, item.article, item.name, item.unit, item.barcode,
+             item.price, item.active, store_numbers, quantities)
+        )  # fmt: skip
+    fresh = [(n, x, x) for x, n in numbers.items() if n >= seen_before]
+    return Batch(rows, fresh, negatives, items[-1].seq + 1 if items else next_seq)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Everything needed to (re)open the reading of a file where the stage left off."""
+
+    path: Path
+    file_id: int
+    zone: str
+    price_type: str | None
+    total_store: str | None
+    skip: int
+    store_numbers: dict[str, int]
+
+    def reader(self) -> CatalogFile:
+        return CatalogFile(self.path, ZoneInfo(self.zone), self.price_type)
+
+
+def _batches(source: Source, reader: CatalogFile, numbers: dict[str, int]) -> Iterator[Batch]:
+    items = reader.items(source.skip)
+    next_seq = source.skip
+    while True:
+        chunk: list[Item] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= BATCH:
+                break
+        batch = stage_rows(source.file_id, chunk, numbers, source.total_store, next_seq)
+        next_seq = batch.next_seq
+        yield batch
+        if not chunk:
+            return
+
+
+def _summary(reader: CatalogFile) -> Summary:
+    return Summary(dict(reader.stores), reader.formed_at, reader.has_offers, reader.has_products)
+
+
+class ReadAhead:
+    """Reads in a worker thread, one batch ahead."""
+
+    def __init__(self, source: Source) -> None:
+        self.next_seq = source.skip
+        self.store_numbers = dict(source.store_numbers)
+        self._reader = source.reader()
+        self._batches = _batches(source, self._reader, self.store_numbers)
+        self._ahead: asyncio.Future[Batch] | None = None
+
+    async def batch(self) -> Batch:
+        task = self._ahead or asyncio.ensure_future(asyncio.to_thread(next, self._batches))
+        batch = await task
+        more = bool(batch.rows)
+        self._ahead = (
+            asyncio.ensure_future(asyncio.to_thread(next, self._batches)) if more else None
+        )
+        self.next_seq = batch.next_seq
+        return batch
+
+    def summary(self) -> Summary:
+        return _summary(self._reader)
+
+    async def settle(self) -> None:
+        if self._ahead is not None:
+            await asyncio.wait([self._ahead])
+
+    def close(self) -> None:
+        pass
