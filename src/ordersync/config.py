@@ -87,6 +87,32 @@ class ExchangeSettings(BaseModel):
         return value
 
 
+class SinkSettings(BaseModel):
+    """One destination of the outbox (the `[sinks.<name>]` tables)."""
+
+    kind: Literal["webhook", "onec_push", "rabbitmq"]
+    url: str  # http(s) for webhook and 1C push; amqp:// for RabbitMQ
+    secret: str | None = None  # webhook HMAC key; better in ORDERSYNC_SINKS__<NAME>__SECRET
+    login: str | None = None  # 1C push (HTTP Basic)
+    password: str | None = None
+    exchange: str = "ordersync"  # RabbitMQ topic exchange
+    types: list[str] | None = None  # event types; unset: all
+    stores: list[str] | None = None  # store codes; unset: all
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class RelaySettings(BaseModel):
+    """The outbox relay (`ordersync worker`, or inside `serve` on SQLite)."""
+
+    lanes: int = Field(default=16, ge=1, le=1024)
+    batch: int = Field(default=500, ge=1, le=10_000)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, ge=0)
+    backoff_cap_seconds: float = Field(default=300.0, ge=0)
+    poll_seconds: float = Field(default=0.2, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ORDERSYNC_", env_nested_delimiter="__", extra="forbid"
@@ -106,6 +132,8 @@ class Settings(BaseSettings):
     holds: HoldSettings = HoldSettings()
     stores: dict[str, StoreSettings] = Field(default_factory=dict)
     exchange: ExchangeSettings = ExchangeSettings()
+    relay: RelaySettings = RelaySettings()
+    sinks: dict[str, SinkSettings] = Field(default_factory=dict)
 
     @field_validator("master", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from ..config import Settings
 from ..db.unit_of_work import Database
 from ..domain.types import Channel
+from ..entrypoints.relay_task import run_relay
 from ..entrypoints.sweeper import run_sweeper
 from ..exchange import http as exchange_http
 from ..exchange.http import Exchange
@@ -45,8 +46,11 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         app.state.context = context_from(settings)
         app.state.token_cache = TokenCache(settings.auth_cache_seconds)
         app.state.exchange = Exchange.build(database, settings, app.state.context)
-        async with run_sweeper(
-            database, app.state.context, settings.sweeper_interval_seconds, enabled=sweeper
+        async with (
+            run_sweeper(
+                database, app.state.context, settings.sweeper_interval_seconds, enabled=sweeper
+            ),
+            run_relay(settings, database, enabled=sweeper and settings.is_sqlite),
         ):
             yield
         if db is None:

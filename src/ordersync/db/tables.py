@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -245,7 +246,51 @@ outbox_events = Table(
     Column("aggregate_id", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Given by the relay's sequencer once the event is committed (see db/relay.py): a gap-free
+    # delivery order, and the lane (a hash of the aggregate) the event is delivered in.
+    Column("seq", BigInteger, nullable=True),
+    Column("lane", SmallInteger, nullable=True),
     Index("ix_outbox_events_aggregate", "aggregate_type", "aggregate_id", "id"),
+    Index("ix_outbox_events_lane_seq", "lane", "seq"),
+)
+
+Index(
+    "ix_outbox_events_unsequenced",
+    outbox_events.c.id,
+    postgresql_where=text("seq IS NULL"),
+    sqlite_where=text("seq IS NULL"),
+)
+
+relay_state = Table(
+    "relay_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# Per sink and lane: how far delivery got, who holds the lane now, and when to try again.
+relay_cursors = Table(
+    "relay_cursors",
+    metadata,
+    Column("sink", String(64), primary_key=True),
+    Column("lane", SmallInteger, primary_key=True),
+    Column("delivered_seq", BigInteger, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+
+# Events a sink refused too many times; `ordersync events retry` sends them again.
+relay_dead = Table(
+    "relay_dead",
+    metadata,
+    Column("sink", String(64), primary_key=True),
+    Column("event_id", BigInteger, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("dead_at", UtcDateTime(), nullable=False),
 )
 
 idempotency_keys = Table(

@@ -18,7 +18,7 @@ from ..db.unit_of_work import Database
 from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
-from . import cli_exchange
+from . import cli_exchange, cli_relay
 from .demo import is_empty, seed_demo
 
 app = typer.Typer(help="ordersync: one order stream and one stock ledger.", no_args_is_help=True)
@@ -251,6 +251,7 @@ def check() -> None:
 
 
 cli_exchange.register(app, _settings)
+cli_relay.register(app, _settings)
 
 
 def main() -> None:

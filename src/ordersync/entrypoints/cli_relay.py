@@ -1,0 +1,115 @@
+"""`ordersync worker` and `ordersync events`: the outbox relay from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from ..config import Settings
+from ..db import relay as relay_store
+from ..db.unit_of_work import Database
+from ..relay.configured import build_sinks, policy
+from ..relay.worker import Relay, redeliver_dead
+from ..sinks.base import DeliveryFailed
+
+events_app = typer.Typer(help="Outbox events that could not be delivered.")
+
+
+def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
+    @app.command()
+    def worker() -> None:
+        """Deliver outbox events to the configured sinks until stopped (SIGTERM, Ctrl-C).
+        Run several for throughput: lanes are shared out, each aggregate stays in order."""
+        conf = settings()
+        if not conf.sinks:
+            typer.echo("no sinks configured ([sinks.<name>] in the config): nothing to do")
+            raise typer.Exit(1)
+        asyncio.run(_work(conf))
+
+    app.add_typer(events_app, name="events")
+
+    @events_app.command("dead")
+    def dead(sink: Annotated[str | None, typer.Option(help="only this sink")] = None) -> None:
+        """List the dead letters: events a sink refused `relay.max_attempts` times."""
+        rows = asyncio.run(_dead(settings(), sink))
+        for name, event_id, attempts, error, at in rows:
+            typer.echo(f"{name} event {event_id}: {attempts} attempts, {at.isoformat()}: {error}")
+        typer.echo(f"{len(rows)} dead letters")
+
+    @events_app.command("retry")
+    def retry(
+        sink: Annotated[str, typer.Option(help="the sink to send them to")],
+        event: Annotated[
+            list[int] | None, typer.Option(help="event id (repeat); all if none")
+        ] = None,
+    ) -> None:
+        """Send dead letters again now; those delivered leave the list."""
+        try:
+            count = asyncio.run(_retry(settings(), sink, event))
+        except DeliveryFailed as exc:
+            typer.echo(f"still failing: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"{count} events delivered")
+
+    @events_app.command("drop")
+    def drop(
+        sink: Annotated[str, typer.Option(help="the sink")],
+        event: Annotated[list[int], typer.Option(help="event id (repeat)")],
+    ) -> None:
+        """Give up on dead letters for good."""
+        typer.echo(f"{asyncio.run(_drop(settings(), sink, event))} dead letters dropped")
+
+
+async def _work(conf: Settings) -> None:
+    db = Database.from_url(conf.database_url, pool_size=4)
+    sinks = await build_sinks(db, conf.sinks)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Relay(db, sinks, policy(conf.relay)).run(stop)
+    finally:
+        for sink in sinks.values():
+            await sink.close()
+        await db.dispose()
+
+
+async def _dead(conf: Settings, sink: str | None) -> list[tuple[str, int, int, str, datetime]]:
+    db = Database.from_url(conf.database_url, pool_size=2)
+    try:
+        async with db.uow_read() as uow:
+            return list(await relay_store.dead_letters(uow.conn, sink))
+    finally:
+        await db.dispose()
+
+
+async def _retry(conf: Settings, sink_name: str, ids: list[int] | None) -> int:
+    if sink_name not in conf.sinks:
+        raise typer.BadParameter(f"no sink {sink_name} in the configuration")
+    db = Database.from_url(conf.database_url, pool_size=2)
+    sinks = await build_sinks(db, {sink_name: conf.sinks[sink_name]})
+    try:
+        async with db.uow_read() as uow:
+            dead = await relay_store.dead_letters(uow.conn, sink_name)
+        wanted = [row[1] for row in dead if ids is None or row[1] in ids]
+        return await redeliver_dead(db, sinks[sink_name], wanted) if wanted else 0
+    finally:
+        await sinks[sink_name].close()
+        await db.dispose()
+
+
+async def _drop(conf: Settings, sink: str, ids: list[int]) -> int:
+    db = Database.from_url(conf.database_url, pool_size=2)
+    try:
+        async with db.uow() as uow:
+            count = await relay_store.forget_dead(uow.conn, sink, ids)
+            await uow.commit()
+        return count
+    finally:
+        await db.dispose()

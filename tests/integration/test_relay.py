@@ -1,0 +1,178 @@
+"""The outbox relay on both databases: every event reaches every sink, each aggregate's events
+in commit order, a failing sink retried without holding the others, dead letters, several
+workers on PostgreSQL, and an event committed late with a lower id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import select
+
+from ordersync.db.relay import dead_letters
+from ordersync.db.tables import outbox_events
+from ordersync.db.unit_of_work import Database
+from ordersync.relay.worker import Relay, RelayPolicy, redeliver_dead
+from ordersync.services.context import utcnow
+from ordersync.sinks.base import DeliveryFailed, OutboxEvent
+
+FAST = RelayPolicy(lanes=4, batch=7, backoff_base_seconds=0, backoff_cap_seconds=0, poll_seconds=0)
+
+
+class Recorder:
+    """A sink that keeps what it got; it can fail its first deliveries, or always."""
+
+    def __init__(self, name: str, fail_first: int = 0, always_fail: bool = False) -> None:
+        self.name = name
+        self.fail_first = fail_first
+        self.always_fail = always_fail
+        self.batches: list[list[int]] = []
+        self.in_flight: set[int] = set()
+        self.overlaps: list[int] = []
+
+    def wants(self, event: OutboxEvent) -> bool:
+        return True
+
+    async def deliver(self, events: Sequence[OutboxEvent]) -> None:
+        ids = [e.id for e in events]
+        self.overlaps += [i for i in ids if i in self.in_flight]
+        self.in_flight.update(ids)
+        try:
+            await asyncio.sleep(0)
+            if self.always_fail or self.fail_first > 0:
+                self.fail_first -= 1
+                raise DeliveryFailed(f"{self.name} is down")
+            self.batches.append(ids)
+        finally:
+            self.in_flight.difference_update(ids)
+
+    async def close(self) -> None:
+        pass
+
+    @property
+    def delivered(self) -> list[int]:
+        return [i for batch in self.batches for i in batch]
+
+
+async def write_events(db: Database, aggregates: int, per_aggregate: int) -> dict[str, list[int]]:
+    """Events of several aggregates, interleaved across transactions; their ids by aggregate."""
+    for round_ in range(per_aggregate):
+        async with db.uow() as uow:
+            for a in range(aggregates):
+                await uow.add_event("stock.changed", "stock", f"{a}:1", {"n": round_}, utcnow())
+            await uow.commit()
+    return await ids_by_aggregate(db)
+
+
+async def ids_by_aggregate(db: Database) -> dict[str, list[int]]:
+    e = outbox_events.c
+    async with db.uow_read() as uow:
+        rows = await uow.conn.execute(select(e.aggregate_id, e.id).order_by(e.id))
+    found: dict[str, list[int]] = defaultdict(list)
+    for aggregate, event_id in rows:
+        found[aggregate].append(event_id)
+    return found
+
+
+async def drain(*relays: Relay, rounds: int = 200) -> None:
+    idle = 0
+    for _ in range(rounds):
+        done = sum(await asyncio.gather(*(r.run_once() for r in relays)))
+        idle = idle + 1 if done == 0 else 0
+        if idle >= 3:
+            return
+
+
+def in_aggregate_order(delivered: list[int], expected: dict[str, list[int]]) -> bool:
+    position = {event_id: i for i, event_id in enumerate(delivered)}
+    return all(
+        [position[i] for i in ids] == sorted(position[i] for i in ids) for ids in expected.values()
+    )
+
+
+async def test_every_event_reaches_every_sink_in_order_per_aggregate(db: Database) -> None:
+    expected = await write_events(db, aggregates=5, per_aggregate=6)
+    one, two = Recorder("one"), Recorder("two")
+
+    await drain(Relay(db, {"one": one, "two": two}, FAST))
+
+    every = sorted(i for ids in expected.values() for i in ids)
+    for sink in (one, two):
+        assert sorted(sink.delivered) == every  # all of them, none twice
+        assert in_aggregate_order(sink.delivered, expected)
+        assert max(len(b) for b in sink.batches) <= FAST.batch
+
+
+async def test_a_sink_that_is_down_for_a_while_gets_everything_and_holds_no_other(
+    db: Database,
+) -> None:
+    expected = await write_events(db, aggregates=3, per_aggregate=4)
+    flaky, steady = Recorder("flaky", fail_first=5), Recorder("steady")
+
+    await drain(Relay(db, {"flaky": flaky, "steady": steady}, FAST))
+
+    every = sorted(i for ids in expected.values() for i in ids)
+    assert sorted(steady.delivered) == every
+    assert sorted(flaky.delivered) == every
+    assert in_aggregate_order(flaky.delivered, expected)
+
+
+async def test_a_sink_that_always_fails_ends_in_the_dead_letters_and_retry_brings_it_back(
+    db: Database,
+) -> None:
+    expected = await write_events(db, aggregates=2, per_aggregate=2)
+    broken = Recorder("broken", always_fail=True)
+    policy = RelayPolicy(lanes=2, batch=10, max_attempts=4, backoff_base_seconds=0,
+                         backoff_cap_seconds=0, poll_seconds=0)  # fmt: skip
+
+    await drain(Relay(db, {"broken": broken}, policy))
+
+    async with db.uow_read() as uow:
+        dead = await dead_letters(uow.conn, "broken")
+    every = sorted(i for ids in expected.values() for i in ids)
+    assert sorted(d[1] for d in dead) == every
+    assert all(d[2] == policy.max_attempts for d in dead)
+
+    mended = Recorder("broken")
+    assert await redeliver_dead(db, mended, every) == len(every)
+    assert mended.delivered == every
+    async with db.uow_read() as uow:
+        assert await dead_letters(uow.conn, "broken") == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_several_workers_deliver_everything_and_nothing_twice_at_once(
+    db: Database, backend: str
+) -> None:
+    expected = await write_events(db, aggregates=40, per_aggregate=5)
+    sink = Recorder("hook")
+    workers = [Relay(db, {"hook": sink}, FAST, worker_id=f"w{i}") for i in range(4)]
+
+    await drain(*workers)
+
+    assert sink.overlaps == []
+    assert sorted(sink.delivered) == sorted(i for ids in expected.values() for i in ids)
+    assert in_aggregate_order(sink.delivered, expected)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_an_event_committed_after_a_higher_id_is_not_skipped(
+    db: Database, backend: str
+) -> None:
+    sink = Recorder("hook")
+    relay = Relay(db, {"hook": sink}, FAST)
+    async with db.uow() as late:  # takes the lower id, commits last
+        await late.add_event("stock.changed", "stock", "1:1", {"late": True}, utcnow())
+        async with db.uow() as early:
+            await early.add_event("stock.changed", "stock", "2:1", {"late": False}, utcnow())
+            await early.commit()
+        await drain(relay)
+        assert len(sink.delivered) == 1
+        await late.commit()
+
+    await drain(relay)
+
+    assert sorted(sink.delivered) == sorted(i for ids in (await ids_by_aggregate(db)).values()
+                                            for i in ids)  # fmt: skip
