@@ -111,6 +111,7 @@ class RelaySettings(BaseModel):
     backoff_base_seconds: float = Field(default=1.0, ge=0)
     backoff_cap_seconds: float = Field(default=300.0, ge=0)
     poll_seconds: float = Field(default=0.2, gt=0)
+    retention_hours: float = Field(default=72.0, gt=0)  # delivered events are kept this long
 
 
 class Settings(BaseSettings):

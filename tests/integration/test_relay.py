@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from ordersync.db.relay import dead_letters
+from ordersync.db.relay import bury, dead_letters, prune
 from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
 from ordersync.relay.worker import Relay, RelayPolicy, redeliver_dead
@@ -176,3 +177,21 @@ async def test_an_event_committed_after_a_higher_id_is_not_skipped(
 
     assert sorted(sink.delivered) == sorted(i for ids in (await ids_by_aggregate(db)).values()
                                             for i in ids)  # fmt: skip
+
+
+async def test_delivered_events_are_pruned_and_the_rest_kept(db: Database) -> None:
+    expected = await write_events(db, aggregates=3, per_aggregate=3)
+    every = sorted(i for ids in expected.values() for i in ids)
+    keep = Recorder("keep")
+    await drain(Relay(db, {"keep": keep}, FAST))
+    late = await write_events(db, aggregates=1, per_aggregate=1)  # not delivered yet
+    async with db.uow() as uow:
+        await bury(uow.conn, "keep", [every[0]], 8, "kept for a retry", utcnow())
+        pruned = await prune(uow.conn, utcnow() + timedelta(seconds=1), 1000)
+        await uow.commit()
+
+    remaining = sorted(i for ids in (await ids_by_aggregate(db)).values() for i in ids)
+    assert pruned == len(every) - 1
+    assert remaining == sorted(
+        {every[0], *[i for ids in late.values() for i in ids]} - set(every[1:])
+    )

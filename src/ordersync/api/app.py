@@ -20,7 +20,7 @@ from ..services.context import Context, HoldPolicy
 from .auth import TokenCache
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
-from .routes import catalog, health, orders, pos, stock
+from .routes import catalog, health, metrics, orders, pos, stock
 
 
 def context_from(settings: Settings) -> Context:
@@ -64,7 +64,14 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (health.router, orders.router, stock.router, pos.router, catalog.router):
+    for router in (
+        health.router,
+        metrics.router,
+        orders.router,
+        stock.router,
+        pos.router,
+        catalog.router,
+    ):
         app.include_router(router)
     exempt: tuple[str, ...] = ()
     if settings.exchange.enabled:

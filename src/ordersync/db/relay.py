@@ -215,3 +215,60 @@ async def events_by_id(conn: AsyncConnection, ids: list[int]) -> list[StoredEven
         .order_by(e.id)
     )
     return [StoredEvent(*row) for row in rows]
+
+
+async def prune(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Deletes events every sink has taken (below every cursor of their lane), older than
+    `before`, and not waiting in the dead letters; the table does not grow without bound."""
+    result = await conn.execute(
+        _timed(
+            """
+            DELETE FROM outbox_events WHERE id IN (
+                SELECT e.id FROM outbox_events e
+                WHERE e.seq IS NOT NULL AND e.created_at < :now
+                  AND e.seq <= (SELECT MIN(c.delivered_seq) FROM relay_cursors c
+                                WHERE c.lane = e.lane)
+                  AND NOT EXISTS (SELECT 1 FROM relay_dead d WHERE d.event_id = e.id)
+                ORDER BY e.id LIMIT :limit
+            )
+            """
+        ),
+        {"now": before, "limit": limit},
+    )
+    return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class SinkBacklog:
+    sink: str
+    pending: int  # sequenced events past the sink's cursors
+    oldest_seconds: float  # age of the oldest of them
+    dead: int
+
+
+async def backlog(conn: AsyncConnection, now: datetime) -> tuple[int, list[SinkBacklog]]:
+    """Events not yet sequenced, and per sink what waits for it."""
+    unsequenced = (
+        await conn.execute(text("SELECT count(*) FROM outbox_events WHERE seq IS NULL"))
+    ).scalar_one()
+    rows = await conn.execute(
+        text(
+            """
+            SELECT c.sink, count(e.id) AS pending, MIN(e.created_at) AS oldest,
+                   (SELECT count(*) FROM relay_dead d WHERE d.sink = c.sink) AS dead
+            FROM relay_cursors c
+            LEFT JOIN outbox_events e ON e.lane = c.lane AND e.seq > c.delivered_seq
+            GROUP BY c.sink ORDER BY c.sink
+            """
+        ).columns(oldest=UtcDateTime())
+    )
+    found = [
+        SinkBacklog(
+            r.sink,
+            int(r.pending),
+            0.0 if r.oldest is None else max((now - r.oldest).total_seconds(), 0.0),
+            int(r.dead),
+        )
+        for r in rows
+    ]
+    return int(unsequenced), found

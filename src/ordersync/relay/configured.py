@@ -22,6 +22,7 @@ def policy(settings: RelaySettings) -> RelayPolicy:
         backoff_base_seconds=settings.backoff_base_seconds,
         backoff_cap_seconds=settings.backoff_cap_seconds,
         poll_seconds=settings.poll_seconds,
+        retention_hours=settings.retention_hours,
     )
 
 

@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..db import relay as store
 from ..db.unit_of_work import Database
@@ -37,6 +37,8 @@ class RelayPolicy:
     backoff_cap_seconds: float = 300.0
     deliver_timeout_seconds: float = 20.0
     poll_seconds: float = 0.2
+    retention_hours: float = 72.0
+    prune_every_seconds: float = 60.0
 
     def backoff(self, attempts: int) -> float:
         delay: float = min(
@@ -60,6 +62,8 @@ class Relay:
         self.wake = asyncio.Event()  # set by writers in this process (SQLite) to skip the poll
         self._ready = False
         self.delivered = 0  # events handed to sinks by this relay
+        self.failures = 0
+        self._pruned_at = 0.0
 
     @property
     def lanes(self) -> int:
@@ -85,7 +89,18 @@ class Relay:
             )
             await uow.commit()
         self.delivered += sum(await asyncio.gather(*(self._drain(c) for c in cursors)))
+        await self._prune_now_and_then(now)
         return len(cursors)
+
+    async def _prune_now_and_then(self, now: datetime) -> None:
+        clock = asyncio.get_running_loop().time()
+        if clock - self._pruned_at < self.policy.prune_every_seconds:
+            return
+        self._pruned_at = clock
+        before = now - timedelta(hours=self.policy.retention_hours)
+        async with self.db.uow() as uow:
+            await store.prune(uow.conn, before, 10_000)
+            await uow.commit()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -129,6 +144,7 @@ class Relay:
         self, cursor: store.Cursor, stored: list[store.StoredEvent], exc: Exception
     ) -> int:
         error = str(exc) or type(exc).__name__
+        self.failures += 1
         attempts = cursor.attempts + 1
         now = utcnow()
         async with self.db.uow() as uow:

@@ -1,0 +1,38 @@
+"""/metrics: the relay's backlog per sink, in Prometheus text format (admin tokens)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from ...db import relay
+from ...domain.types import Role
+from ...services.context import utcnow
+from ..deps import Auth, Db
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", summary="Prometheus metrics: outbox backlog and dead letters per sink")
+async def metrics(principal: Auth, db: Db) -> PlainTextResponse:
+    principal.require(Role.ADMIN)
+    async with db.uow_read() as uow:
+        unsequenced, sinks = await relay.backlog(uow.conn, utcnow())
+    lines = [
+        "# HELP ordersync_outbox_unsequenced Committed events the relay has not ordered yet.",
+        "# TYPE ordersync_outbox_unsequenced gauge",
+        f"ordersync_outbox_unsequenced {unsequenced}",
+        "# HELP ordersync_relay_backlog Events waiting for delivery, per sink.",
+        "# TYPE ordersync_relay_backlog gauge",
+        *(f'ordersync_relay_backlog{{sink="{s.sink}"}} {s.pending}' for s in sinks),
+        "# HELP ordersync_relay_oldest_pending_seconds Age of the oldest waiting event, per sink.",
+        "# TYPE ordersync_relay_oldest_pending_seconds gauge",
+        *(
+            f'ordersync_relay_oldest_pending_seconds{{sink="{s.sink}"}} {s.oldest_seconds:.3f}'
+            for s in sinks
+        ),
+        "# HELP ordersync_relay_dead_letters Events a sink refused too often, per sink.",
+        "# TYPE ordersync_relay_dead_letters gauge",
+        *(f'ordersync_relay_dead_letters{{sink="{s.sink}"}} {s.dead}' for s in sinks),
+    ]
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
