@@ -195,3 +195,31 @@ async def test_delivered_events_are_pruned_and_the_rest_kept(db: Database) -> No
     assert remaining == sorted(
         {every[0], *[i for ids in late.values() for i in ids]} - set(every[1:])
     )
+
+
+async def test_a_commit_wakes_the_relay_long_before_its_poll(
+    db: Database, database_url: str
+) -> None:
+    """The commit comes from another Database (another process, as far as the relay can
+    tell): on PostgreSQL only the NOTIFY can wake it; on SQLite the relay runs inside
+    `serve`, whose own commits wake it."""
+    sink = Recorder("hook")
+    relay = Relay(db, {"hook": sink}, RelayPolicy(lanes=2, poll_seconds=30))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # the relay is idle, waiting
+        writer = db if db.engine.dialect.name == "sqlite" else Database.from_url(database_url)
+        async with writer.uow() as uow:
+            await uow.add_event("stock.changed", "stock", "1:1", {}, utcnow())
+            await uow.commit()
+        if writer is not db:
+            await writer.dispose()
+        for _ in range(100):
+            if sink.delivered:
+                break
+            await asyncio.sleep(0.02)
+        assert len(sink.delivered) == 1  # within 2 s, with a 30 s poll
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)

@@ -61,6 +61,7 @@ class Database:
         self._stores: list[Store] | None = None
         self._stores_at = 0.0
         self._cache_seconds = catalog_cache_seconds
+        self.committed = asyncio.Event()  # set by every commit of this process
 
     @classmethod
     def from_url(cls, url: str, pool_size: int = 20, catalog_cache_seconds: float = 2.0) -> Self:
@@ -79,6 +80,16 @@ class Database:
         if self.is_postgres:
             return PgPlacementUnitOfWork(self)
         return SqlUnitOfWork(self)
+
+    async def listen(self, channel: str, wake: asyncio.Event) -> asyncpg.Connection:
+        """A connection LISTENing on a PostgreSQL channel, setting `wake` on every
+        notification; the caller closes it."""
+        url = self.engine.url.set(drivername="postgresql")
+        connection: asyncpg.Connection = await asyncpg.connect(
+            url.render_as_string(hide_password=False)
+        )
+        await connection.add_listener(channel, lambda *_: wake.set())
+        return connection
 
     async def pg_pool(self) -> asyncpg.Pool:
         """asyncpg's own pool for the placement path. SQLAlchemy's connection handling costs
@@ -166,6 +177,7 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         if self._tx is not None:
             await self._tx.commit()
+            self.db.committed.set()  # an in-process relay need not wait for its next poll
 
     # catalog
     async def stores(self) -> list[Store]:

@@ -24,6 +24,7 @@ from ..services.context import utcnow
 from ..sinks.base import DeliveryFailed, OutboxEvent, Sink
 
 log = logging.getLogger("ordersync.relay")
+OUTBOX_CHANNEL = "ordersync_outbox"  # notified by a trigger on outbox_events (migration 0003)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Relay:
         self.sinks = dict(sinks)
         self.policy = policy or RelayPolicy()
         self.worker_id = worker_id or f"relay-{uuid.uuid4().hex[:12]}"
-        self.wake = asyncio.Event()  # set by writers in this process (SQLite) to skip the poll
+        self.wake = asyncio.Event()  # set on a commit, so a quiet system delivers at once
         self._ready = False
         self.delivered = 0  # events handed to sinks by this relay
         self.failures = 0
@@ -103,6 +104,19 @@ class Relay:
             await uow.commit()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Rounds until `stop`; between idle rounds it waits for a commit (LISTEN/NOTIFY on
+        PostgreSQL, this process's own commits on SQLite) or the poll interval."""
+        self.wake = self.db.committed
+        listener = None
+        if self.db.engine.dialect.name == "postgresql":
+            listener = await self.db.listen(OUTBOX_CHANNEL, self.wake)
+        try:
+            await self._rounds(stop)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def _rounds(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 done = await self.run_once()

@@ -10,6 +10,22 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+# Wakes the relay when events commit (one notification per transaction: PostgreSQL folds
+# identical ones), so a quiet system delivers within milliseconds instead of a poll.
+NOTIFY_FUNCTION = """
+CREATE OR REPLACE FUNCTION ordersync_outbox_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('ordersync_outbox', '');
+    RETURN NULL;
+END
+$$
+"""
+NOTIFY_TRIGGER = """
+CREATE TRIGGER outbox_events_notify AFTER INSERT ON outbox_events
+FOR EACH STATEMENT EXECUTE FUNCTION ordersync_outbox_notify()
+"""
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -46,6 +62,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_relay_state")),
     )
     op.execute("INSERT INTO relay_state (name, value) VALUES ('last_seq', 0)")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(NOTIFY_FUNCTION)
+        op.execute(NOTIFY_TRIGGER)
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("seq", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("lane", sa.SmallInteger(), nullable=True))
@@ -60,6 +79,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS outbox_events_notify ON outbox_events")
+        op.execute("DROP FUNCTION IF EXISTS ordersync_outbox_notify()")
 
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.drop_index(
