@@ -1,0 +1,224 @@
+"""The outbox relay on PostgreSQL: commit-to-delivery latency at a steady rate, and the most
+events per second it delivers to a local signed webhook.
+
+Run from the repository root, with the package installed in .venv:
+
+    .venv/bin/python bench/relay.py [--rate 500] [--seconds 10] [--backlog 50000] [--workers 2]
+
+1. (Re)creates the database ``ordersync_relay_bench`` on 127.0.0.1:5432 and migrates it.
+2. Starts a webhook receiver (a threaded HTTP server in this process) that verifies each
+   batch's signature and records, per event, the time from its commit to its arrival.
+3. Latency: starts ``--workers`` ``ordersync worker`` processes, then commits ``--rate``
+   events a second for ``--seconds`` (one transaction each, as a till sale or an order would,
+   the commit time in the payload) and prints p50/p95/p99 of commit-to-acknowledged.
+4. Throughput: stops the workers, commits a backlog of ``--backlog`` events, starts the
+   workers again and times how long they take to deliver all of it.
+
+Events are written straight into the outbox (not through the HTTP API), so the figures are
+the relay's own, without the order placement's cost on the same two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import asyncpg
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "ordersync_relay_bench"
+DSN = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
+URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DB_NAME}"
+BINARY = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "ordersync"
+SECRET = "bench-secret"
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.ids: set[int] = set()
+        self.requests = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                from ordersync.sinks.signing import verify
+
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                now = time.time()
+                if not verify(SECRET.encode(), self.headers["X-Ordersync-Signature"], body, now):
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                events = json.loads(body)["events"]
+                with receiver.lock:
+                    receiver.requests += 1
+                    for event in events:
+                        if event["id"] not in receiver.ids:
+                            receiver.ids.add(event["id"])
+                            receiver.latencies.append(now - event["payload"]["t"])
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.latencies.clear()
+            self.requests = 0
+
+
+async def recreate() -> None:
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    await admin.execute(f"CREATE DATABASE {DB_NAME}")
+    await admin.close()
+
+
+def migrate() -> None:
+    env = {**os.environ, "ORDERSYNC_MASTER": "hub", "ORDERSYNC_DATABASE_URL": URL}
+    subprocess.run([str(BINARY), "migrate"], env=env, check=True, capture_output=True)
+
+
+def start_workers(count: int, config: Path) -> list[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSYNC_")}
+    env["ORDERSYNC_CONFIG"] = str(config)
+    return [subprocess.Popen([str(BINARY), "worker"], env=env) for _ in range(count)]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for w in workers:
+        w.send_signal(signal.SIGTERM)
+    for w in workers:
+        w.wait(timeout=30)
+
+
+async def steady(rate: int, seconds: float, products: int) -> int:
+    """One event per transaction at `rate` a second, each stamped with its commit time."""
+    pool = await asyncpg.create_pool(DSN, min_size=4, max_size=4)
+    sent = 0
+    start = time.perf_counter()
+
+    async def one(n: int) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            payload = json.dumps({"t": time.time(), "n": n})
+            await conn.execute(
+                "INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload,"
+                " created_at) VALUES ('stock.changed', 'stock', $1, $2::json, now())",
+                f"{n % products}:1",
+                payload,
+            )
+
+    tasks = []
+    while (elapsed := time.perf_counter() - start) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            tasks.append(asyncio.create_task(one(sent)))
+            sent += 1
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    await pool.close()
+    return sent
+
+
+async def backlog(count: int, products: int) -> None:
+    conn = await asyncpg.connect(DSN)
+    now = time.time()
+    await conn.execute(
+        "INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)"
+        " SELECT 'stock.changed', 'stock', (g % $2) || ':1',"
+        " json_build_object('t', $3::float8, 'n', g), now() FROM generate_series(1, $1) g",
+        count,
+        products,
+        now,
+    )
+    await conn.close()
+
+
+def wait_for(receiver: Receiver, total: int, timeout: float) -> float:
+    start = time.perf_counter()
+    while len(receiver.ids) < total and time.perf_counter() - start < timeout:
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--backlog", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--products", type=int, default=1000)
+    args = parser.parse_args()
+
+    asyncio.run(recreate())
+    migrate()
+    receiver = Receiver()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "relay.toml"
+        config.write_text(
+            f'master = "hub"\ndatabase_url = "{URL}"\n'
+            "[relay]\nlanes = 16\nbatch = 500\npoll_seconds = 0.5\n"
+            f'[sinks.bench]\nkind = "webhook"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
+        )
+        workers = start_workers(args.workers, config)
+        time.sleep(2)
+        sent = asyncio.run(steady(args.rate, args.seconds, args.products))
+        wait_for(receiver, sent, 30)
+        lat = list(receiver.latencies)
+        stop_workers(workers)
+        print(f"steady: {sent} events at {args.rate}/s over {args.seconds:g} s, "
+              f"{len(lat)} delivered, {receiver.requests} webhook requests")  # fmt: skip
+        p50, p95, p99 = (percentile(lat, p) for p in (50, 95, 99))
+        print(f"commit-to-acknowledged latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+              f"p99 {p99:.1f} ms")  # fmt: skip
+
+        receiver.reset()
+        already = len(receiver.ids)
+        asyncio.run(backlog(args.backlog, args.products))
+        workers = start_workers(args.workers, config)
+        took = wait_for(receiver, already + args.backlog, 600)
+        stop_workers(workers)
+        done = len(receiver.ids) - already
+        print(f"backlog: {done} of {args.backlog} events delivered in {took:.2f} s = "
+              f"{done / took:,.0f} events/s ({args.workers} workers, "
+              f"{receiver.requests} webhook requests)")  # fmt: skip
+        print()
+        print(f"{'met' if p99 <= 200 else 'not met':8} p99 <= 200 ms at {args.rate} events/s: "
+              f"{p99:.1f} ms")  # fmt: skip
+        rate = done / took
+        print(f"{'met' if rate >= 5000 else 'not met':8} >= 5,000 events/s: {rate:,.0f}")
+    receiver.server.shutdown()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
