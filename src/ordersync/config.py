@@ -90,12 +90,17 @@ class ExchangeSettings(BaseModel):
 class SinkSettings(BaseModel):
     """One destination of the outbox (the `[sinks.<name>]` tables)."""
 
-    kind: Literal["webhook", "onec_push", "rabbitmq"]
-    url: str  # http(s) for webhook and 1C push; amqp:// for RabbitMQ
+    kind: Literal["webhook", "onec_push", "rabbitmq", "bitrix"]
+    # http(s) for webhook and 1C push; amqp:// for RabbitMQ; the site's incoming-webhook URL
+    # https://<site>/rest/<user>/<code>/ for Bitrix (it is a secret: keep it in the env)
+    url: str
     secret: str | None = None  # webhook HMAC key; better in ORDERSYNC_SINKS__<NAME>__SECRET
     login: str | None = None  # 1C push (HTTP Basic)
     password: str | None = None
     exchange: str = "ordersync"  # RabbitMQ topic exchange
+    iblock_id: int | None = None  # Bitrix: the catalog's information block
+    stock_mode: Literal["documents", "storeproduct"] = "documents"  # Bitrix
+    status_map: dict[str, str] = Field(default_factory=dict)  # Bitrix: hub status -> statusId
     types: list[str] | None = None  # event types; unset: all
     stores: list[str] | None = None  # store codes; unset: all
     timeout_seconds: float = Field(default=10.0, gt=0)

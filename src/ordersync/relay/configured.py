@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from ..config import RelaySettings, SinkSettings
+from ..db import sink_refs
 from ..db.unit_of_work import Database
 from ..domain.errors import ConfigError
 from ..sinks.base import Sink
+from ..sinks.bitrix import BitrixSink, HubRefs
+from ..sinks.bitrix_rest import BitrixRest
 from ..sinks.filters import EventFilter
 from ..sinks.onec_push import OneCPushSink
 from ..sinks.rabbitmq import RabbitMQSink
@@ -30,8 +35,37 @@ async def build_sinks(db: Database, sinks: dict[str, SinkSettings]) -> dict[str,
     codes = {store.code: store.id for store in await db.fresh_stores()}
     built: dict[str, Sink] = {}
     for name, conf in sinks.items():
-        built[name] = _sink(name, conf, _filter(name, conf, codes))
+        event_filter = _filter(name, conf, codes)
+        if conf.kind == "bitrix":
+            built[name] = _bitrix(db, name, conf, event_filter)
+        else:
+            built[name] = _sink(name, conf, event_filter)
     return built
+
+
+def _bitrix(db: Database, name: str, conf: SinkSettings, event_filter: EventFilter) -> Sink:
+    if conf.iblock_id is None:
+        raise ConfigError(f"sink {name}: Bitrix needs iblock_id (the catalog's iblock)")
+
+    async def refs(product_ids: Sequence[int], store_ids: Sequence[int]) -> HubRefs:
+        async with db.uow_read() as uow:
+            found_products, found_stores = await sink_refs.xml_ids(uow.conn, product_ids, store_ids)
+        return HubRefs(found_products, found_stores)
+
+    async def order_refs(order_ids: Sequence[str]) -> Mapping[str, int]:
+        async with db.uow_read() as uow:
+            return await sink_refs.site_order_numbers(uow.conn, order_ids)
+
+    return BitrixSink(
+        name,
+        BitrixRest(conf.url),
+        refs,
+        mode=conf.stock_mode,
+        status_map=conf.status_map,
+        event_filter=event_filter.matches,
+        order_refs=order_refs,
+        iblock_id=conf.iblock_id,
+    )
 
 
 def _filter(name: str, conf: SinkSettings, codes: dict[str, int]) -> EventFilter:
