@@ -35,6 +35,14 @@ async def test_metrics_show_the_backlog_per_sink(client: httpx.AsyncClient, db: 
     assert 'ordersync_relay_backlog{sink="hook"} 0\n' in after.text
     assert "ordersync_outbox_unsequenced 0\n" in after.text
     assert 'ordersync_relay_dead_letters{sink="hook"} 0\n' in after.text
+    assert 'ordersync_relay_failures_total{sink="hook"} 0\n' in after.text
+    delivered = relay.delivered
+    assert delivered >= 4
+    assert f'ordersync_relay_delivery_seconds_count{{sink="hook"}} {delivered}\n' in after.text
+    assert f'ordersync_relay_delivery_seconds_bucket{{sink="hook",le="+Inf"}} {delivered}\n' in (
+        after.text
+    )
+    assert 'ordersync_relay_delivery_seconds_bucket{sink="hook",le="10"} ' in after.text
 
 
 async def test_metrics_need_an_admin_token(client: httpx.AsyncClient, db: Database) -> None:

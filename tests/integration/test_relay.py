@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from ordersync.db.relay import bury, dead_letters, prune
+from ordersync.db.relay import backlog, bury, dead_letters, prune
 from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
 from ordersync.relay.worker import Relay, RelayPolicy, redeliver_dead
@@ -135,6 +135,10 @@ async def test_a_sink_that_always_fails_ends_in_the_dead_letters_and_retry_bring
     every = sorted(i for ids in expected.values() for i in ids)
     assert sorted(d[1] for d in dead) == every
     assert all(d[2] == policy.max_attempts for d in dead)
+    async with db.uow_read() as uow:
+        _, (stats,) = await backlog(uow.conn, utcnow())
+    assert stats.counters["failures_total"] >= len(every)  # every one failed before it died
+    assert stats.counters["delivered_total"] == 0
 
     mended = Recorder("broken")
     assert await redeliver_dead(db, mended, every) == len(every)

@@ -11,11 +11,12 @@ each aggregate's events reach each sink in commit order, however many workers ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, delete, select, text, update
+from sqlalchemy import TextClause, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +25,16 @@ from .tables import outbox_events, relay_cursors, relay_dead
 from .types import UtcDateTime
 
 _SEQUENCER_LOCK = 73_310_001  # pg_advisory_xact_lock key of the sequencer
+# Delivery latency histogram (commit to acknowledged), cumulative buckets in seconds.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _bucket_column(le: float) -> str:
+    return "latency_le_" + f"{le:g}".replace(".", "_")
+
+
+BUCKET_COLUMNS = tuple(_bucket_column(le) for le in LATENCY_BUCKETS)
+COUNTERS = ("delivered_total", "failures_total", "latency_sum", *BUCKET_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -96,8 +107,9 @@ async def ensure_cursors(
     conn: AsyncConnection, sinks: list[str], lanes: int, now: datetime
 ) -> None:
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    zeros = {c: 0 for c in COUNTERS}
     rows = [
-        {"sink": s, "lane": lane, "delivered_seq": 0, "attempts": 0, "next_attempt_at": now}
+        {"sink": s, "lane": lane, "delivered_seq": 0, "attempts": 0, "next_attempt_at": now} | zeros
         for s in sinks
         for lane in range(lanes)
     ]
@@ -150,14 +162,35 @@ async def events_after(conn: AsyncConnection, lane: int, seq: int, limit: int) -
     return [StoredEvent(*row) for row in rows]
 
 
-async def advance(conn: AsyncConnection, cursor: Cursor, worker: str, seq: int) -> bool:
-    """The lane delivered up to `seq`; False when the lease was lost meanwhile (another worker
-    took the lane over and delivers it again: at least once)."""
+async def advance(
+    conn: AsyncConnection,
+    cursor: Cursor,
+    worker: str,
+    seq: int,
+    latencies: Sequence[float] = (),
+) -> bool:
+    """The lane delivered up to `seq` (`latencies`: commit to acknowledged, per event handed to
+    the sink); False when the lease was lost meanwhile (another worker took the lane over and
+    delivers it again: at least once)."""
     c = relay_cursors.c
+    counters: dict[str, Any] = {
+        "delivered_total": c.delivered_total + len(latencies),
+        "latency_sum": c.latency_sum + float(sum(latencies)),
+    }
+    for le in LATENCY_BUCKETS:
+        column = _bucket_column(le)
+        counters[column] = c[column] + sum(1 for x in latencies if x <= le)
     result = await conn.execute(
         update(relay_cursors)
         .where(c.sink == cursor.sink, c.lane == cursor.lane, c.lease_owner == worker)
-        .values(delivered_seq=seq, attempts=0, last_error=None, lease_owner=None, lease_until=None)
+        .values(
+            delivered_seq=seq,
+            attempts=0,
+            last_error=None,
+            lease_owner=None,
+            lease_until=None,
+            **counters,
+        )
     )
     return bool(result.rowcount)
 
@@ -171,6 +204,7 @@ async def postpone(
         .where(c.sink == cursor.sink, c.lane == cursor.lane, c.lease_owner == worker)
         .values(
             attempts=cursor.attempts + 1,
+            failures_total=c.failures_total + 1,
             next_attempt_at=at,
             last_error=error[:2000],
             lease_owner=None,
@@ -244,6 +278,7 @@ class SinkBacklog:
     pending: int  # sequenced events past the sink's cursors
     oldest_seconds: float  # age of the oldest of them
     dead: int
+    counters: dict[str, float]  # COUNTERS summed over the sink's lanes
 
 
 async def backlog(conn: AsyncConnection, now: datetime) -> tuple[int, list[SinkBacklog]]:
@@ -262,12 +297,20 @@ async def backlog(conn: AsyncConnection, now: datetime) -> tuple[int, list[SinkB
             """
         ).columns(oldest=UtcDateTime())
     )
+    c = relay_cursors.c
+    sums = {
+        r.sink: r
+        for r in await conn.execute(
+            select(c.sink, *(func.sum(c[name]).label(name) for name in COUNTERS)).group_by(c.sink)
+        )
+    }
     found = [
         SinkBacklog(
             r.sink,
             int(r.pending),
             0.0 if r.oldest is None else max((now - r.oldest).total_seconds(), 0.0),
             int(r.dead),
+            {name: float(getattr(sums[r.sink], name) or 0) for name in COUNTERS},
         )
         for r in rows
     ]

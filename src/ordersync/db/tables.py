@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -280,6 +281,18 @@ relay_cursors = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", UtcDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
+    # Counters for /metrics, kept on the lane's own row: only its leaseholder writes it.
+    Column("delivered_total", BigInteger, nullable=False, default=0),
+    Column("failures_total", BigInteger, nullable=False, default=0),
+    Column("latency_sum", Float, nullable=False, default=0),
+    Column("latency_le_0_05", BigInteger, nullable=False, default=0),
+    Column("latency_le_0_1", BigInteger, nullable=False, default=0),
+    Column("latency_le_0_25", BigInteger, nullable=False, default=0),
+    Column("latency_le_0_5", BigInteger, nullable=False, default=0),
+    Column("latency_le_1", BigInteger, nullable=False, default=0),
+    Column("latency_le_2_5", BigInteger, nullable=False, default=0),
+    Column("latency_le_5", BigInteger, nullable=False, default=0),
+    Column("latency_le_10", BigInteger, nullable=False, default=0),
 )
 
 # Events a sink refused too many times; `ordersync events retry` sends them again.

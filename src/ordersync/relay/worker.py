@@ -137,7 +137,7 @@ class Relay:
         async with self.db.uow_read() as uow:
             stored = await store.events_after(uow.conn, cursor.lane, cursor.delivered_seq, limit)
         if not stored:
-            return await self._advance(cursor, cursor.delivered_seq, 0)
+            return await self._advance(cursor, cursor.delivered_seq)
         events = [_event(e) for e in stored if sink.wants(_event(e))]
         try:
             if events:
@@ -146,13 +146,17 @@ class Relay:
                 )
         except (DeliveryFailed, TimeoutError) as exc:
             return await self._failed(cursor, stored, exc)
-        return await self._advance(cursor, stored[-1].seq, len(events))
+        now = utcnow()
+        latencies = [(now - e.created_at).total_seconds() for e in events]
+        return await self._advance(cursor, stored[-1].seq, latencies)
 
-    async def _advance(self, cursor: store.Cursor, seq: int, count: int) -> int:
+    async def _advance(
+        self, cursor: store.Cursor, seq: int, latencies: list[float] | None = None
+    ) -> int:
         async with self.db.uow() as uow:
-            await store.advance(uow.conn, cursor, self.worker_id, seq)
+            await store.advance(uow.conn, cursor, self.worker_id, seq, latencies or [])
             await uow.commit()
-        return count
+        return len(latencies or [])
 
     async def _failed(
         self, cursor: store.Cursor, stored: list[store.StoredEvent], exc: Exception

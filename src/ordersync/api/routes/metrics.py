@@ -34,5 +34,28 @@ async def metrics(principal: Auth, db: Db) -> PlainTextResponse:
         "# HELP ordersync_relay_dead_letters Events a sink refused too often, per sink.",
         "# TYPE ordersync_relay_dead_letters gauge",
         *(f'ordersync_relay_dead_letters{{sink="{s.sink}"}} {s.dead}' for s in sinks),
+        "# HELP ordersync_relay_failures_total Failed deliveries (batches), per sink.",
+        "# TYPE ordersync_relay_failures_total counter",
+        *(
+            f'ordersync_relay_failures_total{{sink="{s.sink}"}} {s.counters["failures_total"]:g}'
+            for s in sinks
+        ),
+        "# HELP ordersync_relay_delivery_seconds From an event's commit to the sink's"
+        " acknowledgement.",
+        "# TYPE ordersync_relay_delivery_seconds histogram",
+        *(line for s in sinks for line in _histogram(s)),
     ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+def _histogram(sink: relay.SinkBacklog) -> list[str]:
+    name, label = "ordersync_relay_delivery_seconds", f'sink="{sink.sink}"'
+    count = sink.counters["delivered_total"]
+    lines = [
+        f'{name}_bucket{{{label},le="{le:g}"}} {sink.counters[column]:g}'
+        for le, column in zip(relay.LATENCY_BUCKETS, relay.BUCKET_COLUMNS, strict=True)
+    ]
+    lines.append(f'{name}_bucket{{{label},le="+Inf"}} {count:g}')
+    lines.append(f"{name}_sum{{{label}}} {sink.counters['latency_sum']:.6f}")
+    lines.append(f"{name}_count{{{label}}} {count:g}")
+    return lines

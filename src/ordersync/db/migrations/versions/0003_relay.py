@@ -44,6 +44,17 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("delivered_total", sa.BigInteger(), nullable=False),
+        sa.Column("failures_total", sa.BigInteger(), nullable=False),
+        sa.Column("latency_sum", sa.Float(), nullable=False),
+        sa.Column("latency_le_0_05", sa.BigInteger(), nullable=False),
+        sa.Column("latency_le_0_1", sa.BigInteger(), nullable=False),
+        sa.Column("latency_le_0_25", sa.BigInteger(), nullable=False),
+        sa.Column("latency_le_0_5", sa.BigInteger(), nullable=False),
+        sa.Column("latency_le_1", sa.BigInteger(), nullable=False),
+        sa.Column("latency_le_2_5", sa.BigInteger(), nullable=False),
+        sa.Column("latency_le_5", sa.BigInteger(), nullable=False),
+        sa.Column("latency_le_10", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("sink", "lane", name=op.f("pk_relay_cursors")),
     )
     op.create_table(
