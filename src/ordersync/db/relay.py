@@ -315,3 +315,36 @@ async def backlog(conn: AsyncConnection, now: datetime) -> tuple[int, list[SinkB
         for r in rows
     ]
     return int(unsequenced), found
+
+
+@dataclass(frozen=True)
+class LaneState:
+    sink: str
+    lane: int
+    pending: int
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+async def lanes_with_work(conn: AsyncConnection, sink: str | None = None) -> list[LaneState]:
+    """Lanes with events waiting, and lanes being retried after a failure."""
+    rows = await conn.execute(
+        text(
+            """
+            SELECT c.sink, c.lane, count(e.id) AS pending, c.attempts, c.next_attempt_at,
+                   c.last_error
+            FROM relay_cursors c
+            LEFT JOIN outbox_events e ON e.lane = c.lane AND e.seq > c.delivered_seq
+            WHERE (CAST(:sink AS VARCHAR) IS NULL OR c.sink = CAST(:sink AS VARCHAR))
+            GROUP BY c.sink, c.lane, c.attempts, c.next_attempt_at, c.last_error
+            HAVING count(e.id) > 0 OR c.attempts > 0
+            ORDER BY c.sink, c.lane
+            """
+        ).columns(next_attempt_at=UtcDateTime()),
+        {"sink": sink},
+    )
+    return [
+        LaneState(r.sink, r.lane, int(r.pending), int(r.attempts), r.next_attempt_at, r.last_error)
+        for r in rows
+    ]

@@ -33,6 +33,20 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 
     app.add_typer(events_app, name="events")
 
+    @events_app.command("pending")
+    def pending(sink: Annotated[str | None, typer.Option(help="only this sink")] = None) -> None:
+        """Events waiting per sink and lane, and lanes retrying after a failure."""
+        rows = asyncio.run(_pending(settings(), sink))
+        for lane in rows:
+            state = f"{lane.pending} waiting"
+            if lane.attempts:
+                state += (
+                    f", failed {lane.attempts} times, next try {lane.next_attempt_at.isoformat()}"
+                    f": {lane.last_error}"
+                )
+            typer.echo(f"{lane.sink} lane {lane.lane}: {state}")
+        typer.echo(f"{sum(lane.pending for lane in rows)} events waiting")
+
     @events_app.command("dead")
     def dead(sink: Annotated[str | None, typer.Option(help="only this sink")] = None) -> None:
         """List the dead letters: events a sink refused `relay.max_attempts` times."""
@@ -77,6 +91,15 @@ async def _work(conf: Settings) -> None:
     finally:
         for sink in sinks.values():
             await sink.close()
+        await db.dispose()
+
+
+async def _pending(conf: Settings, sink: str | None) -> list[relay_store.LaneState]:
+    db = Database.from_url(conf.database_url, pool_size=2)
+    try:
+        async with db.uow_read() as uow:
+            return await relay_store.lanes_with_work(uow.conn, sink)
+    finally:
         await db.dispose()
 
 
