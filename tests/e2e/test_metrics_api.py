@@ -36,6 +36,8 @@ async def test_metrics_show_the_backlog_per_sink(client: httpx.AsyncClient, db: 
     assert "ordersync_outbox_unsequenced 0\n" in after.text
     assert 'ordersync_relay_dead_letters{sink="hook"} 0\n' in after.text
     assert 'ordersync_relay_failures_total{sink="hook"} 0\n' in after.text
+    assert 'ordersync_relay_attempts_total{sink="hook"} ' in after.text
+    assert 'ordersync_relay_attempts_total{sink="hook"} 0\n' not in after.text
     delivered = relay.delivered
     assert delivered >= 4
     assert f'ordersync_relay_delivery_seconds_count{{sink="hook"}} {delivered}\n' in after.text

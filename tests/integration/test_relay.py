@@ -148,12 +148,13 @@ async def test_a_sink_that_always_fails_ends_in_the_dead_letters_and_retry_bring
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("count", [2, 4])
 async def test_several_workers_deliver_everything_and_nothing_twice_at_once(
-    db: Database, backend: str
+    db: Database, backend: str, count: int
 ) -> None:
     expected = await write_events(db, aggregates=40, per_aggregate=5)
     sink = Recorder("hook")
-    workers = [Relay(db, {"hook": sink}, FAST, worker_id=f"w{i}") for i in range(4)]
+    workers = [Relay(db, {"hook": sink}, FAST, worker_id=f"w{i}") for i in range(count)]
 
     await drain(*workers)
 

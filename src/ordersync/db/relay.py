@@ -34,7 +34,7 @@ def _bucket_column(le: float) -> str:
 
 
 BUCKET_COLUMNS = tuple(_bucket_column(le) for le in LATENCY_BUCKETS)
-COUNTERS = ("delivered_total", "failures_total", "latency_sum", *BUCKET_COLUMNS)
+COUNTERS = ("delivered_total", "batches_total", "failures_total", "latency_sum", *BUCKET_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,7 @@ async def advance(
     c = relay_cursors.c
     counters: dict[str, Any] = {
         "delivered_total": c.delivered_total + len(latencies),
+        "batches_total": c.batches_total + (1 if latencies else 0),
         "latency_sum": c.latency_sum + float(sum(latencies)),
     }
     for le in LATENCY_BUCKETS:

@@ -283,6 +283,7 @@ relay_cursors = Table(
     Column("last_error", Text, nullable=True),
     # Counters for /metrics, kept on the lane's own row: only its leaseholder writes it.
     Column("delivered_total", BigInteger, nullable=False, default=0),
+    Column("batches_total", BigInteger, nullable=False, default=0),
     Column("failures_total", BigInteger, nullable=False, default=0),
     Column("latency_sum", Float, nullable=False, default=0),
     Column("latency_le_0_05", BigInteger, nullable=False, default=0),

@@ -34,6 +34,13 @@ async def metrics(principal: Auth, db: Db) -> PlainTextResponse:
         "# HELP ordersync_relay_dead_letters Events a sink refused too often, per sink.",
         "# TYPE ordersync_relay_dead_letters gauge",
         *(f'ordersync_relay_dead_letters{{sink="{s.sink}"}} {s.dead}' for s in sinks),
+        "# HELP ordersync_relay_attempts_total Deliveries tried (batches), per sink.",
+        "# TYPE ordersync_relay_attempts_total counter",
+        *(
+            f'ordersync_relay_attempts_total{{sink="{s.sink}"}} '
+            f"{s.counters['batches_total'] + s.counters['failures_total']:g}"
+            for s in sinks
+        ),
         "# HELP ordersync_relay_failures_total Failed deliveries (batches), per sink.",
         "# TYPE ordersync_relay_failures_total counter",
         *(

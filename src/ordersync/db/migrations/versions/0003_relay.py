@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("delivered_total", sa.BigInteger(), nullable=False),
+        sa.Column("batches_total", sa.BigInteger(), nullable=False),
         sa.Column("failures_total", sa.BigInteger(), nullable=False),
         sa.Column("latency_sum", sa.Float(), nullable=False),
         sa.Column("latency_le_0_05", sa.BigInteger(), nullable=False),
