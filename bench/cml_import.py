@@ -63,14 +63,20 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import common
+from common import (
+    BenchError,
+    database_urls,
+    interrupt,
+    log,
+    log_tail,
+    run,
+    stop_group,
+    venv_bin,
+)
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
 DB_NAME = "ordersync_cml_bench"
-DATABASE_URL = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
-ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-BENCH_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
+DATABASE_URL, BENCH_DSN = database_urls(DB_NAME)
 
 EXCHANGE_PATH = "/bitrix/admin/1c_exchange.php"
 LOGIN = "bench"
@@ -95,12 +101,6 @@ UPLOAD_NAME = "offers.xml"  # 1C sends the package under the same name every tim
 TARGET_FIRST_OPS = 10_000.0
 TARGET_REIMPORT_OPS = 20_000.0
 TARGET_RSS_MB = 200.0
-
-ROOT = Path.cwd()
-
-
-class BenchError(Exception):
-    """A step failed; the message says which and why."""
 
 
 @dataclass
@@ -167,46 +167,6 @@ class Results:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def venv_bin(name: str) -> Path:
-    """A console script of the interpreter running this file (the project's venv)."""
-    candidates = [Path(sys.executable).parent / name, ROOT / ".venv" / "bin" / name]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    raise BenchError(
-        f"{name} not found in {candidates[0].parent}; install the package first "
-        "(.venv/bin/pip install -e '.[dev]')"
-    )
-
-
-def run(
-    cmd: Sequence[str | Path],
-    *,
-    env: dict[str, str] | None = None,
-    timeout: float | None = None,
-    what: str,
-) -> subprocess.CompletedProcess[str]:
-    args = [str(c) for c in cmd]
-    try:
-        proc = subprocess.run(
-            args, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError as exc:
-        raise BenchError(f"{what}: {args[0]} not found") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{what}: timed out after {timeout} s") from exc
-    if proc.returncode != 0:
-        raise BenchError(
-            f"{what} failed (exit {proc.returncode}): {' '.join(args)}\n"
-            f"--- stdout\n{proc.stdout.strip()}\n--- stderr\n{proc.stderr.strip()}"
-        )
-    return proc
 
 
 def mb(kb: int) -> float:
@@ -608,23 +568,6 @@ def run_ceiling(path: Path) -> Ceiling:
 # --------------------------------------------------------------------------- database
 
 
-async def _recreate_database() -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {DB_NAME}")
-    finally:
-        await conn.close()
-
-
-async def _drop_database() -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    finally:
-        await conn.close()
-
-
 async def _counts() -> Counts:
     conn = await asyncpg.connect(BENCH_DSN)
     try:
@@ -651,11 +594,11 @@ async def _counts() -> Counts:
 
 
 def recreate_database() -> None:
-    asyncio.run(_recreate_database())
+    common.recreate_database(DB_NAME)
 
 
 def drop_database() -> None:
-    asyncio.run(_drop_database())
+    common.drop_database(DB_NAME)
 
 
 def counts() -> Counts:
@@ -789,28 +732,14 @@ class Server:
         return peak, lines
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        tail = "\n".join(text.splitlines()[-lines:])
-        return f"--- last lines of {self.log_path}\n{tail}"
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         proc = self.proc
         if proc is None:
             return
         self.proc = None
-        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):  # the group may be gone already
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
+        stop_group(proc)
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -1183,15 +1112,11 @@ def bench(args: argparse.Namespace, files: Path, workdir: Path, results: Results
     through_protocol(files, workdir, results, password_hash)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.ceiling_pass:
         return ceiling_pass(args.ceiling_pass)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     results = Results()
     code = 0
     if args.dir is not None:

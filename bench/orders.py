@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import shutil
@@ -41,14 +40,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import common
+from common import (
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    BenchError,
+    database_urls,
+    interrupt,
+    log,
+    log_tail,
+    run,
+    stop_group,
+    venv_bin,
+)
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
 DB_NAME = "ordersync_bench"
-DATABASE_URL = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
-ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-BENCH_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
+DATABASE_URL, BENCH_DSN = database_urls(DB_NAME)
 
 HUB_PORT = 8765
 HUB_WORKERS = 2
@@ -67,15 +75,10 @@ SPREAD_TARGET_CLIENTS = 32
 SPREAD_TARGET_RPS = 1500.0
 SPREAD_TARGET_P99_MS = 50.0
 
-ROOT = Path.cwd()
 BENCH_DIR = Path(__file__).resolve().parent
 LUA_SCRIPT = BENCH_DIR / "orders.lua"
 NAIVE_SQL = BENCH_DIR / "naive.sql"
 CASES = ("hot", "spread")
-
-
-class BenchError(Exception):
-    """A step failed; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -127,22 +130,6 @@ class Row:
 # --------------------------------------------------------------------------- helpers
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def venv_bin(name: str) -> Path:
-    """A console script of the interpreter running this file (the project's venv)."""
-    candidates = [Path(sys.executable).parent / name, ROOT / ".venv" / "bin" / name]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    raise BenchError(
-        f"{name} not found in {candidates[0].parent}; install the package first "
-        "(.venv/bin/pip install -e '.[dev]')"
-    )
-
-
 def app_env() -> dict[str, str]:
     """The environment for the ordersync CLI: ours, without stray ORDERSYNC_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSYNC_")}
@@ -153,30 +140,6 @@ def app_env() -> dict[str, str]:
         ORDERSYNC_SWEEPER_INTERVAL_SECONDS="60",
     )
     return env
-
-
-def run(
-    cmd: Sequence[str | Path],
-    *,
-    env: dict[str, str] | None = None,
-    timeout: float | None = None,
-    what: str,
-) -> subprocess.CompletedProcess[str]:
-    args = [str(c) for c in cmd]
-    try:
-        proc = subprocess.run(
-            args, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError as exc:
-        raise BenchError(f"{what}: {args[0]} not found") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{what}: timed out after {timeout} s") from exc
-    if proc.returncode != 0:
-        raise BenchError(
-            f"{what} failed (exit {proc.returncode}): {' '.join(args)}\n"
-            f"--- stdout\n{proc.stdout.strip()}\n--- stderr\n{proc.stderr.strip()}"
-        )
-    return proc
 
 
 def ensure_wrk() -> str:
@@ -220,23 +183,6 @@ def ms(us: float) -> float:
 
 
 # --------------------------------------------------------------------------- database
-
-
-async def _recreate_database() -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {DB_NAME}")
-    finally:
-        await conn.close()
-
-
-async def _drop_database() -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    finally:
-        await conn.close()
 
 
 SEED_STORES = """
@@ -321,11 +267,11 @@ async def _count_orders() -> int:
 
 
 def recreate_database() -> None:
-    asyncio.run(_recreate_database())
+    common.recreate_database(DB_NAME)
 
 
 def drop_database() -> None:
-    asyncio.run(_drop_database())
+    common.drop_database(DB_NAME)
 
 
 def seed() -> Seeded:
@@ -408,29 +354,14 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        tail = "\n".join(text.splitlines()[-lines:])
-        return f"--- last lines of {self.log_path}\n{tail}"
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         proc = self.proc
         if proc is None:
             return
         self.proc = None
-        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):  # the group may be gone already
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-            # The leader is gone; make sure no worker of its group survives it.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
+        stop_group(proc)
 
 
 def port_in_use(port: int) -> bool:
@@ -729,13 +660,9 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
     return rows
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     rows: list[Row] = []
     code = 0
     with tempfile.TemporaryDirectory(prefix="ordersync-bench-") as tmp:

@@ -35,12 +35,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import asyncpg
+import orders as hub  # its seeding and serving of the hub, for --api
+from common import database_urls, recreate_database, run, venv_bin
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "ordersync_relay_bench"
-DSN = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
-URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DB_NAME}"
-BINARY = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "ordersync"
+URL, DSN = database_urls(DB_NAME)
+BINARY = venv_bin("ordersync")
 SECRET = "bench-secret"
 
 
@@ -101,16 +101,10 @@ class Receiver:
             self.requests = 0
 
 
-async def recreate() -> None:
-    admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {DB_NAME}")
-    await admin.close()
-
-
-def migrate() -> None:
+def recreate_and_migrate() -> None:
+    recreate_database(DB_NAME)
     env = {**os.environ, "ORDERSYNC_MASTER": "hub", "ORDERSYNC_DATABASE_URL": URL}
-    subprocess.run([str(BINARY), "migrate"], env=env, check=True, capture_output=True)
+    run([BINARY, "migrate"], env=env, what="ordersync migrate")
 
 
 def start_workers(count: int, config: Path) -> list[subprocess.Popen[bytes]]:
@@ -197,9 +191,6 @@ async def place_orders(rate: float, seconds: float, token: str, url: str, produc
 
 def through_the_api(args: argparse.Namespace) -> None:
     """Latency with the hub's API placing orders (orders.py seeds and serves the hub)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import orders as hub  # bench/orders.py
-
     ordersync = hub.venv_bin("ordersync")
     hub.recreate_database()
     hub.migrate(ordersync)
@@ -270,8 +261,7 @@ def main() -> None:
         through_the_api(args)
         return
 
-    asyncio.run(recreate())
-    migrate()
+    recreate_and_migrate()
     receiver = Receiver()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "relay.toml"

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from ordersync.db.unit_of_work import Database
-from ordersync.services.context import utcnow
 from ordersync.sinks.signing import verify
-from tests.integration.test_relay import ids_by_aggregate
+from tests.integration.test_relay import write_events
 
 BINARY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "ordersync"
 SECRET = b"test-secret"
@@ -81,15 +80,6 @@ def start_worker(database_url: str, url: str, tmp_path: Path) -> subprocess.Pope
     return subprocess.Popen([str(BINARY), "worker"], env=env, stderr=subprocess.PIPE)
 
 
-async def write_events(db: Database, aggregates: int, rounds: int) -> dict[str, list[int]]:
-    for n in range(rounds):
-        async with db.uow() as uow:
-            for a in range(aggregates):
-                await uow.add_event("stock.changed", "stock", f"{a}:1", {"n": n}, utcnow())
-            await uow.commit()
-    return await ids_by_aggregate(db)
-
-
 def wait_for(condition: object, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -101,7 +91,7 @@ def wait_for(condition: object, seconds: float) -> None:
 async def test_the_worker_delivers_everything_signed_and_in_order(
     db: Database, database_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    expected = await write_events(db, aggregates=6, rounds=5)
+    expected = await write_events(db, aggregates=6, per_aggregate=5)
     every = sorted(i for ids in expected.values() for i in ids)
     worker = start_worker(database_url, receiver.url, tmp_path)
     try:
@@ -122,7 +112,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
 ) -> None:
     slow = Receiver(delay=0.5)
     try:
-        expected = await write_events(db, aggregates=4, rounds=5)
+        expected = await write_events(db, aggregates=4, per_aggregate=5)
         every = sorted(i for ids in expected.values() for i in ids)
         first = start_worker(database_url, slow.url, tmp_path)
         await support_wait(lambda: len(slow.received) > 0, 30)

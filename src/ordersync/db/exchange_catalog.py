@@ -191,26 +191,10 @@ async def unknown_stock_products(conn: AsyncConnection, file_id: int, lo: int, h
     return int(result.scalar_one())
 
 
-async def repeated_items(conn: AsyncConnection, file_id: int) -> int:
-    """Ид that the file gives more than once (the last one wins, so order matters)."""
-    result = await conn.execute(
-        text(
-            """
-            SELECT count(*) FROM (
-                SELECT xml_id FROM exchange_stage_items WHERE file_id = :f
-                GROUP BY xml_id HAVING count(*) > 1
-            ) repeated
-            """
-        ),
-        {"f": file_id},
-    )
-    return int(result.scalar_one())
-
-
-async def keep_last_of_repeated(conn: AsyncConnection, file_id: int) -> None:
+async def keep_last_of_repeated(conn: AsyncConnection, file_id: int) -> int:
     """An Ид given twice: only its last item stays (as a later element wins in Bitrix), so
-    chunks may be applied in any order and by several workers."""
-    await conn.execute(
+    chunks may be applied in any order and by several workers. Returns the items dropped."""
+    result = await conn.execute(
         text(
             """
             DELETE FROM exchange_stage_items
@@ -224,3 +208,4 @@ async def keep_last_of_repeated(conn: AsyncConnection, file_id: int) -> None:
         ),
         {"f": file_id},
     )
+    return int(result.rowcount or 0)

@@ -19,6 +19,7 @@ from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
 from . import cli_exchange, cli_relay
+from .cli_db import database
 from .demo import is_empty, seed_demo
 
 app = typer.Typer(help="ordersync: one order stream and one stock ledger.", no_args_is_help=True)
@@ -37,7 +38,7 @@ def _settings() -> Settings:
 
 
 def _db(settings: Settings) -> Database:
-    return Database.from_url(settings.database_url, 2, settings.catalog_cache_seconds)
+    return database(settings)
 
 
 @app.command()

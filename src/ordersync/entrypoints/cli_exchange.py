@@ -12,11 +12,11 @@ import typer
 
 from ..config import Settings
 from ..db import exchange_records, reconcile
-from ..db.unit_of_work import Database
 from ..domain.events import dec
 from ..domain.types import Master
 from ..exchange.auth import hash_password
 from ..services.context import utcnow
+from .cli_db import opened
 
 exchange_app = typer.Typer(help="The CommerceML exchange with 1C.")
 
@@ -76,8 +76,7 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 async def _reconcile(
     conf: Settings, apply: bool, store: str | None, limit: int | None
 ) -> tuple[list[reconcile.FigureDrift], int]:
-    db = Database.from_url(conf.database_url, pool_size=2)
-    try:
+    async with opened(conf) as db:
         async with db.uow_read() as uow:
             found = await reconcile.drifts(uow.conn, store, limit)
         adopted = 0
@@ -88,14 +87,8 @@ async def _reconcile(
                     await uow.commit()
                 adopted += 1
         return found, adopted
-    finally:
-        await db.dispose()
 
 
 async def _log(conf: Settings, limit: int) -> list[tuple[datetime, str, str]]:
-    db = Database.from_url(conf.database_url, pool_size=2)
-    try:
-        async with db.uow_read() as uow:
-            return list(await exchange_records.recent_log(uow.conn, limit))
-    finally:
-        await db.dispose()
+    async with opened(conf) as db, db.uow_read() as uow:
+        return list(await exchange_records.recent_log(uow.conn, limit))

@@ -12,10 +12,10 @@ import typer
 
 from ..config import Settings
 from ..db import relay as relay_store
-from ..db.unit_of_work import Database
 from ..relay.configured import build_sinks, policy
 from ..relay.worker import Relay, redeliver_dead
 from ..sinks.base import DeliveryFailed
+from .cli_db import opened
 
 events_app = typer.Typer(help="Outbox events that could not be delivered.")
 
@@ -80,59 +80,45 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 
 
 async def _work(conf: Settings) -> None:
-    db = Database.from_url(conf.database_url, pool_size=4)
-    sinks = await build_sinks(db, conf.sinks)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await Relay(db, sinks, policy(conf.relay)).run(stop)
-    finally:
-        for sink in sinks.values():
-            await sink.close()
-        await db.dispose()
+    async with opened(conf, pool_size=4) as db:  # lanes are drained side by side
+        sinks = await build_sinks(db, conf.sinks)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Relay(db, sinks, policy(conf.relay)).run(stop)
+        finally:
+            for sink in sinks.values():
+                await sink.close()
 
 
 async def _pending(conf: Settings, sink: str | None) -> list[relay_store.LaneState]:
-    db = Database.from_url(conf.database_url, pool_size=2)
-    try:
-        async with db.uow_read() as uow:
-            return await relay_store.lanes_with_work(uow.conn, sink)
-    finally:
-        await db.dispose()
+    async with opened(conf) as db, db.uow_read() as uow:
+        return await relay_store.lanes_with_work(uow.conn, sink)
 
 
 async def _dead(conf: Settings, sink: str | None) -> list[tuple[str, int, int, str, datetime]]:
-    db = Database.from_url(conf.database_url, pool_size=2)
-    try:
-        async with db.uow_read() as uow:
-            return list(await relay_store.dead_letters(uow.conn, sink))
-    finally:
-        await db.dispose()
+    async with opened(conf) as db, db.uow_read() as uow:
+        return list(await relay_store.dead_letters(uow.conn, sink))
 
 
 async def _retry(conf: Settings, sink_name: str, ids: list[int] | None) -> int:
     if sink_name not in conf.sinks:
         raise typer.BadParameter(f"no sink {sink_name} in the configuration")
-    db = Database.from_url(conf.database_url, pool_size=2)
-    sinks = await build_sinks(db, {sink_name: conf.sinks[sink_name]})
-    try:
-        async with db.uow_read() as uow:
-            dead = await relay_store.dead_letters(uow.conn, sink_name)
-        wanted = [row[1] for row in dead if ids is None or row[1] in ids]
-        return await redeliver_dead(db, sinks[sink_name], wanted) if wanted else 0
-    finally:
-        await sinks[sink_name].close()
-        await db.dispose()
+    async with opened(conf) as db:
+        sink = (await build_sinks(db, {sink_name: conf.sinks[sink_name]}))[sink_name]
+        try:
+            async with db.uow_read() as uow:
+                dead = await relay_store.dead_letters(uow.conn, sink_name)
+            wanted = [row[1] for row in dead if ids is None or row[1] in ids]
+            return await redeliver_dead(db, sink, wanted) if wanted else 0
+        finally:
+            await sink.close()
 
 
 async def _drop(conf: Settings, sink: str, ids: list[int]) -> int:
-    db = Database.from_url(conf.database_url, pool_size=2)
-    try:
-        async with db.uow() as uow:
-            count = await relay_store.forget_dead(uow.conn, sink, ids)
-            await uow.commit()
+    async with opened(conf) as db, db.uow() as uow:
+        count = await relay_store.forget_dead(uow.conn, sink, ids)
+        await uow.commit()
         return count
-    finally:
-        await db.dispose()

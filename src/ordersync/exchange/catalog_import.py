@@ -193,10 +193,9 @@ class CatalogImport:
         formed = reader.formed_at or session.created_at
         # The chunk size is the file's: a changed setting must not move the chunk boundaries.
         result = {**file.result, "negative": negatives, "chunk": self.settings.chunk_offers}
-        repeated = await exchange_catalog.repeated_items(conn, file.id)
+        repeated = await exchange_catalog.keep_last_of_repeated(conn, file.id)
         if repeated:
             result["repeated_items"] = repeated
-            await exchange_catalog.keep_last_of_repeated(conn, file.id)
         return {
             "status": "staged",
             "kind": kind,

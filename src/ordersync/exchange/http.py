@@ -30,7 +30,7 @@ from ..services.ids import uuid7
 from . import auth
 from .catalog_import import CatalogImport
 from .sale_exchange import SaleExchange
-from .work_dir import WorkDir, chunk_hash, safe_name
+from .work_dir import WorkDir, safe_name
 
 log = logging.getLogger("ordersync.exchange")
 STANDARD_PATH = "/bitrix/admin/1c_exchange.php"
@@ -308,4 +308,4 @@ def _required(filename: str | None) -> str:
     return filename
 
 
-__all__ = ["STANDARD_PATH", "Exchange", "chunk_hash", "paths", "router"]
+__all__ = ["STANDARD_PATH", "Exchange", "paths", "router"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -91,10 +90,6 @@ def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, limit: 
             if written > limit:
                 raise BadExchangeFile(f"{member.filename} expands past the limit")
             dst.write(chunk)
-
-
-def chunk_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 def is_zip(path: Path) -> bool:

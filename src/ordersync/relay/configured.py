@@ -19,16 +19,8 @@ from .worker import RelayPolicy
 
 
 def policy(settings: RelaySettings) -> RelayPolicy:
-    return RelayPolicy(
-        lanes=settings.lanes,
-        batch=settings.batch,
-        lease_seconds=settings.lease_seconds,
-        max_attempts=settings.max_attempts,
-        backoff_base_seconds=settings.backoff_base_seconds,
-        backoff_cap_seconds=settings.backoff_cap_seconds,
-        poll_seconds=settings.poll_seconds,
-        retention_hours=settings.retention_hours,
-    )
+    """RelaySettings names a subset of RelayPolicy's fields, with the same names."""
+    return RelayPolicy(**settings.model_dump())
 
 
 async def build_sinks(db: Database, sinks: dict[str, SinkSettings]) -> dict[str, Sink]:

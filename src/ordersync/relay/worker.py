@@ -60,7 +60,9 @@ class Relay:
         self.sinks = dict(sinks)
         self.policy = policy or RelayPolicy()
         self.worker_id = worker_id or f"relay-{uuid.uuid4().hex[:12]}"
-        self.wake = asyncio.Event()  # set on a commit, so a quiet system delivers at once
+        # Set by this process's commits (and by NOTIFY on PostgreSQL, see run): a quiet
+        # system delivers at once instead of at the next poll.
+        self.wake = db.committed
         self._ready = False
         self.delivered = 0  # events handed to sinks by this relay
         self.failures = 0
@@ -106,7 +108,6 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until `stop`; between idle rounds it waits for a commit (LISTEN/NOTIFY on
         PostgreSQL, this process's own commits on SQLite) or the poll interval."""
-        self.wake = self.db.committed
         listener = None
         if self.db.engine.dialect.name == "postgresql":
             listener = await self.db.listen(OUTBOX_CHANNEL, self.wake)
@@ -138,7 +139,7 @@ class Relay:
             stored = await store.events_after(uow.conn, cursor.lane, cursor.delivered_seq, limit)
         if not stored:
             return await self._advance(cursor, cursor.delivered_seq)
-        events = [_event(e) for e in stored if sink.wants(_event(e))]
+        events = [e for e in map(_event, stored) if sink.wants(e)]
         try:
             if events:
                 await asyncio.wait_for(

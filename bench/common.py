@@ -1,0 +1,117 @@
+"""What the benchmarks share: logging, the project's console scripts, commands that must
+succeed, scratch PostgreSQL databases, and stopping a served process group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 5432
+PG_USER = "postgres"
+ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
+ROOT = Path.cwd()
+
+
+class BenchError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def venv_bin(name: str) -> Path:
+    """A console script of the interpreter running this file (the project's venv)."""
+    candidates = [Path(sys.executable).parent / name, ROOT / ".venv" / "bin" / name]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    raise BenchError(
+        f"{name} not found in {candidates[0].parent}; install the package first "
+        "(.venv/bin/pip install -e '.[dev]')"
+    )
+
+
+def run(
+    cmd: Sequence[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    what: str,
+) -> subprocess.CompletedProcess[str]:
+    args = [str(c) for c in cmd]
+    try:
+        proc = subprocess.run(
+            args, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError as exc:
+        raise BenchError(f"{what}: {args[0]} not found") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{what}: timed out after {timeout} s") from exc
+    if proc.returncode != 0:
+        raise BenchError(
+            f"{what} failed (exit {proc.returncode}): {' '.join(args)}\n"
+            f"--- stdout\n{proc.stdout.strip()}\n--- stderr\n{proc.stderr.strip()}"
+        )
+    return proc
+
+
+async def _drop(name: str, create: bool) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if create:
+            await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+
+
+def recreate_database(name: str) -> None:
+    asyncio.run(_drop(name, create=True))
+
+
+def drop_database(name: str) -> None:
+    asyncio.run(_drop(name, create=False))
+
+
+def database_urls(name: str) -> tuple[str, str]:
+    """(the hub's SQLAlchemy URL, an asyncpg DSN) of a scratch database."""
+    where = f"{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    return f"postgresql+asyncpg://{where}", f"postgresql://{where}"
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no server log)"
+    tail = "\n".join(text.splitlines()[-lines:])
+    return f"--- last lines of {path}\n{tail}"
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """TERM, then KILL, a process started with its own group, and any worker left in it."""
+    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; make sure no worker of its group survives it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
