@@ -623,6 +623,16 @@ def _properties(element: etree._Element) -> dict[str, str]:
     return result
 
 
+def _stores(element: etree._Element, names: tuple[str, ...]) -> list[list[str]]:
+    """The named fields of each Склады/Склад under `element`."""
+    box = _child(element, "Склады")
+    found: list[list[str]] = []
+    for store in box if box is not None else []:
+        if _local(store.tag) == "Склад":
+            found.append([_text(store, n) or "" for n in names])
+    return found
+
+
 @dataclass(frozen=True)
 class ExportedOrder:
     """A Документ of the site's orders document, as 1C reads it."""
@@ -632,6 +642,9 @@ class ExportedOrder:
     line_properties: list[dict[str, str]]
     properties: dict[str, str]  # ЗначенияРеквизитов
     customer: dict[str, str]
+    stores: list[str] = field(default_factory=list)  # Склады/Склад/Ид of the document
+    # per Товар: (Склад Ид, Количество) of its Склады, as 1C writes off per warehouse
+    line_stores: list[list[tuple[str, str]]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -662,14 +675,20 @@ def parse_orders(body: bytes) -> OrdersDocument:
         }
         lines: list[dict[str, str]] = []
         line_props: list[dict[str, str]] = []
+        line_stores: list[list[tuple[str, str]]] = []
         goods = _child(doc, "Товары")
         for item in goods if goods is not None else []:
             if _local(item.tag) != "Товар":
                 continue
             lines.append(
-                {_local(c.tag): (c.text or "").strip() for c in item if isinstance(c.tag, str)}
+                {
+                    _local(c.tag): (c.text or "").strip()
+                    for c in item
+                    if isinstance(c.tag, str) and len(c) == 0
+                }
             )
             line_props.append(_properties(item))
+            line_stores.append([(s[0], s[1]) for s in _stores(item, ("Ид", "Количество"))])
         customer: dict[str, str] = {}
         agents = _child(doc, "Контрагенты")
         agent = _child(agents, "Контрагент") if agents is not None else None
@@ -679,7 +698,17 @@ def parse_orders(body: bytes) -> OrdersDocument:
                 for c in agent
                 if len(c) == 0 and isinstance(c.tag, str)
             }
-        orders.append(ExportedOrder(fields, lines, line_props, _properties(doc), customer))
+        orders.append(
+            ExportedOrder(
+                fields,
+                lines,
+                line_props,
+                _properties(doc),
+                customer,
+                [s[0] for s in _stores(doc, ("Ид",))],
+                line_stores,
+            )
+        )
     return OrdersDocument(_local(root.tag), {_local(k): v for k, v in root.attrib.items()}, orders)
 
 

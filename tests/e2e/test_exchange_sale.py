@@ -110,7 +110,9 @@ async def test_query_returns_each_order_as_a_bitrix_document_in_the_configured_e
     assert len(doc.orders) == 3
 
     web = found[online["id"]]
-    assert web.fields["Номер"] == "B-1001"
+    assert web.fields["Номер"] == str(online["number"])  # short, so 1C and clients read it
+    assert int(web.fields["Номер"]) == online["number"]
+    assert web.properties["Номер заказа на сайте"] == "B-1001"
     assert web.fields["Дата"] == local_date(online["created_at"])
     assert (web.fields["ХозОперация"], web.fields["Роль"]) == ("Заказ товара", "Продавец")
     assert D(web.fields["Сумма"]) == D("510.50")
@@ -126,6 +128,11 @@ async def test_query_returns_each_order_as_a_bitrix_document_in_the_configured_e
     assert all(p["ТипНоменклатуры"] == "Товар" for p in web.line_properties)
     assert web.customer["Наименование"] == "Иван Петров"
     assert web.customer["Роль"] == "Покупатель"
+    # As Bitrix writes it: <user id>#<login>#<name>, the same for the same customer.
+    assert web.customer["Ид"] == "79990000001#iv@example.ru#Иван Петров"
+    # Delivery from WH1 (priority 10): the warehouse 1C writes the stock off.
+    assert web.stores == ["WH1"]
+    assert web.line_stores == [[("WH1", "2")], [("WH1", "1")], [("WH1", "0.75")]]
     props = web.properties
     assert props["Заказ оплачен"] == "false"
     assert props["Отменен"] == "false"
@@ -134,12 +141,17 @@ async def test_query_returns_each_order_as_a_bitrix_document_in_the_configured_e
     assert props["Номер чека ККМ"] == ""
 
     phone = found[operator["id"]]
-    assert phone.fields["Номер"] == operator["id"]
+    assert phone.fields["Номер"] == str(operator["number"])
+    assert phone.customer["Ид"] == "0#retail#Ольга"
+    assert phone.stores == ["S01"]
     assert phone.properties["Канал"] == "operator"
     assert phone.properties["Склад"] == "S01"
     assert [(x["Ид"], D(x["Количество"])) for x in phone.lines] == [("1c-mug", D(1))]
 
     receipt = found[till["order_id"]]
+    assert receipt.fields["Номер"] == str(till["order_number"])
+    assert receipt.stores == ["S01"]
+    assert len({web.fields["Номер"], phone.fields["Номер"], receipt.fields["Номер"]}) == 3
     assert receipt.properties["Канал"] == "pos"
     assert receipt.properties["Номер чека ККМ"] == "R-77"
     assert receipt.properties["Касса"] == "T1"
@@ -385,3 +397,94 @@ async def test_the_sale_session_refuses_catalog_calls_and_vice_versa(hub: Hub) -
         "/bitrix/admin/1c_exchange.php", params={"type": "sale", "mode": "query"}
     )
     assert response.content.startswith(b"failure\n")
+
+
+# --- 1C names orders its own way ---------------------------------------------------------------
+
+
+async def test_1c_s_own_document_id_with_the_site_s_number_finds_the_online_order(
+    hub: Hub,
+) -> None:
+    # 1C writes its own GUID in Ид and the site's number in Номер: the order is found by the
+    # number, and later documents carrying only that GUID find it too.
+    site = await placed(
+        hub.http, hub.net.tokens["online"], delivery(line("MUG", 1), external_id="555")
+    )
+    guid = "2b5c6d1e-0a9f-11ef-8e2b-0050569f1a2b"
+    onec = hub.onec()
+    await onec.open("sale")
+    paid = orders_xml([OrderChange(guid, number="555", paid_on=datetime.now(UTC))])
+    status, lines, _ = await onec.send_orders("a.xml", paid)
+    assert status == "success", lines
+    assert (await get_order(hub, site["id"]))["payment_status"] == "paid"
+
+    by_guid_only = orders_xml([OrderChange(guid, number="1С-77", cancelled=True)])
+    status, lines, _ = await onec.send_orders("b.xml", by_guid_only)
+    assert status == "success", lines
+    assert (await get_order(hub, site["id"]))["status"] == "cancelled"
+
+
+async def test_1c_finds_an_order_by_the_hub_s_number(hub: Hub) -> None:
+    order = await placed(hub.http, hub.net.tokens["operator"], pickup("S01", line("MUG", 1)))
+    onec = hub.onec()
+    await onec.open("sale")
+    guid = "7f000000-0000-0000-0000-000000000001"
+    changes = orders_xml([OrderChange(guid, number=str(order["number"]), cancelled=True)])
+    status, lines, _ = await onec.send_orders("a.xml", changes)
+    assert status == "success", lines
+    assert (await get_order(hub, order["id"]))["status"] == "cancelled"
+
+
+async def test_a_number_two_orders_share_is_told_apart_by_the_sum_or_not_applied(
+    hub: Hub,
+) -> None:
+    phone = await placed(hub.http, hub.net.tokens["operator"], delivery(line("TEA", 1)))
+    site = await placed(
+        hub.http,
+        hub.net.tokens["online"],
+        delivery(line("COFFEE", 1), external_id=str(phone["number"])),
+    )
+    shared = str(phone["number"])
+    onec = hub.onec()
+    await onec.open("sale")
+
+    unclear = orders_xml([OrderChange("guid-1", number=shared, total="1", cancelled=True)])
+    status, lines, _ = await onec.send_orders("a.xml", unclear)
+    assert status == "success", lines
+    assert any("names 2 orders" in x for x in lines), lines
+    assert (await get_order(hub, phone["id"]))["status"] == "placed"
+    assert (await get_order(hub, site["id"]))["status"] == "placed"
+
+    by_sum = orders_xml([OrderChange("guid-2", number=shared, total="250.50", cancelled=True)])
+    status, lines, _ = await onec.send_orders("b.xml", by_sum)
+    assert status == "success", lines
+    assert (await get_order(hub, site["id"]))["status"] == "cancelled"
+    assert (await get_order(hub, phone["id"]))["status"] == "placed"
+
+
+async def test_a_delivery_order_split_over_stores_names_each_line_s_warehouse(hub: Hub) -> None:
+    # TEA: 10 at WH1 (priority 10), 4 at S01 (priority 20, safety stock 1).
+    order = await placed(hub.http, hub.net.tokens["online"], delivery(line("TEA", 12)))
+    onec = hub.onec()
+    await onec.open("sale")
+    (doc,) = parse_orders(await onec.query()).orders
+    assert doc.id == order["id"]
+    assert doc.stores == ["WH1", "S01"]
+    assert doc.line_stores == [[("WH1", "10"), ("S01", "2")]]
+
+
+async def test_a_versioned_exchange_writes_the_order_s_version_and_it_changes(hub: Hub) -> None:
+    order = await placed(hub.http, hub.net.tokens["online"], delivery(line("MUG", 1)))
+    onec = hub.onec()
+    await onec.open("sale", "2.09")
+    (first,) = parse_orders(await onec.query()).orders
+    await onec.success()
+    await act(hub, order["id"], "pay")
+    (second,) = parse_orders(await onec.query()).orders
+    plain = hub.onec()
+    await plain.open("sale")
+    (unversioned,) = parse_orders(await plain.query()).orders
+
+    assert first.fields["НомерВерсии"] == "1"
+    assert second.fields["НомерВерсии"] == "2"
+    assert "НомерВерсии" not in unversioned.fields

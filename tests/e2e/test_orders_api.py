@@ -329,3 +329,53 @@ async def test_an_order_for_the_same_external_id_is_placed_once(
     assert second.json()["id"] == first.json()["id"]
     assert len(await orders(client, admin)) == 1
     assert await level(client, admin, "TEA", "WH1") == (Decimal(10), Decimal(2), Decimal(8))
+
+
+async def test_orders_get_short_sequential_numbers_that_find_them(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    first = await placed(client, net.tokens["online"], delivery(line("TEA", 1)))
+    refused = await place(client, net.tokens["online"], delivery(line("COFFEE", 99)))
+    second = await placed(client, net.tokens["operator"], pickup("S01", line("MUG", 1)))
+    sold = expect(
+        await client.post(
+            "/pos/sales",
+            json={
+                "store": "S01",
+                "pos_id": "T1",
+                "transaction_id": "R-1",
+                "lines": [{"sku": "TEA", "quantity": "1"}],
+            },
+            headers=bearer(net.tokens["pos"]),
+        ),
+        201,
+    )
+
+    expect(refused, 409, "insufficient_stock")
+    assert isinstance(first["number"], int) and first["number"] >= 1
+    assert first["number"] < second["number"] < sold["order_number"]
+    assert len(str(second["number"])) <= 2
+    found = expect(
+        await client.get(f"/orders?number={second['number']}", headers=bearer(net.tokens["admin"])),
+        200,
+    )
+    assert [o["id"] for o in found["orders"]] == [second["id"]]
+    offline = expect(
+        await client.get(f"/orders/{sold['order_id']}", headers=bearer(net.tokens["admin"])), 200
+    )
+    assert offline["number"] == sold["order_number"]
+
+
+async def test_an_order_s_version_goes_up_with_every_change(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    order = await placed(client, net.tokens["online"], delivery(line("TEA", 1)))
+    paid = expect(await act(client, net.tokens["operator"], order["id"], "pay"), 200)
+    again = expect(await act(client, net.tokens["operator"], order["id"], "pay"), 200)
+    shipped = expect(await act(client, net.tokens["operator"], order["id"], "ship"), 200)
+    read = expect(
+        await client.get(f"/orders/{order['id']}", headers=bearer(net.tokens["admin"])), 200
+    )
+
+    assert [order["version"], paid["version"], again["version"], shipped["version"]] == [1, 2, 2, 3]
+    assert read["version"] == 3

@@ -219,7 +219,7 @@ def test_official_offers_2_04_price_types_by_name(
 
 def test_orders_from_1c_2_09(samples: Path) -> None:
     changes = list(read_order_changes(samples / "orders-from-1c-2.09.xml"))
-    assert [c.ref for c in changes] == ["142", "235"]
+    assert [(c.id, c.number) for c in changes] == [("142", "142"), ("235", "235")]
     first, second = changes
     assert first.number == "142"
     assert first.number_1c == "ТДЦУ-000001"

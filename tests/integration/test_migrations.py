@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import BigInteger, DateTime, inspect, text
+from sqlalchemy import BigInteger, DateTime, bindparam, inspect, text
 from sqlalchemy.engine import Connection
 
+from ordersync.db import orders
 from ordersync.db.migrate import alembic_config, upgrade
 from ordersync.db.tables import metadata
 from ordersync.db.types import ScaledDecimal, UtcDateTime
@@ -66,9 +68,9 @@ async def test_the_migrations_are_at_their_single_head(db: Database) -> None:
     async with db.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
 
-    head = ScriptDirectory.from_config(alembic_config("unused")).get_current_head()
-    assert head == "0003"
-    assert [v[0] for v in versions] == [head]
+    heads = ScriptDirectory.from_config(alembic_config("unused")).get_heads()
+    assert len(heads) == 1
+    assert [v[0] for v in versions] == heads
 
 
 async def test_every_table_of_the_metadata_exists_after_upgrade(db: Database) -> None:
@@ -138,3 +140,37 @@ async def test_downgrade_to_base_and_upgrade_again_rebuilds_the_same_schema(
 
 def _downgrade(url: str) -> None:
     command.downgrade(alembic_config(url), "base")
+
+
+async def test_orders_placed_before_numbers_existed_are_numbered_in_placement_order(
+    scratch_url: str,
+) -> None:
+    await asyncio.to_thread(upgrade, scratch_url)
+    await asyncio.to_thread(_downgrade_to, scratch_url, "0003")
+    db = Database.from_url(scratch_url, pool_size=2)
+    try:
+        async with db.engine.begin() as conn:
+            for oid, at in (("b", "2026-01-02"), ("a", "2026-01-03"), ("c", "2026-01-01")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO orders (id, channel, source, fulfillment, status,"
+                        " payment_status, total, currency, customer, created_at, updated_at)"
+                        " VALUES (:id, 'online', 'order', 'delivery', 'placed', 'unpaid', 0,"
+                        " 'RUB', '{}', :at, :at)"
+                    ).bindparams(bindparam("at", type_=UtcDateTime())),
+                    {"id": oid, "at": datetime.fromisoformat(f"{at}T00:00:00+00:00")},
+                )
+        await asyncio.to_thread(upgrade, scratch_url)
+        async with db.engine.begin() as conn:
+            rows = (await conn.execute(text("SELECT id, number, version FROM orders"))).all()
+            numbered = {r.id: (r.number, r.version) for r in rows}
+            next_number = await orders.next_number(conn)
+    finally:
+        await db.dispose()
+
+    assert numbered == {"c": (1, 1), "b": (2, 1), "a": (3, 1)}
+    assert next_number == 4
+
+
+def _downgrade_to(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)

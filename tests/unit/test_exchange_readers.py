@@ -35,7 +35,7 @@ from ordersync.domain.types import (
 )
 from ordersync.exchange import auth
 from ordersync.exchange.catalog_reader import CatalogFile, Item
-from ordersync.exchange.sale_document import Refs, orders_document
+from ordersync.exchange.sale_document import Refs, customer_id_1c, orders_document
 from ordersync.exchange.sale_reader import OrderChange, read_order_changes
 from ordersync.exchange.work_dir import WorkDir, safe_name
 from ordersync.exchange.xml import iter_ends
@@ -875,7 +875,7 @@ def _sale_body() -> str:
 
 EXPECTED_CHANGES = [
     OrderChange(
-        ref="ord-1",
+        id="ord-1",
         number="1001",
         number_1c="ТДЦУ-000001",
         version="AAAAEAAAAAA=",
@@ -888,7 +888,7 @@ EXPECTED_CHANGES = [
         status="[F] Выполнен",
     ),
     OrderChange(
-        ref="ord-2",
+        id="ord-2",
         number=None,
         number_1c=None,
         version=None,
@@ -901,7 +901,7 @@ EXPECTED_CHANGES = [
         status=None,
     ),
     OrderChange(
-        ref="77",
+        id=None,
         number="77",
         number_1c="MM92",
         version=None,
@@ -914,7 +914,7 @@ EXPECTED_CHANGES = [
         status=None,
     ),
     OrderChange(
-        ref="ord-4",
+        id="ord-4",
         number=None,
         number_1c=None,
         version=None,
@@ -977,6 +977,7 @@ def _order(**changes: object) -> Order:
         customer={"name": "Иван Петров 😀", "phone": "+79001234567", "email": "ivan@example.com"},
         comment="Позвонить за час; «домофон» не работает",
         updated_at=datetime(2024, 1, 2, 8, 0, 0, tzinfo=UTC),
+        number=41,
     )
     values.update(changes)
     return Order(**values)  # type: ignore[arg-type]
@@ -1032,18 +1033,22 @@ def test_an_empty_document_is_the_root_alone(encoding: str) -> None:
 
 
 def test_each_order_is_a_документ_with_its_fields(encoding: str) -> None:
-    orders = [_order(), _order(id="0190c0de-0000-7000-8000-000000000002", external_id="B-77")]
+    orders = [
+        _order(),
+        _order(id="0190c0de-0000-7000-8000-000000000002", external_id="B-77", number=42),
+    ]
     root = _parse(orders_document(orders, REFS, NOW, encoding))
     docs = root.findall("Документ")
     assert len(docs) == 2
     doc = docs[0]
     assert {_local(c) for c in doc} == {
         "Ид", "Номер", "Дата", "Время", "ХозОперация", "Роль", "Валюта", "Курс", "Сумма",
-        "Комментарий", "Контрагенты", "Товары", "ЗначенияРеквизитов",
+        "Комментарий", "Контрагенты", "Склады", "Товары", "ЗначенияРеквизитов",
     }  # fmt: skip
     assert doc.findtext("Ид") == orders[0].id
-    assert doc.findtext("Номер") == orders[0].id
-    assert docs[1].findtext("Номер") == "B-77"
+    assert doc.findtext("Номер") == "41"  # the hub's short number, whatever the channel
+    assert docs[1].findtext("Номер") == "42"
+    assert _props_of(docs[1])["Номер заказа на сайте"] == "B-77"
     assert doc.findtext("Дата") == "2024-01-02"  # 07:30 UTC is 10:30 in Moscow
     assert doc.findtext("Время") == "10:30:00"
     assert doc.findtext("ХозОперация") == "Заказ товара"
@@ -1174,3 +1179,33 @@ def test_the_document_reads_the_same_in_both_encodings() -> None:
     utf = _parse(orders_document(orders, REFS, NOW, "utf-8"))
     assert list(_all_text(cp)) == list(_all_text(utf))
     assert [e.tag for e in cp.iter()] == [e.tag for e in utf.iter()]
+
+
+@pytest.mark.parametrize(
+    ("customer", "expected"),
+    [
+        ({"name": "Иван", "phone": "8 (900) 123-45-67"}, "79001234567#79001234567#Иван"),
+        (
+            {"name": "Иван", "phone": "+7 900 123 45 67", "email": "I@x.ru"},
+            "79001234567#i@x.ru#Иван",
+        ),
+        (
+            {"name": "Site #1 user", "id": "15", "phone": "9001234567"},
+            "15#79001234567#Site  1 user",
+        ),
+        ({}, "0#retail#Розничный покупатель"),
+    ],
+)
+def test_the_buyer_s_1c_id_is_user_login_name_and_stable(
+    customer: dict[str, str], expected: str
+) -> None:
+    assert customer_id_1c(customer) == expected
+    assert customer_id_1c(dict(customer)) == expected
+
+
+def test_a_buyer_known_only_by_e_mail_gets_a_stable_12_digit_id() -> None:
+    first = customer_id_1c({"email": "Olga@Example.ru", "name": "Ольга"})
+    user_id, login, name = first.split("#")
+    assert len(user_id) == 12 and user_id.isdigit()
+    assert (login, name) == ("olga@example.ru", "Ольга")
+    assert customer_id_1c({"email": "olga@example.ru", "name": "Ольга"}) == first

@@ -17,6 +17,8 @@ def _time(value: datetime | None) -> str | None:
 def order(o: Order, store_codes: dict[int, str]) -> dict[str, Any]:
     return {
         "id": o.id,
+        "number": o.number,
+        "version": o.version,
         "channel": o.channel.value,
         "source": o.source.value,
         "fulfillment": o.fulfillment.value,

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.orders import Order
-from ..domain.types import Channel
+from ..domain.types import Channel, HoldState
 from .orders import _lines_of, _order
-from .tables import order_1c, orders, products, stores
+from .tables import holds, order_1c, orders, products, stores
 from .upsert import upsert
 
 
@@ -52,6 +53,25 @@ async def mark_in_1c(conn: AsyncConnection, sent: Sequence[tuple[str, datetime]]
         )
 
 
+async def shipping(
+    conn: AsyncConnection, order_ids: Sequence[str]
+) -> dict[str, list[tuple[int, int, Decimal]]]:
+    """Per order, (line no, store id, quantity) where its stock is held or was taken from
+    (active and consumed holds), so 1C writes off the right store."""
+    h = holds.c
+    rows = await conn.execute(
+        select(h.order_id, h.line_no, h.store_id, func.sum(h.quantity).label("quantity"))
+        .where(h.order_id.in_(order_ids))
+        .where(h.state.in_([HoldState.ACTIVE.value, HoldState.CONSUMED.value]))
+        .group_by(h.order_id, h.line_no, h.store_id)
+        .order_by(h.order_id, h.line_no, h.store_id)
+    )
+    found: dict[str, list[tuple[int, int, Decimal]]] = {}
+    for r in rows:
+        found.setdefault(r.order_id, []).append((r.line_no, r.store_id, Decimal(r.quantity)))
+    return found
+
+
 async def product_info(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, ProductInfo]:
     p = products.c
     rows = await conn.execute(select(p.id, p.xml_id, p.name, p.unit).where(p.id.in_(ids)))
@@ -65,19 +85,33 @@ async def store_refs(conn: AsyncConnection) -> dict[int, tuple[str, str, str]]:
     return {r.id: (r.code, r.xml_id, r.name) for r in rows}
 
 
-async def find_order_id(conn: AsyncConnection, ref: str) -> str | None:
-    """1C names an order by our id, or by the number it gave it, or by the site's number."""
-    o = orders.c
+async def orders_by_id(conn: AsyncConnection, ref: str) -> list[str]:
+    """1C's Ид of a document: the hub's order id (1C kept what the hub sent), else 1C's own
+    document id or number remembered from an earlier document of the same order."""
+    o, x = orders.c, order_1c.c
     for stmt in (
         select(o.id).where(o.id == ref),
-        select(order_1c.c.order_id).where(order_1c.c.number_1c == ref),
-        # The site's own number (Bitrix's ACCOUNT_NUMBER) names an online order.
-        select(o.id).where(o.channel == Channel.ONLINE.value, o.external_id == ref),
+        select(x.order_id).where(x.id_1c == ref),
+        select(x.order_id).where(x.number_1c == ref),
     ):
-        found = (await conn.execute(stmt.limit(1))).scalar()
-        if found is not None:
-            return str(found)
-    return None
+        found = [str(r) for r in (await conn.execute(stmt.limit(2))).scalars()]
+        if found:
+            return found
+    return []
+
+
+async def orders_by_number(conn: AsyncConnection, number: str) -> list[tuple[str, Decimal]]:
+    """(order id, total) of every order 1C's Номер may name: the hub's number, the site's
+    number of an online order (its external id), the number 1C gave it."""
+    o, x = orders.c, order_1c.c
+    conditions = [
+        and_(o.channel == Channel.ONLINE.value, o.external_id == number),
+        o.id.in_(select(x.order_id).where(x.number_1c == number)),
+    ]
+    if number.isdigit() and len(number) < 19:
+        conditions.append(o.number == int(number))
+    rows = await conn.execute(select(o.id, o.total).where(or_(*conditions)).limit(10))
+    return [(r.id, r.total) for r in rows]
 
 
 async def version_1c(conn: AsyncConnection, order_id: str) -> str | None:
@@ -87,11 +121,14 @@ async def version_1c(conn: AsyncConnection, order_id: str) -> str | None:
 
 
 async def remember_1c(
-    conn: AsyncConnection, order_id: str, number: str | None, version: str | None, now: datetime
+    conn: AsyncConnection,
+    order_id: str,
+    number: str | None,
+    version: str | None,
+    now: datetime,
+    id_1c: str | None = None,
 ) -> None:
-    await upsert(
-        conn,
-        order_1c,
-        {"order_id": order_id, "number_1c": number, "version": version, "updated_at": now},
-        ["order_id"],
-    )
+    values = {"order_id": order_id, "number_1c": number, "version": version, "updated_at": now}
+    if id_1c is not None:
+        values["id_1c"] = id_1c
+    await upsert(conn, order_1c, values, ["order_id"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.allocation import Allocation
@@ -20,6 +20,7 @@ from .tables import holds, order_lines, orders, products
 def order_values(order: Order) -> dict[str, Any]:
     return {
         "id": order.id,
+        "number": order.number,
         "channel": order.channel.value,
         "source": order.source.value,
         "fulfillment": order.fulfillment.value,
@@ -110,6 +111,8 @@ def _order(row: Row[Any], lines: list[OrderLine]) -> Order:
         completed_at=row.completed_at,
         cancelled_at=row.cancelled_at,
         comment=row.comment,
+        number=row.number,
+        version=row.version,
     )
 
 
@@ -160,6 +163,8 @@ class OrderFilter:
     created_to: datetime | None = None
     after: tuple[datetime, str] | None = None  # keyset cursor: (created_at, id)
     limit: int = 50
+    number: int | None = None
+    external_id: str | None = None
 
 
 async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
@@ -170,6 +175,10 @@ async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
         stmt = stmt.where(orders.c.store_id == f.store_id)
     if f.status is not None:
         stmt = stmt.where(orders.c.status == f.status.value)
+    if f.number is not None:
+        stmt = stmt.where(orders.c.number == f.number)
+    if f.external_id is not None:
+        stmt = stmt.where(orders.c.external_id == f.external_id)
     if f.created_from is not None:
         stmt = stmt.where(orders.c.created_at >= f.created_from)
     if f.created_to is not None:
@@ -185,7 +194,19 @@ async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
 
 
 async def set_order_fields(conn: AsyncConnection, order_id: str, **values: Any) -> None:
-    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+    """Every change of an order goes through here and raises its version."""
+    await conn.execute(
+        update(orders).where(orders.c.id == order_id).values(version=orders.c.version + 1, **values)
+    )
+
+
+async def next_number(conn: AsyncConnection) -> int:
+    """The number the next order gets: from the sequence on PostgreSQL (a refused order may
+    leave a gap), the highest plus one on SQLite (one writer at a time, so no two agree)."""
+    if conn.dialect.name == "postgresql":
+        return int((await conn.execute(text("SELECT nextval('orders_number_seq')"))).scalar_one())
+    highest = (await conn.execute(select(func.max(orders.c.number)))).scalar()
+    return int(highest or 0) + 1
 
 
 async def active_holds(conn: AsyncConnection, order_id: str) -> list[Hold]:

@@ -38,16 +38,16 @@ from ..services.ports import IdempotencyRecord, Product, StockLevel
 # $8 total, $9 currency, $10 customer, $11 comment, $12 external id, $13 hold expiry, $14 now,
 # $15-$18 lines (no, product, quantity, price), $19-$22 holds (line, product, store,
 # quantity), $23 order.created payload, $24-$28 idempotency (principal, key, request hash,
-# status, body). Quantities and money are scaled integers.
+# status, body), $29 the order's number. Quantities and money are scaled integers.
 PREPARE_PLACE_ROWS = """
 PREPARE ordersync_place_rows (text, text, text, text, text, text, integer, bigint, text, json,
     text, text, timestamptz, timestamptz, integer[], integer[], bigint[], bigint[], integer[],
-    integer[], integer[], bigint[], json, text, text, text, integer, json) AS
+    integer[], integer[], bigint[], json, text, text, text, integer, json, bigint) AS
 WITH new_order AS (
-    INSERT INTO orders (id, channel, source, fulfillment, status, payment_status, store_id,
-        total, currency, customer, comment, external_id, hold_expires_at, created_at,
+    INSERT INTO orders (id, number, channel, source, fulfillment, status, payment_status,
+        store_id, total, currency, customer, comment, external_id, hold_expires_at, created_at,
         updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+    VALUES ($1, $29, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
 ),
 new_lines AS (
     INSERT INTO order_lines (order_id, line_no, product_id, quantity, price)
@@ -114,6 +114,8 @@ FROM products p
 LEFT JOIN stock_levels s ON s.product_id = p.id AND s.store_id = ANY($4::integer[])
 WHERE p.id = ANY($1::integer[]) OR p.sku = ANY($2::text[]) OR p.xml_id = ANY($3::text[])
 """
+
+NEXT_NUMBER = "SELECT nextval('orders_number_seq')"
 
 READ_STOCK = """
 SELECT product_id, store_id, on_hand, reserved FROM stock_levels
@@ -251,6 +253,7 @@ def _place_rows_args(
         [to_units(a.quantity, q) for a in allocations],
         json.dumps(events.order_summary(order)),
         *idem,
+        order.number,
     ]
 
 

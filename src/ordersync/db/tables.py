@@ -119,6 +119,9 @@ orders = Table(
     "orders",
     metadata,
     Column("id", String(36), primary_key=True),
+    # Short, sequential, unique: PostgreSQL draws it from orders_number_seq (migration 0004),
+    # SQLite takes the next after the highest inside its one write transaction.
+    Column("number", BigInteger, nullable=False),
     Column("channel", String(16), nullable=False),
     Column("source", String(16), nullable=False),
     Column("fulfillment", String(16), nullable=False),
@@ -141,6 +144,9 @@ orders = Table(
     Column("cancelled_at", UtcDateTime(), nullable=True),
     # The `updated_at` that 1C last confirmed receiving (sale exchange, mode=success).
     Column("exported_1c_at", UtcDateTime(), nullable=True),
+    # Raised by every change of the order: 1C's НомерВерсии.
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Index("ix_orders_number", "number", unique=True),
     Index("ix_orders_created_at", "created_at", "id"),
     Index("ix_orders_channel_created_at", "channel", "created_at"),
     Index("ix_orders_store_created_at", "store_id", "created_at"),
@@ -446,4 +452,8 @@ order_1c = Table(
     Column("number_1c", String(128), nullable=True),
     Column("version", String(64), nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # 1C's own Ид of its document, when it is not the hub's order id.
+    Column("id_1c", String(128), nullable=True),
+    Index("ix_order_1c_id_1c", "id_1c"),
+    Index("ix_order_1c_number_1c", "number_1c"),
 )

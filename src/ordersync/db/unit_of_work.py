@@ -242,6 +242,9 @@ class SqlUnitOfWork:
             raise
         await savepoint.commit()
 
+    async def next_order_number(self) -> int:
+        return await orders.next_number(self.conn)
+
     async def insert_order(self, order: Order) -> None:
         await orders.insert_order(self.conn, order)
 
@@ -371,6 +374,9 @@ class PgPlacementUnitOfWork(SqlUnitOfWork):
 
     async def stores(self) -> list[Store]:
         return await self.db.fresh_stores()
+
+    async def next_order_number(self) -> int:
+        return int(await (await self._driver()).fetchval(pg_placement.NEXT_NUMBER))
 
     async def products_with_stock(
         self,

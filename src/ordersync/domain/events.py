@@ -50,6 +50,7 @@ def stock_changed(
 def order_summary(order: Order) -> dict[str, Any]:
     return {
         "order_id": order.id,
+        "number": order.number,
         "channel": order.channel.value,
         "source": order.source.value,
         "fulfillment": order.fulfillment.value,

@@ -50,6 +50,10 @@ class Order:
     completed_at: datetime | None = None
     cancelled_at: datetime | None = None
     comment: str | None = None
+    # Short and sequential, given at placement: what an operator reads out and 1C shows.
+    number: int = 0
+    # Goes up with every change of the order (1C's НомерВерсии).
+    version: int = 1
 
     @property
     def total(self) -> Decimal:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
+from typing import Any
 
 from lxml import etree
 
@@ -22,6 +24,7 @@ _FORMATS = {
     "ФорматСуммы": "ЧЦ=18; ЧДЦ=2; ЧРД=.",
     "ФорматКоличества": "ЧЦ=18; ЧДЦ=2; ЧРД=.",
 }
+ANONYMOUS = "Розничный покупатель"
 _STATUS_NAMES = {
     OrderStatus.PLACED: "Принят",
     OrderStatus.SHIPPED: "Отгружен",
@@ -42,9 +45,15 @@ class Refs:
     products: dict[int, ProductInfo]
     stores: dict[int, tuple[str, str, str]]  # id -> (code, 1C Ид, name)
     zone: tzinfo
+    # order id -> (line no, store id, quantity): where each line's stock is held or was taken
+    shipping: dict[str, list[tuple[int, int, Decimal]]] = field(default_factory=dict)
 
 
-def orders_document(orders: Sequence[Order], refs: Refs, now: datetime, encoding: str) -> bytes:
+def orders_document(
+    orders: Sequence[Order], refs: Refs, now: datetime, encoding: str, versioned: bool = False
+) -> bytes:
+    """The `sale&mode=query` document. `versioned`: 1C sent `version=` at init, so each
+    Документ carries НомерВерсии, as Bitrix writes it for versioned exchanges."""
     attrs = {
         "ВерсияСхемы": SCHEMA_VERSION,
         "ДатаФормирования": _local(now, refs.zone).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -52,17 +61,20 @@ def orders_document(orders: Sequence[Order], refs: Refs, now: datetime, encoding
     }
     root = etree.Element("КоммерческаяИнформация", attrs)
     for order in orders:
-        _document(etree.SubElement(root, "Документ"), order, refs)
+        _document(etree.SubElement(root, "Документ"), order, refs, versioned)
     body = etree.tostring(root, encoding=encoding, xml_declaration=False, pretty_print=True)
     assert isinstance(body, bytes)
     return f'<?xml version="1.0" encoding="{encoding}"?>\n'.encode() + body
 
 
-def _document(doc: etree._Element, order: Order, refs: Refs) -> None:
+def _document(doc: etree._Element, order: Order, refs: Refs, versioned: bool) -> None:
     created = _local(order.created_at, refs.zone)
-    # The order of the children is the 2.08 schema's (and Bitrix's).
+    # The order of the children is the 2.08 schema's (and Bitrix's); НомерВерсии where 1C
+    # itself writes it, right after Ид.
     _add(doc, "Ид", order.id)
-    _add(doc, "Номер", order.external_id or order.id)
+    if versioned:
+        _add(doc, "НомерВерсии", str(order.version))
+    _add(doc, "Номер", str(order.number))
     _add(doc, "Дата", created.strftime("%Y-%m-%d"))
     _add(doc, "ХозОперация", "Заказ товара")
     _add(doc, "Роль", "Продавец")
@@ -72,17 +84,79 @@ def _document(doc: etree._Element, order: Order, refs: Refs) -> None:
     _customer(etree.SubElement(doc, "Контрагенты"), order)
     _add(doc, "Время", created.strftime("%H:%M:%S"))
     _add(doc, "Комментарий", order.comment or "")
+    shipping = refs.shipping.get(order.id, [])
+    stores = list(dict.fromkeys(store_id for _, store_id, _ in shipping))
+    if not stores and order.store_id is not None:
+        stores = [order.store_id]
+    _stores(doc, stores, refs)
     goods = etree.SubElement(doc, "Товары")
     for line in order.lines:
-        _line(etree.SubElement(goods, "Товар"), line, refs)
+        taken = [(s, q) for no, s, q in shipping if no == line.line_no]
+        _line(etree.SubElement(goods, "Товар"), line, refs, taken)
     _properties(etree.SubElement(doc, "ЗначенияРеквизитов"), order, refs)
+
+
+def _stores(
+    parent: etree._Element, stores: Sequence[int], refs: Refs, quantities: Sequence[Decimal] = ()
+) -> None:
+    """Склады as Bitrix writes a warehouse (Ид = the store's 1C Ид, Наименование); on a line
+    with the Количество taken from each (the 2.08 schema's Товар/Склады/Склад)."""
+    amounts: Sequence[Decimal | None] = quantities or [None] * len(stores)
+    known = [(s, q) for s, q in zip(stores, amounts, strict=True) if s in refs.stores]
+    if not known:
+        return
+    box = etree.SubElement(parent, "Склады")
+    for store_id, qty in known:
+        _code, xml_id, name = refs.stores[store_id]
+        store = etree.SubElement(box, "Склад")
+        _add(store, "Ид", xml_id)
+        _add(store, "Наименование", name)
+        if qty is not None:
+            _add(store, "Количество", _number(qty))
+
+
+def customer_id_1c(customer: dict[str, Any]) -> str:
+    """Контрагент/Ид as Bitrix writes it, `<user id>#<login>#<name>` (clients split it on
+    `#`), stable for the same customer: the user id is the site's own when the order carries
+    one (`customer.id`), else the phone's 11 digits (7XXXXXXXXXX), else a 12-digit number
+    drawn from the e-mail, else 0 (an anonymous retail buyer); the login is the e-mail, else
+    the phone, else `retail`."""
+    name = _no_hash(str(customer.get("name") or "") or ANONYMOUS)
+    phone = phone_digits(customer.get("phone"))
+    email = str(customer.get("email") or "").strip().lower()
+    site_id = str(customer.get("id") or "").strip()
+    if site_id.isdigit():
+        user_id = site_id
+    elif phone:
+        user_id = phone
+    elif email:
+        user_id = str(int(hashlib.sha256(email.encode()).hexdigest(), 16) % 10**12).zfill(12)
+    else:
+        user_id = "0"
+    login = _no_hash(email or phone or "retail")
+    return f"{user_id}#{login}#{name}"[:255]
+
+
+def phone_digits(value: object) -> str:
+    """A Russian phone number as its 11 digits starting with 7 (8XXXXXXXXXX and 10-digit
+    forms too); other numbers as their digits; "" when there are none."""
+    digits = "".join(c for c in str(value or "") if c.isdigit())
+    if len(digits) == 11 and digits[0] == "8":
+        return "7" + digits[1:]
+    if len(digits) == 10 and digits[0] == "9":
+        return "7" + digits
+    return digits
+
+
+def _no_hash(text: str) -> str:
+    return text.replace("#", " ").strip()
 
 
 def _customer(parent: etree._Element, order: Order) -> None:
     customer = order.customer or {}
-    name = str(customer.get("name") or "Розничный покупатель")
+    name = str(customer.get("name") or ANONYMOUS)
     agent = etree.SubElement(parent, "Контрагент")
-    _add(agent, "Ид", str(customer.get("id") or customer.get("phone") or name)[:100])
+    _add(agent, "Ид", customer_id_1c(customer))
     _add(agent, "Наименование", name)
     _add(agent, "ПолноеНаименование", name)
     _add(agent, "Роль", "Покупатель")
@@ -96,7 +170,9 @@ def _customer(parent: etree._Element, order: Order) -> None:
                 _add(contact, "Значение", str(value))
 
 
-def _line(item: etree._Element, line: OrderLine, refs: Refs) -> None:
+def _line(
+    item: etree._Element, line: OrderLine, refs: Refs, taken: Sequence[tuple[int, Decimal]]
+) -> None:
     product_id, quantity, price = line.product_id, line.quantity, line.price
     info = refs.products.get(product_id)
     code, short, full, intl = _UNITS[Unit(info.unit if info else "pcs")]
@@ -112,6 +188,7 @@ def _line(item: etree._Element, line: OrderLine, refs: Refs) -> None:
     props = etree.SubElement(item, "ЗначенияРеквизитов")
     _property(props, "ВидНоменклатуры", "Товар")
     _property(props, "ТипНоменклатуры", "Товар")
+    _stores(item, [s for s, _ in taken], refs, [q for _, q in taken])
 
 
 def _properties(props: etree._Element, order: Order, refs: Refs) -> None:
@@ -137,6 +214,7 @@ def _properties(props: etree._Element, order: Order, refs: Refs) -> None:
         ("Способ получения", order.fulfillment.value),
         ("Склад", store[1] if store else ""),
         ("Склад (код)", store[0] if store else ""),
+        ("Номер заказа на сайте", order.external_id or ""),
         ("Касса", order.pos_id or ""),
         ("Номер чека ККМ", order.pos_transaction_id or ""),
     ]

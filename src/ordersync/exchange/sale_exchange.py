@@ -6,6 +6,8 @@ import asyncio
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from ..config import ExchangeSettings
 from ..db import exchange_orders, exchange_records
 from ..db.exchange_records import ExchangeSession
@@ -38,11 +40,14 @@ class SaleExchange:
                 await exchange_orders.product_info(uow.conn, product_ids),
                 await exchange_orders.store_refs(uow.conn),
                 self.zone,
+                await exchange_orders.shipping(uow.conn, [o.id for o in found]),
             )
             sent = [[o.id, _stamp(o)] for o in found]
             await exchange_records.update_session(uow.conn, session.id, pending_query=sent)
             await uow.commit()
-        return orders_document(found, refs, utcnow(), self.settings.encoding)
+        return orders_document(
+            found, refs, utcnow(), self.settings.encoding, versioned=session.version is not None
+        )
 
     async def success(self, session: ExchangeSession) -> int:
         pending = session.pending_query or []
@@ -109,9 +114,9 @@ class SaleExchange:
 
     async def _apply(self, change: OrderChange) -> str:
         async with self.db.uow() as uow:
-            order_id = await exchange_orders.find_order_id(uow.conn, change.ref)
+            order_id, problem = await find_order(uow.conn, change)
             if order_id is None:
-                return f"unknown order {change.ref}: not created"
+                return problem
             if change.version and change.version == await exchange_orders.version_1c(
                 uow.conn, order_id
             ):
@@ -126,7 +131,12 @@ class SaleExchange:
             return f"order {order_id}: {exc.message} (1C said {', '.join(self._steps(change))})"
         async with self.db.uow() as uow:
             await exchange_orders.remember_1c(
-                uow.conn, order_id, change.number_1c, change.version, utcnow()
+                uow.conn,
+                order_id,
+                change.number_1c,
+                change.version,
+                utcnow(),
+                id_1c=change.id if change.id and change.id != order_id else None,
             )
             await uow.commit()
         return f"order {order_id}: {', '.join(done) or 'no change'}"
@@ -163,6 +173,31 @@ class SaleExchange:
             result = await change_status(self.db.uow, order_id, target, self.ctx, reason="1c")
         assert isinstance(result, Order)
         return result
+
+
+async def find_order(conn: AsyncConnection, change: OrderChange) -> tuple[str | None, str]:
+    """The order a 1C document means, by its Ид first (the hub's id, or 1C's own id or number
+    remembered from an earlier document), else by its Номер (the hub's number, the site's
+    number, 1C's number). Several orders sharing that number are told apart by the document's
+    Сумма; if that does not single one out, nothing is applied: (None, why)."""
+    if change.id:
+        found = await exchange_orders.orders_by_id(conn, change.id)
+        if len(found) == 1:
+            return found[0], ""
+    if not change.number:
+        return None, f"unknown order {change.label}: not created"
+    candidates = await exchange_orders.orders_by_number(conn, change.number)
+    if not candidates:
+        return None, f"unknown order {change.label}: not created"
+    if len(candidates) == 1:
+        return candidates[0][0], ""
+    by_sum = [oid for oid, total in candidates if total == change.total]
+    if len(by_sum) == 1:
+        return by_sum[0], ""
+    return None, (
+        f"order {change.label}: number {change.number} names {len(candidates)} orders "
+        "and its Сумма does not tell them apart: not applied"
+    )
 
 
 def _beyond(current: OrderStatus, target: OrderStatus) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from .xml import iter_ends, properties, text_of
@@ -13,8 +14,8 @@ _TRUE = {"true", "истина", "да", "1"}
 
 @dataclass(frozen=True)
 class OrderChange:
-    ref: str  # Ид: the hub's order id (or the site number 1C kept)
-    number: str | None
+    id: str | None  # Ид: the hub's order id as 1C received it, or 1C's own document id
+    number: str | None  # Номер: the order's number as 1C received it (or the site's)
     number_1c: str | None
     version: str | None
     deleted: bool
@@ -24,18 +25,24 @@ class OrderChange:
     shipped: bool  # Номер/Дата отгрузки по 1С
     status_id: str | None
     status: str | None
+    total: Decimal | None = None  # Сумма: tells apart two orders that share a number
+
+    @property
+    def label(self) -> str:
+        return " / ".join(x for x in (self.id, self.number) if x) or "?"
 
 
 def read_order_changes(path: Path) -> Iterator[OrderChange]:
     for doc in iter_ends(path, "Документ"):
-        ref = text_of(doc, "Ид") or text_of(doc, "Номер")
-        if not ref:
+        id_, number = text_of(doc, "Ид"), text_of(doc, "Номер")
+        if not id_ and not number:
             continue
         props = properties(doc)
         posted = props.get("Проведен")
         yield OrderChange(
-            ref=ref,
-            number=text_of(doc, "Номер"),
+            id=id_ or None,
+            number=number or None,
+            total=_amount(text_of(doc, "Сумма")),
             number_1c=text_of(doc, "Номер1С") or props.get("Номер по 1С") or None,
             version=text_of(doc, "НомерВерсии"),
             deleted=_flag(text_of(doc, "ПометкаУдаления")) or _flag(props.get("ПометкаУдаления")),
@@ -46,6 +53,13 @@ def read_order_changes(path: Path) -> Iterator[OrderChange]:
             status_id=props.get("Статуса заказа ИД") or props.get("Статус заказа ИД") or None,
             status=props.get("Статус заказа") or None,
         )
+
+
+def _amount(value: str | None) -> Decimal | None:
+    try:
+        return None if value is None else Decimal(value.strip().replace(",", "."))
+    except InvalidOperation:
+        return None
 
 
 def _flag(value: str | None) -> bool:

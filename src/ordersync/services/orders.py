@@ -129,6 +129,7 @@ async def place_order(
                 uow, [line.product for line in cmd.lines], [s.id for s in candidates]
             )
             order = _build_order(cmd, products, ctx.clock(), ctx)
+            order.number = await uow.next_order_number()
             if cmd.fulfillment is not Fulfillment.DELIVERY:
                 order.store_id = candidates[0].id
             response = None
@@ -263,6 +264,7 @@ async def _transition(
     if target in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) and order.shipped_at is None:
         fields["shipped_at"] = now
     await uow.set_order_fields(order.id, **fields)
+    order.version += 1
     order.status = target
     order.updated_at = now
     order.hold_expires_at = None
@@ -322,6 +324,7 @@ async def pay_order(
                 updated_at=now,
                 hold_expires_at=None,
             )
+            order.version += 1
             await uow.keep_holds(order.id)
             await uow.add_event(
                 events.ORDER_PAID,

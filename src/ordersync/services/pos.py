@@ -135,8 +135,10 @@ async def _record_sale(
     items = _quantities(cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines]))
     document_id = f"{cmd.pos_id}:{cmd.transaction_id}"
     order_id: str | None = None
+    order_number: int | None = None
     if store.pos_mode is PosMode.ORDER:
         order = _offline_order(cmd, store.id, items, now)
+        order.number = order_number = await uow.next_order_number()
         order_id = order.id
     result: dict[str, Any] = {
         "kind": SALE,
@@ -144,6 +146,7 @@ async def _record_sale(
         "transaction_id": cmd.transaction_id,
         "store": store.code,
         "order_id": order_id,
+        "order_number": order_number,
         "lines": [{"product_id": p.id, "sku": p.sku, "quantity": dec(q)} for p, q, _ in items],
         "replayed": False,
     }

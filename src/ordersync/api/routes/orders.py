@@ -83,6 +83,8 @@ async def list_orders(
     status: OrderStatus | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    number: Annotated[int | None, Query(ge=1, le=2**62, description="the order's number")] = None,
+    external_id: Annotated[str | None, Query(max_length=128)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JSONResponse:
@@ -95,7 +97,15 @@ async def list_orders(
         store_id = match.id
     after = _decode_cursor(cursor) if cursor else None
     flt = order_rows.OrderFilter(
-        channel, store_id, status, as_utc(created_from), as_utc(created_to), after, limit
+        channel,
+        store_id,
+        status,
+        as_utc(created_from),
+        as_utc(created_to),
+        after,
+        limit,
+        number=number,
+        external_id=external_id,
     )
     async with db.connect(autocommit=True) as conn:
         found = await order_rows.list_orders(conn, flt)
