@@ -40,7 +40,7 @@ from ..domain.types import (
     Source,
 )
 from .context import Context
-from .idempotency import Idempotency, remember, replay
+from .idempotency import Idempotency, claim, remember, replay
 from .ids import uuid7
 from .lookup import resolve_products_with_stock
 from .ports import (
@@ -288,7 +288,7 @@ async def change_status(
 ) -> Order | StoredResponse:
     """Cancel, ship or complete: one transaction, idempotent (a repeat changes nothing)."""
     async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
         order = await _locked_order(uow, order_id)
@@ -306,7 +306,7 @@ async def pay_order(
 ) -> Order | StoredResponse:
     """Mark paid; the holds stop expiring. Paying twice changes nothing."""
     async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
         order = await _locked_order(uow, order_id)

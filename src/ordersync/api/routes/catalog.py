@@ -12,7 +12,7 @@ from ...db import catalog
 from ...db.unit_of_work import Database, SqlUnitOfWork
 from ...domain.errors import NotFound
 from ...domain.types import Role
-from ...services.idempotency import remember, replay
+from ...services.idempotency import claim, remember
 from .. import render
 from ..auth import Principal
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
@@ -46,7 +46,7 @@ async def _write(
     principal.require(Role.ADMIN)
     idem = idempotency(principal, key, status, _same)
     async with db.uow() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return respond(replayed, replayed.status_code, _same)
         result = await work(uow)

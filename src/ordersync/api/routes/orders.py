@@ -152,11 +152,7 @@ async def _transition(
             db.uow, order_id, target, ctx, idem, reason=f"{principal.role.value}:{principal.name}"
         )
 
-    try:
-        result = await run()
-    except AlreadyRecorded:
-        result = await run()
-    return respond(result, 200, show)
+    return respond(await run(), 200, show)
 
 
 @router.post("/{order_id}/pay", summary="Mark paid: the holds stop expiring")

@@ -9,7 +9,6 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ...domain.commands import RecordPosReturn, RecordPosSale
-from ...domain.errors import AlreadyRecorded
 from ...domain.types import Role
 from ...services import pos as use_cases
 from ...services.ports import StoredResponse
@@ -35,10 +34,7 @@ def _same(result: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _respond(call: Callable[[], Awaitable[Any]]) -> JSONResponse:
-    try:
-        result = await call()
-    except AlreadyRecorded:  # an Idempotency-Key used by a concurrent request
-        result = await call()
+    result = await call()
     if isinstance(result, StoredResponse):
         return respond(result, result.status_code, _same)
     return JSONResponse(result, status_code=_status(result))
