@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..db import tokens
 from ..db.unit_of_work import Database
@@ -64,7 +66,15 @@ class TokenCache:
         self._entries[token_hash] = (time.monotonic(), principal)
 
 
-async def authenticate(request: Request) -> Principal:
+# Declares the scheme in the OpenAPI document (so /docs can send a token); the header is read
+# and refused below, with our own error body.
+bearer = HTTPBearer(auto_error=False, description="a token from `ordersync token create`")
+
+
+async def authenticate(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

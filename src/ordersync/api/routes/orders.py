@@ -17,9 +17,11 @@ from ...services import orders as use_cases
 from .. import render
 from ..auth import Principal
 from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
-from ..schemas import OrderIn
+from ..openapi import refusals
+from ..schemas import OrderIn, QueryTime
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+TRANSITION = refusals(403, 404, 409)
 
 _CHANNEL_OF_ROLE = {
     Role.ONLINE: Channel.ONLINE,
@@ -36,7 +38,12 @@ def _channel(principal: Principal, body: OrderIn) -> Channel:
     return _CHANNEL_OF_ROLE[principal.role]
 
 
-@router.post("", status_code=201, summary="Place an order: all lines are held, or none")
+@router.post(
+    "",
+    status_code=201,
+    summary="Place an order: all lines are held, or none",
+    responses=refusals(403, 409),
+)
 async def place(body: OrderIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     principal.require(Role.ONLINE, Role.OPERATOR, Role.POS, Role.ADMIN)
     channel = _channel(principal, body)
@@ -67,7 +74,7 @@ async def place(body: OrderIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) 
     return respond(result, 201, show)
 
 
-@router.get("/{order_id}", summary="One order with its lines")
+@router.get("/{order_id}", summary="One order with its lines", responses=refusals(404))
 async def get(order_id: str, principal: Auth, db: Db) -> JSONResponse:
     order = await use_cases.get_order(db.uow_read, order_id)
     await db.fresh_stores()
@@ -81,8 +88,8 @@ async def list_orders(
     channel: Channel | None = None,
     store: str | None = None,
     status: OrderStatus | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: QueryTime | None = None,
+    created_to: QueryTime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JSONResponse:
@@ -155,21 +162,25 @@ async def _transition(
     return respond(await run(), 200, show)
 
 
-@router.post("/{order_id}/pay", summary="Mark paid: the holds stop expiring")
+@router.post("/{order_id}/pay", summary="Mark paid: the holds stop expiring", responses=TRANSITION)
 async def pay(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "pay", principal, db, ctx, key)
 
 
-@router.post("/{order_id}/cancel", summary="Cancel: the holds are released")
+@router.post("/{order_id}/cancel", summary="Cancel: the holds are released", responses=TRANSITION)
 async def cancel(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "cancel", principal, db, ctx, key)
 
 
-@router.post("/{order_id}/ship", summary="Ship: the holds become deductions")
+@router.post("/{order_id}/ship", summary="Ship: the holds become deductions", responses=TRANSITION)
 async def ship(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "ship", principal, db, ctx, key)
 
 
-@router.post("/{order_id}/complete", summary="Complete (ships first if it was not shipped)")
+@router.post(
+    "/{order_id}/complete",
+    summary="Complete (ships first if it was not shipped)",
+    responses=TRANSITION,
+)
 async def complete(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "complete", principal, db, ctx, key)

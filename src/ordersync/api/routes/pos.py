@@ -14,9 +14,14 @@ from ...services import pos as use_cases
 from ...services.ports import StoredResponse
 from ..auth import Principal
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
+from ..openapi import refusals
 from ..schemas import PosReturnIn, PosSaleIn
 
 router = APIRouter(prefix="/pos", tags=["pos"])
+TILL: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the transaction was recorded before: its first result, replayed"},
+    **refusals(403, 409),
+}
 
 
 async def _check_store(principal: Principal, db: Db, code: str) -> None:
@@ -40,7 +45,12 @@ async def _respond(call: Callable[[], Awaitable[Any]]) -> JSONResponse:
     return JSONResponse(result, status_code=_status(result))
 
 
-@router.post("/sales", status_code=201, summary="A till sale: deducts at once, exactly once")
+@router.post(
+    "/sales",
+    status_code=201,
+    summary="A till sale: deducts at once, exactly once",
+    responses=TILL,
+)
 async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     await _check_store(principal, db, body.store)
     cmd = RecordPosSale(
@@ -54,7 +64,12 @@ async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey)
     return await _respond(lambda: use_cases.record_pos_sale(db.uow, cmd, ctx, idem))
 
 
-@router.post("/returns", status_code=201, summary="A till return, linked to its sale")
+@router.post(
+    "/returns",
+    status_code=201,
+    summary="A till return, linked to its sale",
+    responses=TILL,
+)
 async def sale_return(
     body: PosReturnIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:

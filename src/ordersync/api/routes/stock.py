@@ -17,9 +17,11 @@ from ...services import stock as use_cases
 from ...services.lookup import resolve_products
 from .. import render
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
+from ..openapi import refusals
 from ..schemas import MAX_ID, StockDocumentIn, TransferIn, product_ref
 
 router = APIRouter(prefix="/stock", tags=["stock"])
+DOCUMENT = refusals(403, 409)
 
 
 @router.get("", summary="Stock levels: on hand, reserved, available, by product and store")
@@ -153,28 +155,48 @@ async def _run(
     return respond(result, 201, _same)
 
 
-@router.post("/receipts", status_code=201, summary="Goods received from a supplier")
+@router.post(
+    "/receipts",
+    status_code=201,
+    summary="Goods received from a supplier",
+    responses=DOCUMENT,
+)
 async def receipt(
     body: StockDocumentIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     return await _run("receipt", body, principal, db, ctx, key)
 
 
-@router.post("/write-offs", status_code=201, summary="Damaged or lost goods (free units only)")
+@router.post(
+    "/write-offs",
+    status_code=201,
+    summary="Damaged or lost goods (free units only)",
+    responses=DOCUMENT,
+)
 async def write_off(
     body: StockDocumentIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     return await _run("write_off", body, principal, db, ctx, key)
 
 
-@router.post("/counts", status_code=201, summary="An inventory count: on hand becomes the figure")
+@router.post(
+    "/counts",
+    status_code=201,
+    summary="An inventory count: on hand becomes the figure",
+    responses=DOCUMENT,
+)
 async def count(
     body: StockDocumentIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     return await _run("count", body, principal, db, ctx, key)
 
 
-@router.post("/transfers", status_code=201, summary="Free units from one store to another")
+@router.post(
+    "/transfers",
+    status_code=201,
+    summary="Free units from one store to another",
+    responses=DOCUMENT,
+)
 async def transfer(
     body: TransferIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
