@@ -15,6 +15,11 @@ from ..domain.errors import Forbidden, Unauthorized
 from ..domain.types import Role
 
 
+def with_article(word: str) -> str:
+    """'an online', 'an operator', 'an admin', 'a pos'."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     token_id: int
@@ -29,7 +34,7 @@ class Principal:
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
             raise Forbidden(
-                f"a {self.role.value} token cannot do this",
+                f"{with_article(self.role.value)} token cannot do this",
                 role=self.role.value,
                 allowed=[r.value for r in roles],
             )

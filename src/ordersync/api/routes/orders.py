@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,7 +16,7 @@ from ...domain.orders import Order
 from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import orders as use_cases
 from .. import render
-from ..auth import Principal
+from ..auth import Principal, with_article
 from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
 from ..openapi import refusals
 from ..schemas import OrderIn, QueryTime
@@ -34,7 +35,9 @@ def _channel(principal: Principal, body: OrderIn) -> Channel:
     if principal.role is Role.ADMIN:
         return body.channel or Channel.OPERATOR
     if body.channel is not None and body.channel is not _CHANNEL_OF_ROLE[principal.role]:
-        raise Forbidden(f"a {principal.role.value} token places {principal.role.value} orders")
+        raise Forbidden(
+            f"{with_article(principal.role.value)} token places {principal.role.value} orders"
+        )
     return _CHANNEL_OF_ROLE[principal.role]
 
 
@@ -81,7 +84,18 @@ async def get(order_id: str, principal: Auth, db: Db) -> JSONResponse:
     return JSONResponse(render.order(order, db.store_codes()))
 
 
-@router.get("", summary="Orders from every channel, oldest first, with a keyset cursor")
+class Sequence(StrEnum):
+    OLDEST = "oldest"
+    NEWEST = "newest"
+
+
+@router.get(
+    "",
+    summary="Orders from every channel, oldest (or newest) first, with a keyset cursor",
+    description="`store`: the orders at that store and those holding stock there (a "
+    "warehouse's pick list with `status=placed`). `order=newest` lists the newest first; "
+    "`next_cursor` continues in the same order.",
+)
 async def list_orders(
     principal: Auth,
     db: Db,
@@ -92,6 +106,7 @@ async def list_orders(
     created_to: QueryTime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    order: Sequence = Sequence.OLDEST,
 ) -> JSONResponse:
     stores = await db.fresh_stores()
     store_id = None
@@ -102,7 +117,14 @@ async def list_orders(
         store_id = match.id
     after = _decode_cursor(cursor) if cursor else None
     flt = order_rows.OrderFilter(
-        channel, store_id, status, as_utc(created_from), as_utc(created_to), after, limit
+        channel,
+        store_id,
+        status,
+        as_utc(created_from),
+        as_utc(created_to),
+        after,
+        limit,
+        newest_first=order is Sequence.NEWEST,
     )
     async with db.connect(autocommit=True) as conn:
         found = await order_rows.list_orders(conn, flt)
