@@ -94,3 +94,34 @@ def test_every_operation_answers_as_the_openapi_document_says(
 ) -> None:
     _, token = served
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_document_declares_the_bearer_scheme_and_the_error_body_of_every_refusal() -> None:
+    doc = _document()
+    assert doc["components"]["securitySchemes"] == {
+        "HTTPBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a token from `ordersync token create`",
+        }
+    }
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert doc["components"]["schemas"]["Error"]["required"] == ["error", "detail"]
+    operations = [(p, m, op) for p, ops in doc["paths"].items() for m, op in ops.items()]
+    assert not any(p.startswith("/bitrix") for p, _, _ in operations)  # 1C's own protocol
+    for path, method, op in operations:
+        statuses = set(op["responses"])
+        assert {"400", "422"} <= statuses, (method, path)
+        if path != "/healthz":
+            assert op["security"] == [{"HTTPBearer": []}], (method, path)
+            assert {"401", "503"} <= statuses, (method, path)
+        if "requestBody" in op:
+            assert "413" in statuses, (method, path)
+        for status, response in op["responses"].items():
+            if status.startswith("4"):
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+    responses = {f"{m.upper()} {p}": set(op["responses"]) for p, m, op in operations}
+    assert {"403", "404", "409"} <= responses["POST /orders/{order_id}/cancel"]
+    assert {"200", "201", "403", "409"} <= responses["POST /pos/sales"]
+    assert "404" in responses["PATCH /stores/{code}"]
