@@ -2,8 +2,9 @@
 any letter case, Cyrillic included, or a 1C Ид or barcode equal to it.
 
 PostgreSQL's lower() folds Cyrillic (in a UTF-8 database); SQLite's folds ASCII only, so on
-SQLite `fold` calls Python's str.lower, registered on every connection (engine.py). The search
-scans the catalog, as any substring search does: some 40 ms for 100,000 products on SQLite.
+SQLite `fold` calls Python's str.lower, registered on every connection (engine.py). A search
+scans the catalog until it has a page, as any substring search does: for 100,000 products,
+0.1 s on SQLite and 0.05 s on PostgreSQL when nothing matches.
 """
 
 from __future__ import annotations
