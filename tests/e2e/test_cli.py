@@ -290,3 +290,29 @@ def test_seed_demo_refuses_a_database_that_is_not_empty(cli: Cli) -> None:
     assert done.returncode == 1
     assert "not empty" in done.stderr
     assert cli.sql("SELECT count(*) FROM stores") == [(stores_before,)]
+
+
+def test_token_list_names_the_stores_by_code_as_token_create_does(cli: Cli) -> None:
+    cli.ok("seed-demo")
+    created = cli.ok("token", "create", "--role", "pos", "--name", "till-9", "--store", "S02")
+    assert "stores: S02" in created.stdout
+    listed = {line.split()[3]: line for line in cli.ok("token", "list").stdout.splitlines()}
+    assert listed["till-9"].endswith("(stores: S02)")
+    assert listed["demo-pos"].endswith("(stores: S01)")
+    assert listed["demo-admin"].endswith("(stores: all)")
+
+
+def test_each_database_keeps_its_own_demo_tokens_file(cli: Cli, no_config_in_env: None) -> None:
+    """A second database seeded from the same directory leaves the first one's tokens be."""
+    first_url = cli.url
+    cli.ok("seed-demo")
+    second = Cli(cli.directory)
+    second.db_path = cli.directory / "other.db"
+    second.url = second.env["ORDERSYNC_DATABASE_URL"] = f"sqlite+aiosqlite:///{second.db_path}"
+    second.ok("seed-demo")
+    files = sorted(p.name for p in cli.directory.glob("*demo-tokens*"))
+    assert files == ["other.demo-tokens.txt", "x.demo-tokens.txt"]
+    for url, name in ((first_url, "x"), (second.url, "other")):
+        text = (cli.directory / f"{name}.demo-tokens.txt").read_text()
+        admin = dict(line.split("=", 1) for line in text.splitlines())["admin"]
+        assert api_status(url, admin) == 200

@@ -39,8 +39,8 @@ async def test_a_weighed_line_is_charged_to_the_kopeck_rounding_half_up(
         net.tokens["online"],
         delivery(line("SUGAR", "0.347", price="199.99"), line("SUGAR", "0.5", price="79.99")),
     )
-    assert [x["amount"] for x in order["lines"]] == ["69.4", "40"]
-    assert order["total"] == "109.4"
+    assert [x["amount"] for x in order["lines"]] == ["69.40", "40.00"]
+    assert order["total"] == "109.40"
 
 
 async def test_a_weighed_till_sale_at_an_odd_price_becomes_a_paid_order(

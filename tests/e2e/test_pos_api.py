@@ -88,7 +88,7 @@ async def test_a_sale_at_a_store_in_order_mode_becomes_one_completed_paid_order(
     assert (order["source"], order["fulfillment"]) == ("offline", "in_store")
     assert (order["status"], order["payment_status"]) == ("completed", "paid")
     assert (order["pos_id"], order["pos_transaction_id"]) == ("T1", "101")
-    assert order["total"] == "90"
+    assert order["total"] == "90.00"
 
 
 async def test_a_sale_at_a_stock_only_store_moves_stock_without_an_order(

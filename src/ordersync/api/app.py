@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from ..config import Settings
 from ..db.unit_of_work import Database
@@ -20,6 +20,8 @@ from ..services.context import Context, HoldPolicy
 from .auth import TokenCache
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
+from .guards import TextGuardMiddleware, known_query_only
+from .openapi import install_openapi
 from .routes import catalog, health, metrics, orders, pos, stock
 
 
@@ -64,6 +66,7 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     for router in (
         health.router,
         metrics.router,
@@ -72,10 +75,12 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         pos.router,
         catalog.router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(known_query_only)])
     exempt: tuple[str, ...] = ()
     if settings.exchange.enabled:
-        app.include_router(exchange_http.router(settings.exchange))
+        # 1C's plain-text protocol (see the README), not a JSON API: kept out of the document.
+        app.include_router(exchange_http.router(settings.exchange), include_in_schema=False)
         exempt = exchange_http.paths(settings.exchange)  # it streams files to disk itself
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=exempt)
+    app.add_middleware(TextGuardMiddleware)  # outermost: nothing reads a request before it
     return app

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..db import tokens
 from ..db.unit_of_work import Database
 from ..domain.errors import Forbidden, Unauthorized
 from ..domain.types import Role
+
+
+def with_article(word: str) -> str:
+    """'an online', 'an operator', 'an admin', 'a pos'."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +34,7 @@ class Principal:
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
             raise Forbidden(
-                f"a {self.role.value} token cannot do this",
+                f"{with_article(self.role.value)} token cannot do this",
                 role=self.role.value,
                 allowed=[r.value for r in roles],
             )
@@ -64,7 +71,15 @@ class TokenCache:
         self._entries[token_hash] = (time.monotonic(), principal)
 
 
-async def authenticate(request: Request) -> Principal:
+# Declares the scheme in the OpenAPI document (so /docs can send a token); the header is read
+# and refused below, with our own error body.
+bearer = HTTPBearer(auto_error=False, description="a token from `ordersync token create`")
+
+
+async def authenticate(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

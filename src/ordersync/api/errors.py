@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from ..domain.errors import (
     Conflict,
@@ -43,8 +45,11 @@ def error_body(code: str, detail: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail}
 
 
-def error_response(status: int, code: str, detail: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(
+    status: int, code: str, detail: Any, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
 
 
@@ -66,12 +71,29 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", {"message": "invalid request", "errors": errors})
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {"Allow": ", ".join(_allowed_methods(request))}
     return error_response(
-        exc.status_code, codes.get(exc.status_code, "http_error"), {"message": str(exc.detail)}
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        {"message": str(exc.detail)},
+        headers,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
 
 
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from ..domain.events import dec
-from ..domain.orders import Order
+from ..domain.orders import KOPECK, Order
 from ..services.ports import Product, StockLevel, Store
+
+
+def money(value: Decimal) -> str:
+    """Money with its two places, as a till prints it: 349.00, 31.20."""
+    return str(value.quantize(KOPECK))
 
 
 def _time(value: datetime | None) -> str | None:
@@ -25,7 +31,7 @@ def order(o: Order, store_codes: dict[int, str]) -> dict[str, Any]:
         "status": o.status.value,
         "payment_status": o.payment_status.value,
         "store": None if o.store_id is None else store_codes.get(o.store_id),
-        "total": dec(o.total),
+        "total": money(o.total),
         "currency": o.currency,
         "lines": [
             {
@@ -33,8 +39,16 @@ def order(o: Order, store_codes: dict[int, str]) -> dict[str, Any]:
                 "product_id": x.product_id,
                 "sku": x.sku,
                 "quantity": dec(x.quantity),
-                "price": dec(x.price),
-                "amount": dec(x.amount),
+                "price": money(x.price),
+                "amount": money(x.amount),
+                "holds": [
+                    {
+                        "store": store_codes.get(h.store_id),
+                        "quantity": dec(h.quantity),
+                        "state": h.state.value,
+                    }
+                    for h in x.holds
+                ],
             }
             for x in o.lines
         ],
@@ -77,7 +91,7 @@ def product(p: Product) -> dict[str, Any]:
         "name": p.name,
         "unit": p.unit.value,
         "barcode": p.barcode,
-        "price": None if p.price is None else dec(p.price),
+        "price": None if p.price is None else money(p.price),
         "active": p.active,
     }
 

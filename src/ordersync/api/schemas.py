@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -10,10 +11,14 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -21,6 +26,37 @@ from pydantic import (
 from ..domain.commands import LineInput, ProductRef, StockLine
 from ..domain.errors import InvalidRequest
 from ..domain.types import Channel, Fulfillment, PosMode, StoreKind, Unit
+from .guards import UNSTORABLE
+
+# A decimal sent as a string is written plainly: digits, then a point and digits, or not.
+# Python's Decimal would also read " 1 ", "1_000", "1e3" and other scripts' digits.
+PLAIN_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+_PLAIN = re.compile(PLAIN_DECIMAL)
+
+
+def _plain_decimal(value: Any) -> Any:
+    if isinstance(value, str) and not _PLAIN.fullmatch(value):
+        raise ValueError("must be a JSON number or a plain decimal string such as 12 or 0.25")
+    return value
+
+
+def _decimal_schema(description: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": PLAIN_DECIMAL}],
+            "description": description,
+        }
+    )
+
+
+def _iso_time(value: Any) -> Any:
+    """A time is an ISO 8601 string; pydantic would also take a number as Unix seconds."""
+    if not isinstance(value, datetime | str) or (
+        isinstance(value, str) and not re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+    ):
+        raise ValueError("must be an ISO 8601 date-time such as 2025-03-01T12:00:00+03:00")
+    return value
+
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 # A SKU may be a 1C Ид (up to 128 characters) when 1C sent no article.
@@ -28,8 +64,23 @@ Sku = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_white
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 # Decimal fields: pydantic turns JSON numbers into Decimal from their text, not via float.
 # Places and digits are bounded here so that nothing out of range reaches the database.
-Qty = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=13, decimal_places=3)]
-Price = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=15, decimal_places=2, ge=0)]
+Qty = Annotated[
+    Decimal,
+    BeforeValidator(_plain_decimal),
+    Field(allow_inf_nan=False, max_digits=13, decimal_places=3),
+    _decimal_schema("a quantity: whole for pieces, at most 3 decimals otherwise"),
+]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_plain_decimal),
+    Field(allow_inf_nan=False, max_digits=15, decimal_places=2, ge=0),
+    _decimal_schema("money, at most 2 decimals"),
+]
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+# JSON true and false only, and whole JSON numbers only (pydantic would take 0, "yes", "12").
+Flag = StrictBool
+Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+Priority = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
 MAX_CUSTOMER_BYTES = 8192
 
 
@@ -41,7 +92,8 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("the time is out of range") from exc
 
 
-Time = Annotated[datetime, AfterValidator(_utc)]
+Time = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_utc)]
+QueryTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
@@ -59,22 +111,20 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
 Customer = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
+    def _storable(cls, value: Any) -> Any:
+        """Text PostgreSQL can store: no NUL character, no lone surrogate."""
+        if isinstance(value, str) and UNSTORABLE.search(value):
+            raise ValueError("must not contain NUL characters or lone surrogates")
         return value
 
 
 class ProductRefIn(Strict):
-    product_id: int | None = Field(None, ge=1, le=MAX_ID)
+    product_id: Id | None = None
     sku: Sku | None = None
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
@@ -156,24 +206,24 @@ class StoreIn(Strict):
     name: Text
     kind: StoreKind
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    serves_online: bool = False
-    online_priority: int = Field(100, ge=0, le=1_000_000)
-    is_pickup_point: bool = False
+    serves_online: Flag = False
+    online_priority: Priority = 100
+    is_pickup_point: Flag = False
     safety_stock: Qty = Field(Decimal(0), ge=0)
     pos_mode: PosMode = PosMode.ORDER
-    active: bool = True
+    active: Flag = True
 
 
 class StorePatch(Strict):
     name: Text | None = None
     kind: StoreKind | None = None
     xml_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    serves_online: bool | None = None
-    online_priority: int | None = Field(None, ge=0, le=1_000_000)
-    is_pickup_point: bool | None = None
+    serves_online: Flag | None = None
+    online_priority: Priority | None = None
+    is_pickup_point: Flag | None = None
     safety_stock: Qty | None = Field(None, ge=0)
     pos_mode: PosMode | None = None
-    active: bool | None = None
+    active: Flag | None = None
 
 
 class ProductIn(Strict):
@@ -183,7 +233,7 @@ class ProductIn(Strict):
     unit: Unit = Unit.PCS
     barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     price: Price | None = None
-    active: bool = True
+    active: Flag = True
 
 
 class ProductPatch(Strict):
@@ -193,7 +243,7 @@ class ProductPatch(Strict):
     unit: Unit | None = None
     barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     price: Price | None = None
-    active: bool | None = None
+    active: Flag | None = None
 
 
 def product_ref(product_id: int | None, sku: str | None, xml_id: str | None) -> ProductRef:

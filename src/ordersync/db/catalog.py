@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..domain.errors import DuplicateKey
 from ..domain.types import PosMode, StoreKind, Unit
 from ..services.ports import Product, Store
+from .search import product_matches
 from .tables import products, stores
 
 
@@ -44,6 +45,9 @@ def _product(row: Row[Any]) -> Product:
         price=row.price,
         active=row.active,
     )
+
+
+product_from_row = _product
 
 
 async def all_stores(conn: AsyncConnection) -> list[Store]:
@@ -125,15 +129,7 @@ async def list_products(
 ) -> list[Product]:
     stmt = select(products).where(products.c.id > after_id).order_by(products.c.id).limit(limit)
     if query:
-        like = f"%{query}%"
-        stmt = stmt.where(
-            or_(
-                products.c.sku.ilike(like),
-                products.c.name.ilike(like),
-                products.c.barcode == query,
-                products.c.xml_id == query,
-            )
-        )
+        stmt = stmt.where(product_matches(query))
     return [_product(r) for r in (await conn.execute(stmt)).all()]
 
 

@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .search import SQLITE_LOWER, python_lower
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -50,6 +52,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+        # SQLite's lower() folds ASCII only: product search folds with Python's (search.py).
+        dbapi_connection.create_function(SQLITE_LOWER, 1, python_lower, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.orders import Order
-from ..domain.types import Channel, HoldState
+from ..domain.types import Channel
 from .orders import _lines_of, _order
-from .tables import holds, order_1c, orders, products, stores
+from .tables import order_1c, orders, products, stores
 from .upsert import upsert
 
 
@@ -51,25 +51,6 @@ async def mark_in_1c(conn: AsyncConnection, sent: Sequence[tuple[str, datetime]]
             .where(or_(o.exported_1c_at.is_(None), o.exported_1c_at < updated_at))
             .values(exported_1c_at=updated_at)
         )
-
-
-async def shipping(
-    conn: AsyncConnection, order_ids: Sequence[str]
-) -> dict[str, list[tuple[int, int, Decimal]]]:
-    """Per order, (line no, store id, quantity) where its stock is held or was taken from
-    (active and consumed holds), so 1C writes off the right store."""
-    h = holds.c
-    rows = await conn.execute(
-        select(h.order_id, h.line_no, h.store_id, func.sum(h.quantity).label("quantity"))
-        .where(h.order_id.in_(order_ids))
-        .where(h.state.in_([HoldState.ACTIVE.value, HoldState.CONSUMED.value]))
-        .group_by(h.order_id, h.line_no, h.store_id)
-        .order_by(h.order_id, h.line_no, h.store_id)
-    )
-    found: dict[str, list[tuple[int, int, Decimal]]] = {}
-    for r in rows:
-        found.setdefault(r.order_id, []).append((r.line_no, r.store_id, Decimal(r.quantity)))
-    return found
 
 
 async def product_info(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, ProductInfo]:

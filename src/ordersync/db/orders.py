@@ -11,7 +11,7 @@ from sqlalchemy import Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.allocation import Allocation
-from ..domain.orders import Order, OrderLine
+from ..domain.orders import LineHold, Order, OrderLine
 from ..domain.types import Channel, Fulfillment, HoldState, OrderStatus, PaymentStatus, Source
 from ..services.ports import Hold
 from .tables import holds, order_lines, orders, products
@@ -126,6 +126,26 @@ async def _lines_of(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str
     result: dict[str, list[OrderLine]] = {oid: [] for oid in order_ids}
     for r in (await conn.execute(stmt)).all():
         result[r.order_id].append(OrderLine(r.line_no, r.product_id, r.quantity, r.price, r.sku))
+    held = await _holds_of(conn, order_ids)
+    for oid, lines in result.items():
+        for line in lines:
+            line.holds = held.get((oid, line.line_no), [])
+    return result
+
+
+async def _holds_of(
+    conn: AsyncConnection, order_ids: Sequence[str]
+) -> dict[tuple[str, int], list[LineHold]]:
+    """Where each line's stock is (or was) held, by (order, line)."""
+    stmt = (
+        select(holds.c.order_id, holds.c.line_no, holds.c.store_id, holds.c.quantity, holds.c.state)
+        .where(holds.c.order_id.in_(order_ids))
+        .order_by(holds.c.order_id, holds.c.line_no, holds.c.id)
+    )
+    result: dict[tuple[str, int], list[LineHold]] = {}
+    for r in (await conn.execute(stmt)).all():
+        hold = LineHold(r.store_id, r.quantity, HoldState(r.state))
+        result.setdefault((r.order_id, r.line_no), []).append(hold)
     return result
 
 
@@ -165,14 +185,25 @@ class OrderFilter:
     limit: int = 50
     number: int | None = None
     external_id: str | None = None
+    newest_first: bool = False
 
 
 async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
-    stmt = select(orders).order_by(orders.c.created_at, orders.c.id).limit(f.limit)
+    """Orders in (created_at, id) order, oldest or newest first, after the cursor. By store:
+    the orders at that store and those holding (or having held) stock there, so a
+    warehouse's delivery orders are its pick list."""
+    keys = (orders.c.created_at, orders.c.id)
+    order_by = [k.desc() for k in keys] if f.newest_first else list(keys)
+    stmt = select(orders).order_by(*order_by).limit(f.limit)
     if f.channel is not None:
         stmt = stmt.where(orders.c.channel == f.channel.value)
     if f.store_id is not None:
-        stmt = stmt.where(orders.c.store_id == f.store_id)
+        held_there = (
+            select(holds.c.id)
+            .where(holds.c.order_id == orders.c.id, holds.c.store_id == f.store_id)
+            .exists()
+        )
+        stmt = stmt.where(or_(orders.c.store_id == f.store_id, held_there))
     if f.status is not None:
         stmt = stmt.where(orders.c.status == f.status.value)
     if f.number is not None:
@@ -185,9 +216,15 @@ async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
         stmt = stmt.where(orders.c.created_at < f.created_to)
     if f.after is not None:
         at, oid = f.after
-        stmt = stmt.where(
-            or_(orders.c.created_at > at, and_(orders.c.created_at == at, orders.c.id > oid))
-        )
+        if f.newest_first:
+            beyond = or_(
+                orders.c.created_at < at, and_(orders.c.created_at == at, orders.c.id < oid)
+            )
+        else:
+            beyond = or_(
+                orders.c.created_at > at, and_(orders.c.created_at == at, orders.c.id > oid)
+            )
+        stmt = stmt.where(beyond)
     rows = (await conn.execute(stmt)).all()
     lines = await _lines_of(conn, [r.id for r in rows]) if rows else {}
     return [_order(r, lines[r.id]) for r in rows]

@@ -82,7 +82,7 @@ stock_levels = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
     CheckConstraint("reserved >= 0", name="reserved_non_negative"),
-    Index("ix_stock_levels_store_id", "store_id"),
+    Index("ix_stock_levels_store_product", "store_id", "product_id"),  # a store's stock
 )
 
 # Movements carry no foreign keys: each is written by db/stock_ops.py (or the exchange's bulk

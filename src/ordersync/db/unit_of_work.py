@@ -323,6 +323,9 @@ class SqlUnitOfWork:
     ) -> None:
         await outbox.add_event(self.conn, type_, aggregate_type, aggregate_id, payload, now)
 
+    async def claim_key(self, principal: str, key: str, request_hash: str) -> StoredResponse | None:
+        return await idempotency.claim(self.conn, principal, key, request_hash, datetime.now(UTC))
+
     async def find_response(
         self, principal: str, key: str, request_hash: str
     ) -> StoredResponse | None:

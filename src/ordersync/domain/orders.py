@@ -8,9 +8,18 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import InvalidTransition
-from .types import Channel, Fulfillment, OrderStatus, PaymentStatus, Source
+from .types import Channel, Fulfillment, HoldState, OrderStatus, PaymentStatus, Source
 
 KOPECK = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class LineHold:
+    """Where a line's units are held: the store, how many, and the hold's state."""
+
+    store_id: int
+    quantity: Decimal
+    state: HoldState = HoldState.ACTIVE
 
 
 @dataclass(slots=True)
@@ -20,6 +29,7 @@ class OrderLine:
     quantity: Decimal
     price: Decimal
     sku: str = ""
+    holds: list[LineHold] = field(default_factory=list)
 
     @property
     def amount(self) -> Decimal:
@@ -58,6 +68,15 @@ class Order:
     @property
     def total(self) -> Decimal:
         return sum((line.amount for line in self.lines), Decimal(0))
+
+
+def close_holds(order: Order, state: HoldState) -> None:
+    """The order's active holds released, consumed or expired, as the database now has them."""
+    for line in order.lines:
+        line.holds = [
+            LineHold(h.store_id, h.quantity, state) if h.state is HoldState.ACTIVE else h
+            for h in line.holds
+        ]
 
 
 # status -> statuses that may follow it

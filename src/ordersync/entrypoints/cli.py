@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,13 +19,11 @@ from ..domain.types import Role
 from ..services.context import utcnow
 from . import cli_exchange, cli_relay
 from .cli_db import database
-from .demo import is_empty, seed_demo
+from .demo import demo_token_file, is_empty, seed_demo
 
 app = typer.Typer(help="ordersync: one order stream and one stock ledger.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed; shown once at creation).")
 app.add_typer(token_app, name="token")
-
-TOKEN_FILE = Path("var/demo-tokens.txt")
 
 
 def _settings() -> Settings:
@@ -71,7 +68,7 @@ async def _prepare(settings: Settings) -> dict[str, str]:
     try:
         issued: dict[str, str] = {}
         if settings.seed_demo and await is_empty(db):
-            issued = await seed_demo(db, TOKEN_FILE)
+            issued = await seed_demo(db, demo_token_file(settings.database_url))
         await _apply_store_settings(settings, db)
         return issued
     finally:
@@ -102,13 +99,14 @@ def serve(
         unset = not settings.exchange.password_hash
         hint = " (off until exchange.password_hash is set)" if unset else ""
         typer.echo(f"1C exchange: http://{host}:{port}{settings.exchange.path}{hint}")
+    token_file = demo_token_file(settings.database_url)
     if issued:
-        typer.echo(f"demo tokens (also in {TOKEN_FILE}):")
+        typer.echo(f"demo tokens (also in {token_file}):")
         for role, token in issued.items():
             typer.echo(f"  {role:9} {token}")
-    elif TOKEN_FILE.exists() and settings.is_sqlite:
-        typer.echo(f"demo tokens: see {TOKEN_FILE}")
-        for line in TOKEN_FILE.read_text().splitlines():
+    elif token_file.exists():
+        typer.echo(f"demo tokens: see {token_file}")
+        for line in token_file.read_text().splitlines():
             role, _, token = line.partition("=")
             typer.echo(f"  {role:9} {token}")
     typer.echo(f"try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}/stores")
@@ -176,9 +174,11 @@ def token_list() -> None:
         db = _db(settings)
         try:
             async with db.connect(autocommit=True) as conn:
+                codes = {s.id: s.code for s in await all_stores(conn)}
                 for token_id, name, role, store_ids, active in await tokens.list_tokens(conn):
                     state = "active" if active else "revoked"
-                    typer.echo(f"{token_id:5} {role:9} {state:8} {name} stores={store_ids}")
+                    scope = ", ".join(codes.get(i, f"#{i}") for i in store_ids) or "all"
+                    typer.echo(f"{token_id:5} {role:9} {state:8} {name} (stores: {scope})")
         finally:
             await db.dispose()
 
@@ -218,7 +218,7 @@ def seed_demo_command() -> None:
             if not await is_empty(db):
                 typer.echo("the database is not empty: nothing seeded", err=True)
                 raise typer.Exit(1)
-            return await seed_demo(db, TOKEN_FILE)
+            return await seed_demo(db, demo_token_file(settings.database_url))
         finally:
             await db.dispose()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from ..db import catalog, tokens
 from ..db.tables import stores
@@ -112,6 +114,19 @@ async def seed_demo(db: Database, token_file: Path | None) -> dict[str, str]:
     if token_file is not None:
         _write_private(token_file, "".join(f"{role}={tok}\n" for role, tok in issued.items()))
     return issued
+
+
+def demo_token_file(database_url: str) -> Path:
+    """Where the demo tokens of this database are kept: one file per database, so a `serve`
+    on another database never overwrites the tokens of one still running. Beside an SQLite
+    file (var/ordersync.db: var/ordersync.demo-tokens.txt); else under var/, named by host,
+    port and database."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database)
+        return path.with_name(f"{path.stem}.demo-tokens.txt")
+    name = f"{url.host or 'localhost'}-{url.port or 5432}-{url.database or 'default'}"
+    return Path("var") / f"demo-tokens-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.txt"
 
 
 def _write_private(path: Path, content: str) -> None:

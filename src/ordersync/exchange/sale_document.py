@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -14,7 +14,7 @@ from lxml import etree
 
 from ..db.exchange_orders import ProductInfo
 from ..domain.orders import Order, OrderLine
-from ..domain.types import OrderStatus, PaymentStatus, Unit
+from ..domain.types import HoldState, OrderStatus, PaymentStatus, Unit
 
 SCHEMA_VERSION = "2.08"
 _FORMATS = {
@@ -45,8 +45,6 @@ class Refs:
     products: dict[int, ProductInfo]
     stores: dict[int, tuple[str, str, str]]  # id -> (code, 1C Ид, name)
     zone: tzinfo
-    # order id -> (line no, store id, quantity): where each line's stock is held or was taken
-    shipping: dict[str, list[tuple[int, int, Decimal]]] = field(default_factory=dict)
 
 
 def orders_document(
@@ -84,16 +82,24 @@ def _document(doc: etree._Element, order: Order, refs: Refs, versioned: bool) ->
     _customer(etree.SubElement(doc, "Контрагенты"), order)
     _add(doc, "Время", created.strftime("%H:%M:%S"))
     _add(doc, "Комментарий", order.comment or "")
-    shipping = refs.shipping.get(order.id, [])
-    stores = list(dict.fromkeys(store_id for _, store_id, _ in shipping))
+    taken = {line.line_no: _taken(line) for line in order.lines}
+    stores = list(dict.fromkeys(store for line in taken.values() for store in line))
     if not stores and order.store_id is not None:
         stores = [order.store_id]
     _stores(doc, stores, refs)
     goods = etree.SubElement(doc, "Товары")
     for line in order.lines:
-        taken = [(s, q) for no, s, q in shipping if no == line.line_no]
-        _line(etree.SubElement(goods, "Товар"), line, refs, taken)
+        _line(etree.SubElement(goods, "Товар"), line, refs, list(taken[line.line_no].items()))
     _properties(etree.SubElement(doc, "ЗначенияРеквизитов"), order, refs)
+
+
+def _taken(line: OrderLine) -> dict[int, Decimal]:
+    """Per store, the units the line holds there or took from there (released holds gone)."""
+    per_store: dict[int, Decimal] = {}
+    for hold in line.holds:
+        if hold.state in (HoldState.ACTIVE, HoldState.CONSUMED):
+            per_store[hold.store_id] = per_store.get(hold.store_id, Decimal(0)) + hold.quantity
+    return per_store
 
 
 def _stores(

@@ -40,7 +40,6 @@ class SaleExchange:
                 await exchange_orders.product_info(uow.conn, product_ids),
                 await exchange_orders.store_refs(uow.conn),
                 self.zone,
-                await exchange_orders.shipping(uow.conn, [o.id for o in found]),
             )
             sent = [[o.id, _stamp(o)] for o in found]
             await exchange_records.update_session(uow.conn, session.id, pending_query=sent)

@@ -20,9 +20,11 @@ from ..domain.errors import (
     UnknownStore,
 )
 from ..domain.orders import (
+    LineHold,
     Order,
     OrderLine,
     applies_safety_stock,
+    close_holds,
     consumes_holds,
     needs_payment,
     needs_transition,
@@ -40,7 +42,7 @@ from ..domain.types import (
     Source,
 )
 from .context import Context
-from .idempotency import Idempotency, remember, replay
+from .idempotency import Idempotency, claim, remember, replay
 from .ids import uuid7
 from .lookup import resolve_products_with_stock
 from .ports import (
@@ -132,10 +134,7 @@ async def place_order(
             order.number = await uow.next_order_number()
             if cmd.fulfillment is not Fulfillment.DELIVERY:
                 order.store_id = candidates[0].id
-            response = None
-            if idem is not None:
-                response = (idem.principal, idem.key, idem.request_hash, idem.render(order))
-            await _hold_and_write(uow, order, candidates, stock, response)
+            await _hold_and_write(uow, order, candidates, stock, idem)
             await uow.commit()
             return order
     except AlreadyRecorded:
@@ -155,10 +154,11 @@ async def _hold_and_write(
     order: Order,
     candidates: list[Store],
     stock: list[StockLevel],
-    response: IdempotencyRecord | None,
+    idem: Idempotency[Order] | None,
 ) -> None:
     """Plan from the stock read, then write; the conditional updates have the last word.
-    When a concurrent order took the planned units first, plan again from a fresh read."""
+    When a concurrent order took the planned units first, plan again from a fresh read.
+    The stored response is rendered from each plan: it shows where the stock is held."""
     store_ids = [s.id for s in candidates]
     safe = applies_safety_stock(order.channel)
     safety = {s.id: s.safety_stock if safe else Decimal(0) for s in candidates}
@@ -168,6 +168,10 @@ async def _hold_and_write(
             stock = await uow.read_stock(sorted({x.product_id for x in order.lines}), store_ids)
         available = {(r.product_id, r.store_id): r.available - safety[r.store_id] for r in stock}
         allocations = allocate(requests, store_ids, available)
+        _show_holds(order, allocations)
+        response: IdempotencyRecord | None = None
+        if idem is not None:
+            response = (idem.principal, idem.key, idem.request_hash, idem.render(order))
         try:
             await uow.place_order(order, allocations, safety, response)
             return
@@ -177,6 +181,13 @@ async def _hold_and_write(
         [{"line": r.line_no, "product": r.label, "requested": str(r.quantity)} for r in requests],
         "the stock for these lines was taken by concurrent orders",
     )
+
+
+def _show_holds(order: Order, allocations: list[Allocation]) -> None:
+    for line in order.lines:
+        line.holds = [
+            LineHold(a.store_id, a.quantity) for a in allocations if a.line_no == line.line_no
+        ]
 
 
 async def _earlier_result(
@@ -215,6 +226,7 @@ async def _release(uow: UnitOfWork, order: Order, state: HoldState, now: datetim
         if await uow.release_hold(change) is None:
             raise AssertionError(f"reserved below the holds of order {order.id}")
     await uow.close_holds(order.id, state, now)
+    close_holds(order, state)
 
 
 async def _consume(uow: UnitOfWork, order: Order, now: datetime) -> None:
@@ -228,6 +240,7 @@ async def _consume(uow: UnitOfWork, order: Order, now: datetime) -> None:
     if short:
         raise InsufficientStock(short, "on hand is below what the order holds (after a count?)")
     await uow.close_holds(order.id, HoldState.CONSUMED, now)
+    close_holds(order, HoldState.CONSUMED)
 
 
 def _hold_totals(holds: list[Hold]) -> list[tuple[int, int, Decimal]]:
@@ -290,7 +303,7 @@ async def change_status(
 ) -> Order | StoredResponse:
     """Cancel, ship or complete: one transaction, idempotent (a repeat changes nothing)."""
     async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
         order = await _locked_order(uow, order_id)
@@ -308,7 +321,7 @@ async def pay_order(
 ) -> Order | StoredResponse:
     """Mark paid; the holds stop expiring. Paying twice changes nothing."""
     async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
         order = await _locked_order(uow, order_id)

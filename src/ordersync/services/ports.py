@@ -199,6 +199,10 @@ class UnitOfWork(Protocol):
         payload: dict[str, Any],
         now: datetime,
     ) -> None: ...
+    async def claim_key(self, principal: str, key: str, request_hash: str) -> StoredResponse | None:
+        """Hold an Idempotency-Key for this transaction, or return the response stored
+        under it (waiting for a concurrent transaction that holds it)."""
+
     async def find_response(
         self, principal: str, key: str, request_hash: str
     ) -> StoredResponse | None: ...

@@ -25,7 +25,7 @@ from ..domain.types import (
     Source,
 )
 from .context import Context
-from .idempotency import Idempotency, remember, replay
+from .idempotency import Idempotency, claim, remember
 from .ids import uuid7
 from .lookup import resolve_products, store_by_code
 from .orders import UowFactory
@@ -42,18 +42,13 @@ def _request_hash(kind: str, store_code: str, lines: tuple[LineInput, ...], extr
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def _first_result(
-    uow_factory: UowFactory, store_id: int, pos_id: str, transaction_id: str, request_hash: str
-) -> dict[str, Any] | None:
-    async with uow_factory() as uow:
-        record = await uow.find_pos_record(store_id, pos_id, transaction_id)
-    if record is None:
-        return None
+def _earlier(record: PosRecord, request_hash: str) -> dict[str, Any]:
+    """The first result of a transaction sent again; other lines under its id are refused."""
     if record.request_hash != request_hash:
         raise Conflict(
-            f"POS transaction {transaction_id} was already recorded with other lines",
-            pos_id=pos_id,
-            transaction_id=transaction_id,
+            f"POS transaction {record.transaction_id} was already recorded with other lines",
+            pos_id=record.pos_id,
+            transaction_id=record.transaction_id,
         )
     return {**record.result, "replayed": True}
 
@@ -107,25 +102,27 @@ async def _once(
 ) -> dict[str, Any] | StoredResponse:
     """Record a POS transaction exactly once per (store, till, transaction id): a retry,
     even a concurrent one, gets the first result and changes nothing. An Idempotency-Key,
-    when the till sends one, is honoured on top."""
-    async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
-        if replayed is not None:
-            return replayed
-        store = await store_by_code(uow, store_code)
-    first = await _first_result(uow_factory, store.id, pos_id, transaction_id, request_hash)
-    if first is not None:
-        return first
-    try:
-        async with uow_factory() as uow:
-            result = await write(uow, store)
-            await remember(uow, idem, result)
-            await uow.commit()
-            return result
-    except AlreadyRecorded:
-        first = await _first_result(uow_factory, store.id, pos_id, transaction_id, request_hash)
-        assert first is not None
-        return first
+    when the till sends one, is honoured on top: its first response, whichever it was."""
+    for attempt in range(2):
+        try:
+            async with uow_factory() as uow:
+                replayed = await claim(uow, idem)
+                if replayed is not None:
+                    return replayed
+                store = await store_by_code(uow, store_code)
+                record = await uow.find_pos_record(store.id, pos_id, transaction_id)
+                if record is not None:
+                    result = _earlier(record, request_hash)
+                else:
+                    result = await write(uow, store)
+                await remember(uow, idem, result)
+                await uow.commit()
+                return result
+        except AlreadyRecorded:
+            # The same transaction committed by a concurrent request: read it next time.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def _record_sale(

@@ -15,7 +15,7 @@ from ..domain.events import dec
 from ..domain.quantities import non_negative_quantity, quantity
 from ..domain.types import MovementReason
 from .context import Context
-from .idempotency import Idempotency, remember, replay
+from .idempotency import Idempotency, claim, remember
 from .lookup import resolve_products, store_by_code
 from .orders import UowFactory
 from .ports import StockChange, StockLevel, StoredResponse, UnitOfWork
@@ -60,6 +60,14 @@ async def _applied(
     return {**result, "replayed": True}
 
 
+async def _answered(uow: UnitOfWork, idem: Idempotency[Result] | None, earlier: Result) -> Result:
+    """A document sent again under a new Idempotency-Key: its first result, kept under the key."""
+    if idem is not None:
+        await remember(uow, idem, earlier)
+        await uow.commit()
+    return earlier
+
+
 def _level(row: StockLevel, **extra: Any) -> Result:
     return {
         "product_id": row.product_id,
@@ -97,7 +105,7 @@ async def _document(
     reason: MovementReason,
 ) -> Result | StoredResponse:
     async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
         now = ctx.clock()
@@ -106,7 +114,7 @@ async def _document(
         request_hash = _document_hash(doc.lines, "")
         earlier = await _applied(uow, reason.value, store.id, doc.document_id, request_hash)
         if earlier is not None:
-            return earlier
+            return await _answered(uow, idem, earlier)
         lines = await _lines(uow, doc.lines, allow_zero=reason is MovementReason.COUNT)
         levels: list[Result] = []
         short: list[Result] = []
@@ -146,7 +154,7 @@ async def transfer(
 ) -> Result | StoredResponse:
     """Free units leave one store and arrive at the other in one transaction."""
     async with uow_factory() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
         now = ctx.clock()
@@ -158,7 +166,7 @@ async def transfer(
         request_hash = _document_hash(doc.lines, target.code)
         earlier = await _applied(uow, "transfer", source.id, doc.document_id, request_hash)
         if earlier is not None:
-            return earlier
+            return await _answered(uow, idem, earlier)
         lines = await _lines(uow, doc.lines)
         changes = []
         for product_id, qty in lines:

@@ -12,10 +12,11 @@ from ...db import catalog
 from ...db.unit_of_work import Database, SqlUnitOfWork
 from ...domain.errors import NotFound
 from ...domain.types import Role
-from ...services.idempotency import remember, replay
+from ...services.idempotency import claim, remember
 from .. import render
 from ..auth import Principal
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
+from ..openapi import refusals
 from ..schemas import MAX_ID, ProductIn, ProductPatch, StoreIn, StorePatch
 
 router = APIRouter(tags=["catalog"])
@@ -46,7 +47,7 @@ async def _write(
     principal.require(Role.ADMIN)
     idem = idempotency(principal, key, status, _same)
     async with db.uow() as uow:
-        replayed = await replay(uow, idem)
+        replayed = await claim(uow, idem)
         if replayed is not None:
             return respond(replayed, replayed.status_code, _same)
         result = await work(uow)
@@ -60,7 +61,7 @@ def _same(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@router.post("/stores", status_code=201, summary="Create a store")
+@router.post("/stores", status_code=201, summary="Create a store", responses=refusals(403, 409))
 async def create_store(
     body: StoreIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
@@ -73,7 +74,9 @@ async def create_store(
     return await _write(db, principal, key, 201, work)
 
 
-@router.patch("/stores/{code}", summary="Change a store's settings")
+@router.patch(
+    "/stores/{code}", summary="Change a store's settings", responses=refusals(403, 404, 409)
+)
 async def update_store(
     code: str, body: StorePatch, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
@@ -106,7 +109,7 @@ async def list_products(
     )
 
 
-@router.post("/products", status_code=201, summary="Create a product")
+@router.post("/products", status_code=201, summary="Create a product", responses=refusals(403, 409))
 async def create_product(
     body: ProductIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
@@ -120,7 +123,9 @@ async def create_product(
     return await _write(db, principal, key, 201, work)
 
 
-@router.patch("/products/{product_id}", summary="Change a product")
+@router.patch(
+    "/products/{product_id}", summary="Change a product", responses=refusals(403, 404, 409)
+)
 async def update_product(
     product_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: ProductPatch,

@@ -11,7 +11,24 @@ from ..deps import Db
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness and database reachability (no token needed)")
+@router.get(
+    "/healthz",
+    summary="Liveness and database reachability (no token needed)",
+    responses={
+        503: {
+            "description": "the database does not answer",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["status", "error"],
+                        "properties": {"status": {"type": "string"}, "error": {"type": "string"}},
+                    }
+                }
+            },
+        }
+    },
+)
 async def healthz(db: Db) -> JSONResponse:
     try:
         async with db.connect(autocommit=True) as conn:

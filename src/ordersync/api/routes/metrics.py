@@ -9,11 +9,17 @@ from ...db import relay
 from ...domain.types import Role
 from ...services.context import utcnow
 from ..deps import Auth, Db
+from ..openapi import refusals
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics: outbox backlog and dead letters per sink")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: outbox backlog and dead letters per sink",
+    response_class=PlainTextResponse,
+    responses=refusals(403),
+)
 async def metrics(principal: Auth, db: Db) -> PlainTextResponse:
     principal.require(Role.ADMIN)
     async with db.uow_read() as uow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,11 +16,13 @@ from ...domain.orders import Order
 from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import orders as use_cases
 from .. import render
-from ..auth import Principal
+from ..auth import Principal, with_article
 from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
-from ..schemas import OrderIn
+from ..openapi import refusals
+from ..schemas import OrderIn, QueryTime
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+TRANSITION = refusals(403, 404, 409)
 
 _CHANNEL_OF_ROLE = {
     Role.ONLINE: Channel.ONLINE,
@@ -32,11 +35,18 @@ def _channel(principal: Principal, body: OrderIn) -> Channel:
     if principal.role is Role.ADMIN:
         return body.channel or Channel.OPERATOR
     if body.channel is not None and body.channel is not _CHANNEL_OF_ROLE[principal.role]:
-        raise Forbidden(f"a {principal.role.value} token places {principal.role.value} orders")
+        raise Forbidden(
+            f"{with_article(principal.role.value)} token places {principal.role.value} orders"
+        )
     return _CHANNEL_OF_ROLE[principal.role]
 
 
-@router.post("", status_code=201, summary="Place an order: all lines are held, or none")
+@router.post(
+    "",
+    status_code=201,
+    summary="Place an order: all lines are held, or none",
+    responses=refusals(403, 409),
+)
 async def place(body: OrderIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     principal.require(Role.ONLINE, Role.OPERATOR, Role.POS, Role.ADMIN)
     channel = _channel(principal, body)
@@ -67,26 +77,38 @@ async def place(body: OrderIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) 
     return respond(result, 201, show)
 
 
-@router.get("/{order_id}", summary="One order with its lines")
+@router.get("/{order_id}", summary="One order with its lines", responses=refusals(404))
 async def get(order_id: str, principal: Auth, db: Db) -> JSONResponse:
     order = await use_cases.get_order(db.uow_read, order_id)
     await db.fresh_stores()
     return JSONResponse(render.order(order, db.store_codes()))
 
 
-@router.get("", summary="Orders from every channel, oldest first, with a keyset cursor")
+class Sequence(StrEnum):
+    OLDEST = "oldest"
+    NEWEST = "newest"
+
+
+@router.get(
+    "",
+    summary="Orders from every channel, oldest (or newest) first, with a keyset cursor",
+    description="`store`: the orders at that store and those holding stock there (a "
+    "warehouse's pick list with `status=placed`). `order=newest` lists the newest first; "
+    "`next_cursor` continues in the same order.",
+)
 async def list_orders(
     principal: Auth,
     db: Db,
     channel: Channel | None = None,
     store: str | None = None,
     status: OrderStatus | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: QueryTime | None = None,
+    created_to: QueryTime | None = None,
     number: Annotated[int | None, Query(ge=1, le=2**62, description="the order's number")] = None,
     external_id: Annotated[str | None, Query(max_length=128)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    order: Sequence = Sequence.OLDEST,
 ) -> JSONResponse:
     stores = await db.fresh_stores()
     store_id = None
@@ -106,6 +128,7 @@ async def list_orders(
         limit,
         number=number,
         external_id=external_id,
+        newest_first=order is Sequence.NEWEST,
     )
     async with db.connect(autocommit=True) as conn:
         found = await order_rows.list_orders(conn, flt)
@@ -162,28 +185,28 @@ async def _transition(
             db.uow, order_id, target, ctx, idem, reason=f"{principal.role.value}:{principal.name}"
         )
 
-    try:
-        result = await run()
-    except AlreadyRecorded:
-        result = await run()
-    return respond(result, 200, show)
+    return respond(await run(), 200, show)
 
 
-@router.post("/{order_id}/pay", summary="Mark paid: the holds stop expiring")
+@router.post("/{order_id}/pay", summary="Mark paid: the holds stop expiring", responses=TRANSITION)
 async def pay(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "pay", principal, db, ctx, key)
 
 
-@router.post("/{order_id}/cancel", summary="Cancel: the holds are released")
+@router.post("/{order_id}/cancel", summary="Cancel: the holds are released", responses=TRANSITION)
 async def cancel(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "cancel", principal, db, ctx, key)
 
 
-@router.post("/{order_id}/ship", summary="Ship: the holds become deductions")
+@router.post("/{order_id}/ship", summary="Ship: the holds become deductions", responses=TRANSITION)
 async def ship(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "ship", principal, db, ctx, key)
 
 
-@router.post("/{order_id}/complete", summary="Complete (ships first if it was not shipped)")
+@router.post(
+    "/{order_id}/complete",
+    summary="Complete (ships first if it was not shipped)",
+    responses=TRANSITION,
+)
 async def complete(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "complete", principal, db, ctx, key)

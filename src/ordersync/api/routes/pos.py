@@ -9,15 +9,19 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ...domain.commands import RecordPosReturn, RecordPosSale
-from ...domain.errors import AlreadyRecorded
 from ...domain.types import Role
 from ...services import pos as use_cases
 from ...services.ports import StoredResponse
 from ..auth import Principal
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
+from ..openapi import refusals
 from ..schemas import PosReturnIn, PosSaleIn
 
 router = APIRouter(prefix="/pos", tags=["pos"])
+TILL: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the transaction was recorded before: its first result, replayed"},
+    **refusals(403, 409),
+}
 
 
 async def _check_store(principal: Principal, db: Db, code: str) -> None:
@@ -35,16 +39,18 @@ def _same(result: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _respond(call: Callable[[], Awaitable[Any]]) -> JSONResponse:
-    try:
-        result = await call()
-    except AlreadyRecorded:  # an Idempotency-Key used by a concurrent request
-        result = await call()
+    result = await call()
     if isinstance(result, StoredResponse):
         return respond(result, result.status_code, _same)
     return JSONResponse(result, status_code=_status(result))
 
 
-@router.post("/sales", status_code=201, summary="A till sale: deducts at once, exactly once")
+@router.post(
+    "/sales",
+    status_code=201,
+    summary="A till sale: deducts at once, exactly once",
+    responses=TILL,
+)
 async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     await _check_store(principal, db, body.store)
     cmd = RecordPosSale(
@@ -58,7 +64,12 @@ async def sale(body: PosSaleIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey)
     return await _respond(lambda: use_cases.record_pos_sale(db.uow, cmd, ctx, idem))
 
 
-@router.post("/returns", status_code=201, summary="A till return, linked to its sale")
+@router.post(
+    "/returns",
+    status_code=201,
+    summary="A till return, linked to its sale",
+    responses=TILL,
+)
 async def sale_return(
     body: PosReturnIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:

@@ -9,20 +9,31 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ...db import ledger
+from ...db.store_stock import store_stock
+from ...db.unit_of_work import Database
 from ...domain.commands import StockDocument, Transfer
-from ...domain.errors import AlreadyRecorded, UnknownProduct, UnknownStore
+from ...domain.errors import AlreadyRecorded, InvalidRequest, UnknownProduct, UnknownStore
 from ...domain.events import dec
 from ...domain.types import Role
 from ...services import stock as use_cases
 from ...services.lookup import resolve_products
 from .. import render
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
+from ..openapi import refusals
 from ..schemas import MAX_ID, StockDocumentIn, TransferIn, product_ref
 
 router = APIRouter(prefix="/stock", tags=["stock"])
+DOCUMENT = refusals(403, 409)
 
 
-@router.get("", summary="Stock levels: on hand, reserved, available, by product and store")
+@router.get(
+    "",
+    summary="Stock levels: on hand, reserved, available, by product and store",
+    description="Name a product (`product_id`, `sku` or `xml_id`) for its levels at every "
+    "store (or at `store`); name only a `store` for that store's stock, product by product, "
+    "paged by `after_id` and `limit`, searched by `q` (name or SKU containing it, any case; "
+    "1C Ид or barcode equal to it).",
+)
 async def levels(
     principal: Auth,
     db: Db,
@@ -30,7 +41,14 @@ async def levels(
     sku: str | None = None,
     xml_id: str | None = None,
     store: str | None = None,
+    q: str | None = None,
+    after_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> JSONResponse:
+    if product_id is None and sku is None and xml_id is None and store is not None:
+        return await _store_stock(db, store, q, after_id or 0, limit or 100)
+    if q is not None or after_id is not None or limit is not None:
+        raise InvalidRequest("q, after_id and limit page a store's stock: name no product")
     stores = await db.fresh_stores()
     by_id = {s.id: s for s in stores}
     store_ids = None
@@ -61,6 +79,29 @@ async def levels(
                 "reserved": dec(total_reserved),
                 "available": dec(total_on_hand - total_reserved),
             },
+        }
+    )
+
+
+async def _store_stock(
+    db: Database, code: str, q: str | None, after_id: int, limit: int
+) -> JSONResponse:
+    found = next((s for s in await db.fresh_stores() if s.code == code), None)
+    if found is None:
+        raise UnknownStore([code])
+    async with db.connect(autocommit=True) as conn:
+        rows = await store_stock(conn, found.id, after_id, limit, q)
+    return JSONResponse(
+        {
+            "store": found.code,
+            "levels": [
+                {
+                    **render.stock_level(level, found.code, found.safety_stock),
+                    "product": render.product(product),
+                }
+                for product, level in rows
+            ],
+            "next_after_id": rows[-1][0].id if len(rows) == limit else None,
         }
     )
 
@@ -153,28 +194,48 @@ async def _run(
     return respond(result, 201, _same)
 
 
-@router.post("/receipts", status_code=201, summary="Goods received from a supplier")
+@router.post(
+    "/receipts",
+    status_code=201,
+    summary="Goods received from a supplier",
+    responses=DOCUMENT,
+)
 async def receipt(
     body: StockDocumentIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     return await _run("receipt", body, principal, db, ctx, key)
 
 
-@router.post("/write-offs", status_code=201, summary="Damaged or lost goods (free units only)")
+@router.post(
+    "/write-offs",
+    status_code=201,
+    summary="Damaged or lost goods (free units only)",
+    responses=DOCUMENT,
+)
 async def write_off(
     body: StockDocumentIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     return await _run("write_off", body, principal, db, ctx, key)
 
 
-@router.post("/counts", status_code=201, summary="An inventory count: on hand becomes the figure")
+@router.post(
+    "/counts",
+    status_code=201,
+    summary="An inventory count: on hand becomes the figure",
+    responses=DOCUMENT,
+)
 async def count(
     body: StockDocumentIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
     return await _run("count", body, principal, db, ctx, key)
 
 
-@router.post("/transfers", status_code=201, summary="Free units from one store to another")
+@router.post(
+    "/transfers",
+    status_code=201,
+    summary="Free units from one store to another",
+    responses=DOCUMENT,
+)
 async def transfer(
     body: TransferIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
