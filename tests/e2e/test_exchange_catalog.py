@@ -471,15 +471,7 @@ async def test_a_login_in_windows_1251_or_utf_8_is_accepted(start_hub: HubFactor
         assert reply.raw.startswith(b"success\n"), (encoding, reply)
 
 
-async def test_without_a_password_hash_the_exchange_refuses_everyone(
-    start_hub: HubFactory,
-) -> None:
-    hub = await start_hub(password_hash=None)
-    reply = await hub.onec().checkauth("catalog")
-    assert reply.raw.startswith(b"failure\n"), reply
-
-
-async def test_calls_need_the_session_cookie_of_their_exchange_type(hub: Hub) -> None:
+async def test_calls_need_a_live_session_of_either_exchange_type(hub: Hub) -> None:
     onec = hub.onec()
     assert (await onec.checkauth("catalog")).raw.startswith(b"success\n")
     assert (await onec.init("catalog")).raw.startswith(b"zip=")
@@ -493,8 +485,8 @@ async def test_calls_need_the_session_cookie_of_their_exchange_type(hub: Hub) ->
         assert reply.raw.startswith(b"failure\n"), (mode, reply)
     wrong_sessid = await onec.call("catalog", "init", sessid="0" * 32)
     assert wrong_sessid.raw.startswith(b"failure\n"), wrong_sessid
-    other_type = await onec.call("sale", "query")
-    assert other_type.raw.startswith(b"failure\n"), other_type
+    other_type = await onec.call("sale", "query")  # sessions are not tied to a type
+    assert other_type.raw.startswith(b"<?xml"), other_type
     unknown_mode = await onec.call("catalog", "dance")
     assert unknown_mode.raw.startswith(b"failure\n"), unknown_mode
     no_name = await onec.call("catalog", "file", content=b"<x/>")

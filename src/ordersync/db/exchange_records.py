@@ -63,6 +63,26 @@ async def create_session(
     )
 
 
+async def open_session(
+    conn: AsyncConnection, id_: str, type_: str, cookie_hash: str, login: str, now: datetime
+) -> None:
+    """Like create_session, unless a session with this key exists (opened meanwhile by a
+    concurrent call with the same credentials)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(
+        dialect_insert(exchange_sessions)
+        .values(
+            id=id_,
+            type=type_,
+            cookie_hash=cookie_hash,
+            login=login,
+            created_at=now,
+            last_seen_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["cookie_hash"])
+    )
+
+
 async def session_by_cookie(conn: AsyncConnection, cookie_hash: str) -> ExchangeSession | None:
     t = exchange_sessions.c
     row = (

@@ -60,10 +60,7 @@ class CatalogImport:
         unpacked = await self._unpack_pending(session, work)
         if unpacked:
             return Step("progress", f"unpacked {unpacked}")
-        async with self.db.uow() as uow:
-            file = await exchange_records.get_file(uow.conn, session.id, name)
-        if file is None:
-            raise BadExchangeFile(f"{name} was not uploaded in this exchange")
+        file = await self._find(session, name)
         if len(self._busy) > _LIVE_READERS * 4:
             self._busy = {k: v for k, v in self._busy.items() if v.locked()}
         lock = self._busy.setdefault(file.id, asyncio.Lock())
@@ -77,6 +74,26 @@ class CatalogImport:
             except BadExchangeFile as exc:
                 await self._fail(session, file, exc.message)
                 raise
+
+    async def _find(self, session: ExchangeSession, name: str) -> ExchangeFile:
+        """The file by its name, or by its bare name when it came in a subfolder of a zip
+        (1C may ask for `import___x.xml` it sent as `goods/1/import___x.xml`)."""
+        async with self.db.uow() as uow:
+            file = await exchange_records.get_file(uow.conn, session.id, name)
+            if file is not None:
+                return file
+            files = (
+                [] if "/" in name else await exchange_records.session_files(uow.conn, session.id)
+            )
+        found = [f for f in files if f.name.rsplit("/", 1)[-1] == name and f.kind != "zip"]
+        if len(found) > 1:
+            paths = ", ".join(sorted(f.name for f in found))
+            raise BadExchangeFile(
+                f"{name} is ambiguous in this exchange ({paths}): name its folder"
+            )
+        if not found:
+            raise BadExchangeFile(f"{name} was not uploaded in this exchange")
+        return found[0]
 
     async def _advance(
         self, session: ExchangeSession, work: WorkDir, file: ExchangeFile, deadline: float
