@@ -190,6 +190,29 @@ async def test_orders_count_as_received_only_on_success_and_return_when_changed(
     assert await queried(other) == set()
 
 
+@pytest.mark.parametrize(
+    ("asked", "answered"),
+    [(None, "2.08"), ("2.05", "2.05"), ("2.09", "2.09"), ("2.10", "2.10"), ("2.1", "2.10"),
+     ("3.1", "2.10"), ("2.01", "2.03"), ("новая", "2.08")],
+)  # fmt: skip
+async def test_orders_are_written_in_the_version_1c_asked_for_or_the_nearest_served(
+    hub: Hub, asked: str | None, answered: str
+) -> None:
+    await placed(hub.http, hub.net.tokens["online"], delivery(line("TEA", 1)))
+    onec = hub.onec()
+    await onec.checkauth("sale")
+
+    init = await onec.init("sale", asked)
+    document = parse_orders(await onec.query())
+
+    assert document.attributes["ВерсияСхемы"] == answered
+    if asked is not None:
+        assert f"version={answered}" in init.lines
+        assert f"version={asked}" not in init.lines or asked == answered
+    if asked not in (None, answered):
+        assert any(asked in m and answered in m for m in await hub.log("warning"))
+
+
 async def test_only_the_configured_channels_are_exported(start_hub: HubFactory) -> None:
     hub = await start_hub(stock=STOCK, export_channels=["online"])
     web = await placed(hub.http, hub.net.tokens["online"], delivery(line("TEA", 1)))

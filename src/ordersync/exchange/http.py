@@ -29,6 +29,7 @@ from ..services.context import Context, utcnow
 from ..services.ids import uuid7
 from . import auth
 from .catalog_import import CatalogImport
+from .sale_document import SERVED_VERSIONS, served_version
 from .sale_exchange import SaleExchange
 from .work_dir import WorkDir, safe_name
 
@@ -189,16 +190,24 @@ class Exchange:
                 await exchange_records.drop_files(uow.conn, session.id)
                 await uow.commit()
             await asyncio.to_thread(WorkDir(self.settings.work_dir, session.id).clear)
-        if type_ == "sale" and version:
+        served = served_version(version) if type_ == "sale" and version else None
+        if served is not None:
             async with self.db.uow() as uow:
-                await exchange_records.update_session(uow.conn, session.id, version=version[:16])
+                await exchange_records.update_session(uow.conn, session.id, version=served)
+                if served != version:
+                    await exchange_records.log(
+                        uow.conn, session.id, None, "warning",
+                        f"1C asked for CommerceML {version[:16]!r}; the hub serves "
+                        f"{SERVED_VERSIONS[0]} to {SERVED_VERSIONS[-1]} and answered {served}",
+                        utcnow(),
+                    )  # fmt: skip
                 await uow.commit()
         lines = [
             f"zip={'yes' if self.settings.zip else 'no'}",
             f"file_limit={self.settings.file_limit}",
         ]
-        if type_ == "sale" and version:
-            lines += [f"sessid={cookie_sessid(key)}", f"version={version[:16]}"]
+        if served is not None:  # the version the orders will be written in
+            lines += [f"sessid={cookie_sessid(key)}", f"version={served}"]
         return "\n".join(lines)
 
     async def receive(self, request: Request, session: ExchangeSession, raw: str) -> str:
