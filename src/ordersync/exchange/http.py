@@ -184,7 +184,7 @@ class Exchange:
         raise Refused(f"mode {mode!r} is not supported for type={type_}")
 
     async def init(self, request: Request, session: ExchangeSession, key: str, type_: str) -> str:
-        version = request.query_params.get("version")
+        version = request.query_params.get("version", "")[:16]
         if type_ == "catalog":  # a fresh start: files of an earlier init of this session go
             async with self.db.uow() as uow:
                 await exchange_records.drop_files(uow.conn, session.id)
@@ -197,7 +197,7 @@ class Exchange:
                 if served != version:
                     await exchange_records.log(
                         uow.conn, session.id, None, "warning",
-                        f"1C asked for CommerceML {version[:16]!r}; the hub serves "
+                        f"1C asked for CommerceML {version!r}; the hub serves "
                         f"{SERVED_VERSIONS[0]} to {SERVED_VERSIONS[-1]} and answered {served}",
                         utcnow(),
                     )  # fmt: skip
