@@ -363,6 +363,7 @@ class Product:
     unit_name: str = "Штука"
     unit_abbr: str = "PCE"
     unit_short: str = "шт"
+    deleted: bool = False  # ПометкаУдаления
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,8 @@ def import_xml(
         parts.append(_el("Штрихкод", p.barcode, 8))
         parts.append(_el("Артикул", p.article, 8))
         parts.append(_el("Наименование", p.name, 8))
+        if p.deleted:
+            parts.append(_el("ПометкаУдаления", "true", 8))
         parts.append(
             f"        <БазоваяЕдиница Код={quoteattr(p.unit_code)}"
             f" НаименованиеПолное={quoteattr(p.unit_name)}"

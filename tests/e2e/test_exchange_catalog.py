@@ -713,3 +713,40 @@ async def test_offers_with_only_a_total_go_to_the_total_stock_store(start_hub: H
     status, lines, _ = results["offers.xml"]
     assert status == "failure"
     assert "NOPE" in "\n".join(lines[1:])
+
+
+# --- products 1C marked deleted --------------------------------------------------------------
+
+
+async def test_a_product_1c_marked_deleted_is_still_counted_and_sold_at_the_till(
+    start_hub: HubFactory,
+) -> None:
+    hub = await start_hub(stock={"S01": {"TEA": 5}})
+    tea = (await hub.products())["1c-tea"]
+    await exchange(
+        hub.onec(), [("import.xml", import_xml([Product("1c-tea", "Tea", deleted=True)]))]
+    )
+    assert (await hub.products())["1c-tea"].active is False
+    admin, till = bearer(hub.admin), bearer(hub.net.tokens["pos"])
+
+    for ref in ({"sku": "TEA"}, {"xml_id": "1c-tea"}, {"product_id": tea.id}):
+        found = expect(await hub.http.get("/stock", params=ref, headers=admin), 200)
+        assert found["product"]["active"] is False
+        assert [(x["store"], x["on_hand"]) for x in found["levels"]] == [("S01", "5")]
+        expect(await hub.http.get("/stock/movements", params=ref, headers=admin), 200)
+    sold = await hub.http.post(
+        "/pos/sales", json=sale("S01", "T-del-1", line("TEA", 1)), headers=till
+    )
+    refused = await hub.http.post("/orders", json=pickup("S01", line("TEA", 1)), headers=admin)
+
+    back = {**sale("S01", "T-del-2", line("TEA", 1)), "original_transaction_id": "T-del-1"}
+    returned = await hub.http.post("/pos/returns", json=back, headers=till)
+    sold_again = await hub.http.post(
+        "/pos/sales", json=sale("S01", "T-del-3", line("TEA", 2)), headers=till
+    )
+
+    expect(sold, 201)
+    expect(refused, 422, "unknown_product")  # no new order takes a deleted product
+    expect(returned, 201)
+    expect(sold_again, 201)
+    assert (await hub.on_hand())[("1c-tea", "S01")] == D(3)
