@@ -46,6 +46,7 @@ class ExchangeFile:
     applied: int
     result: dict[str, Any]
     message: str | None
+    updated_at: datetime  # while receiving: when its last chunk arrived
 
 
 async def create_session(
@@ -132,6 +133,7 @@ _FILE_COLUMNS = (
     exchange_files.c.applied,
     exchange_files.c.result,
     exchange_files.c.message,
+    exchange_files.c.updated_at,
 )
 
 
@@ -256,20 +258,3 @@ async def grow_file(
         .values(size=new_size, last_chunk_hash=hash_, updated_at=now)
     )
     return bool(result.rowcount)
-
-
-async def newer_stock_file(
-    conn: AsyncConnection, session_id: str, formed_at: datetime
-) -> str | None:
-    """When another exchange already applied stock formed later than this, that moment."""
-    t = exchange_files.c
-    found = (
-        await conn.execute(
-            select(t.formed_at)
-            .where(t.session_id != session_id, t.status == "done", t.kind == "offers")
-            .where(t.formed_at > formed_at)
-            .order_by(t.formed_at.desc())
-            .limit(1)
-        )
-    ).scalar()
-    return None if found is None else found.isoformat()

@@ -21,7 +21,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 
 from ..config import ExchangeSettings, Settings
-from ..db import exchange_records
+from ..db import exchange_records, exchange_stock
 from ..db.exchange_records import ExchangeSession
 from ..db.unit_of_work import Database
 from ..domain.errors import BadExchangeFile, OrdersyncError
@@ -282,6 +282,7 @@ class Exchange:
             for session_id in old:
                 await exchange_records.drop_session(uow.conn, session_id)
             await exchange_records.prune_log(uow.conn, utcnow() - _LOG_KEPT)
+            await exchange_stock.prune_coverage(uow.conn)
             await uow.commit()
         for session_id in old:
             await asyncio.to_thread(WorkDir(self.settings.work_dir, session_id).clear)

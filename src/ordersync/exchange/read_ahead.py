@@ -26,6 +26,8 @@ class Batch:
     new_stores: list[tuple[int, str, str]]  # (number, Ид, name) first seen in these rows
     negatives: int
     next_seq: int  # the first item after this batch
+    unread: list[str] = field(default_factory=list)  # Ид of offers whose stock was not read
+    totals_only: int = 0  # offers with a total only, and no exchange.total_stock_store
 
 
 @dataclass
@@ -49,10 +51,17 @@ def stage_rows(
     rows: list[ItemRow] = []
     seen_before = len(numbers)
     negatives = 0
+    unread: list[str] = []
+    totals_only = 0
     for item in items:
         figures = item.stock
-        if not figures and item.total is not None and total_store is not None:
-            figures = [(total_store, item.total)]
+        if not figures and item.total is not None:
+            if total_store is not None:
+                figures = [(total_store, item.total)]
+            else:
+                totals_only += 1
+        if item.unread_stock and not figures:
+            unread.append(item.xml_id)
         store_numbers: list[int] | None = None
         quantities: list[int] | None = None
         if figures:
@@ -69,7 +78,8 @@ def stage_rows(
              item.price, item.active, store_numbers, quantities)
         )  # fmt: skip
     fresh = [(n, x, x) for x, n in numbers.items() if n >= seen_before]
-    return Batch(rows, fresh, negatives, items[-1].seq + 1 if items else next_seq)
+    next_item = items[-1].seq + 1 if items else next_seq
+    return Batch(rows, fresh, negatives, next_item, unread, totals_only)
 
 
 @dataclass(frozen=True)
