@@ -49,7 +49,7 @@ class ExchangeSettings(BaseModel):
     enabled: bool = True
     path: str = "/bitrix/admin/1c_exchange.php"  # also served at this path when changed
     login: str = "1c"
-    # `ordersync exchange hash-password` makes one; without it the exchange refuses everyone.
+    # `ordersync exchange hash-password` makes one; without it the exchange is "not configured".
     password_hash: str | None = None
     encoding: Literal["windows-1251", "utf-8"] = "windows-1251"
     zip: bool = False
