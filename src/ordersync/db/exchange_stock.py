@@ -65,7 +65,7 @@ class LaterFiles:
 _LATER_FILES = """
     SELECT c.store_id, MAX(c.formed_at) AS newest
     FROM exchange_stock_coverage c
-    WHERE c.formed_at > :formed AND c.file_id <> :f
+    WHERE c.formed_at > :formed
       AND c.store_id IN (SELECT st.id FROM exchange_stage_stores ss
                          JOIN stores st ON st.xml_id = ss.xml_id WHERE ss.file_id = :f)
     GROUP BY c.store_id
@@ -93,7 +93,7 @@ _PG_SKIP_LATER = """
         FROM exchange_stock_coverage c
         CROSS JOIN LATERAL unnest(c.product_ids) AS u(pid)
         WHERE c.store_id = ANY(CAST(:check AS int[]))
-          AND c.formed_at > CAST(:formed AS timestamptz) AND c.file_id <> :f
+          AND c.formed_at > CAST(:formed AS timestamptz)
           AND c.last_product >= (SELECT min(product_id) FROM raw)
           AND c.first_product <= (SELECT max(product_id) FROM raw)
           AND u.pid IN (SELECT product_id FROM raw)
@@ -159,7 +159,7 @@ _PG_COVERAGE = """
     cov_old AS (
         DELETE FROM exchange_stock_coverage o USING cov
         WHERE o.store_id = cov.store_id AND o.formed_at <= CAST(:formed AS timestamptz)
-          AND o.file_id <> :f AND o.first_product = cov.lo AND o.last_product = cov.hi
+          AND o.first_product = cov.lo AND o.last_product = cov.hi
           AND o.product_ids = cov.ids
         RETURNING o.id
     ),"""
@@ -463,7 +463,7 @@ async def _without_later_levels(
         _sql(
             """
             SELECT store_id, product_ids FROM exchange_stock_coverage
-            WHERE store_id IN :check AND formed_at > :formed AND file_id <> :f
+            WHERE store_id IN :check AND formed_at > :formed
               AND last_product >= :first AND first_product <= :last
             """
         ).bindparams(bindparam("check", expanding=True)),
@@ -488,7 +488,7 @@ async def _cover_sqlite(
             _sql(
                 """
                 SELECT id, product_ids FROM exchange_stock_coverage
-                WHERE store_id = :s AND formed_at <= :formed AND file_id <> :f
+                WHERE store_id = :s AND formed_at <= :formed
                   AND first_product = :first AND last_product = :last
                 """
             ),

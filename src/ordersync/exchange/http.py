@@ -86,7 +86,7 @@ class Exchange:
                 raise Refused("sessid does not match the session")
             return session, cookie
         header = request.headers.get("authorization")
-        if auth.parse_basic(header) is not None:
+        if auth.parse_basic(header) is not None:  # the credentials prove it: no sessid asked
             return await self._by_credentials(header, request.query_params.get("type", ""))
         if not cookie:
             raise Refused("no session cookie: call mode=checkauth first")
