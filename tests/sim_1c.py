@@ -5,6 +5,11 @@ The simulator speaks the protocol as 1C does and as the digest in shared/spec de
 HTTP Basic on `checkauth`, then the cookie (and `sessid=`) on every call; files split into
 POSTs of at most `file_limit` bytes; `import` repeated while the reply says `progress`. It
 checks nothing about the hub's state: the tests do that.
+
+Third-party clients keep the session otherwise, and the simulator plays them too (`keeps=`):
+"jar", a client with a cookie jar (curl -c/-b, requests.Session) that takes the session from
+`Set-Cookie` only and never parses the reply's cookie lines; "basic", one that sends HTTP Basic
+on every call and never a cookie.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
@@ -67,7 +72,8 @@ class Reply:
 
 class OneC:
     """One 1C exchange node. `checkauth` opens a session (a new cookie); everything after it
-    is sent with that cookie and, as newer 1C does, `&sessid=` in the URL."""
+    is sent with that cookie and, as newer 1C does, `&sessid=` in the URL. With keeps="jar" or
+    "basic" it is one of the third-party clients described above instead."""
 
     def __init__(
         self,
@@ -78,13 +84,16 @@ class OneC:
         encoding: str = "windows-1251",
         path: str = PATH,
         send_sessid: bool = True,
+        keeps: Literal["body", "jar", "basic"] = "body",
     ) -> None:
         self.http = http
         self.login = login
         self.password = password
         self.encoding = encoding
         self.path = path
-        self.send_sessid = send_sessid
+        self.keeps = keeps
+        self.send_sessid = send_sessid and keeps == "body"
+        self.jar = httpx.Cookies()  # keeps="jar": what Set-Cookie gave
         self.cookie: tuple[str, str] | None = None
         self.sessid: str | None = None
         self.timestamp: int | None = None
@@ -110,13 +119,21 @@ class OneC:
         if self.send_sessid and self.sessid and mode != "checkauth" and "sessid" not in params:
             query["sessid"] = self.sessid
         sent = dict(headers or {})
-        if with_cookie and self.cookie is not None and mode != "checkauth":
+        if self.keeps == "basic":
+            sent.setdefault("Authorization", self.basic())
+        elif with_cookie and self.cookie is not None and mode != "checkauth":
             sent["Cookie"] = f"{self.cookie[0]}={self.cookie[1]}"
-        if content is None:
-            response = await self.http.get(self.path, params=query, headers=sent)
-        else:
+        if content is not None:
             sent.setdefault("Content-Type", "application/octet-stream")
-            response = await self.http.post(self.path, params=query, content=content, headers=sent)
+        method = "GET" if content is None else "POST"
+        request = self.http.build_request(
+            method, self.path, params=query, content=content, headers=sent
+        )
+        if self.keeps == "jar" and with_cookie:
+            self.jar.set_cookie_header(request)
+        response = await self.http.send(request)
+        if self.keeps == "jar":
+            self.jar.extract_cookies(response)
         self.requests += 1
         self.last_response = response
         return response
@@ -152,12 +169,9 @@ class OneC:
         if authorization is not None:
             headers["Authorization"] = authorization
         elif credentials:
-            pair = f"{self.login if login is None else login}:"
-            pair += self.password if password is None else password
-            token = base64.b64encode(pair.encode(credentials_encoding)).decode()
-            headers["Authorization"] = f"Basic {token}"
+            headers["Authorization"] = self.basic(login, password, credentials_encoding)
         reply = await self.call(type_, "checkauth", headers=headers, with_cookie=False)
-        if reply.status == "success":
+        if reply.status == "success" and self.keeps == "body":
             lines = reply.lines
             if len(lines) < 3 or not lines[1] or not lines[2]:
                 raise ProtocolError(f"checkauth gave no cookie: {reply}")
@@ -172,6 +186,13 @@ class OneC:
                     self.timestamp = int(value)
         return reply
 
+    def basic(
+        self, login: str | None = None, password: str | None = None, encoding: str = "utf-8"
+    ) -> str:
+        pair = f"{self.login if login is None else login}:"
+        pair += self.password if password is None else password
+        return "Basic " + base64.b64encode(pair.encode(encoding)).decode()
+
     async def init(self, type_: str, version: str | None = None) -> Reply:
         """zip=yes|no and file_limit=<bytes>; for sale with `version`, the stepwise flow."""
         params = {} if version is None else {"version": version}
@@ -183,7 +204,7 @@ class OneC:
             raise ProtocolError(f"init did not answer zip= and file_limit=: {reply}")
         self.zip = values["zip"] == "yes"
         self.file_limit = int(values["file_limit"])
-        if values.get("sessid"):
+        if values.get("sessid") and self.keeps == "body":
             self.sessid = values["sessid"]
         self.version = values.get("version") if type_ == "sale" else None
         return reply
@@ -342,6 +363,7 @@ class Product:
     unit_name: str = "Штука"
     unit_abbr: str = "PCE"
     unit_short: str = "шт"
+    deleted: bool = False  # ПометкаУдаления
 
 
 @dataclass(frozen=True)
@@ -388,6 +410,8 @@ def import_xml(
         parts.append(_el("Штрихкод", p.barcode, 8))
         parts.append(_el("Артикул", p.article, 8))
         parts.append(_el("Наименование", p.name, 8))
+        if p.deleted:
+            parts.append(_el("ПометкаУдаления", "true", 8))
         parts.append(
             f"        <БазоваяЕдиница Код={quoteattr(p.unit_code)}"
             f" НаименованиеПолное={quoteattr(p.unit_name)}"

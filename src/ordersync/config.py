@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,11 +49,12 @@ class ExchangeSettings(BaseModel):
     enabled: bool = True
     path: str = "/bitrix/admin/1c_exchange.php"  # also served at this path when changed
     login: str = "1c"
-    # `ordersync exchange hash-password` makes one; without it the exchange refuses everyone.
+    # `ordersync exchange hash-password` makes one; without it the exchange is "not configured".
     password_hash: str | None = None
     encoding: Literal["windows-1251", "utf-8"] = "windows-1251"
     zip: bool = False
-    file_limit: int = Field(default=100 * 1024 * 1024, ge=1024)
+    file_limit: int = Field(default=100 * 1024 * 1024, ge=1024)  # advertised to 1C at init
+    max_upload_bytes: int = Field(default=1024**3, ge=1024)  # what one POST may carry
     max_session_bytes: int = Field(default=8 * 1024**3, ge=1024)  # disk one exchange may fill
     max_unpacked_bytes: int = Field(default=8 * 1024**3, ge=1024)  # what a zip may expand to
     timezone: str = "Europe/Moscow"  # 1C writes local times without a zone
@@ -76,6 +77,15 @@ class ExchangeSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _uploads_fit_the_advertised_limit(self) -> ExchangeSettings:
+        if self.max_upload_bytes < self.file_limit:
+            raise ValueError(
+                f"max_upload_bytes ({self.max_upload_bytes}) is below file_limit "
+                f"({self.file_limit}): 1C's POSTs of file_limit bytes would be refused"
+            )
+        return self
 
     @field_validator("status_map")
     @classmethod

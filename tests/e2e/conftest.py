@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from decimal import Decimal
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,10 @@ async def start_hub(database_url: str, db: Database, tmp_path: Path) -> AsyncIte
             await stack.enter_async_context(app.router.lifespan_context(app))
             # As a server would: an unexpected error is an HTTP 500, which the test then sees.
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            # The client keeps no cookie: each simulated node holds its own session (see OneC).
+            no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
             http = await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, base_url="http://hub")
+                httpx.AsyncClient(transport=transport, base_url="http://hub", cookies=no_cookies)
             )
             return Hub(http, db, seeded[0], settings, Path(options["work_dir"]))
 

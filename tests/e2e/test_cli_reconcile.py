@@ -154,6 +154,33 @@ def test_reconcile_lists_the_levels_where_1c_differs_and_apply_adopts_them(
     }
 
 
+def test_reconcile_before_1c_sent_any_figure_says_there_are_none_yet(
+    database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("ORDERSYNC_"):
+            monkeypatch.delenv(name)
+    support.run_in_thread(_seeded(database_url, backend))
+    fresh = Imported(database_url, formed_time(), [])
+
+    for args in (["reconcile"], ["reconcile", "--apply"]):
+        out = lines(ordersync(fresh, *args))
+        assert out == [
+            "no stock figures from 1C yet: nothing to compare until 1C sends an offers or "
+            "rests file through the exchange"
+        ]
+
+
+async def _seeded(url: str, backend: str) -> None:
+    db = Database.from_url(url, pool_size=2, catalog_cache_seconds=0)
+    try:
+        if backend == "postgres":
+            await support.truncate_all(db)
+        await support.seed_network(db, {"S02": {"TEA": 3}})
+    finally:
+        await db.dispose()
+
+
 def test_reconcile_with_1c_as_master_says_stock_follows_1c(imported: Imported) -> None:
     result = ordersync(imported, "reconcile", "--apply", master="1c")
     assert result.exit_code == 1  # nothing to reconcile, and --apply must not adopt old figures

@@ -163,7 +163,7 @@ async def test_a_file_broken_after_a_committed_staging_step_changes_nothing(
 
 
 async def test_bad_names_and_oversized_chunks_are_refused(start_hub: HubFactory) -> None:
-    hub = await start_hub(file_limit=1024)
+    hub = await start_hub(file_limit=1024, max_upload_bytes=2048)
     before = await hub.domain_state()
     onec = hub.onec()
     await onec.open("catalog")
@@ -173,7 +173,7 @@ async def test_bad_names_and_oversized_chunks_are_refused(start_hub: HubFactory)
     assert not (hub.work_dir / "offers.xml").exists()
     big = await onec.post_chunk("catalog", "offers.xml", good_offers(20))
     assert big.raw.startswith(b"failure\n"), big
-    assert "file_limit" in big.reason
+    assert "max_upload_bytes" in big.reason
     never = await onec.call("catalog", "import", filename="never-sent.xml")
     assert never.raw.startswith(b"failure\n"), never
     assert await hub.domain_state() == before

@@ -431,22 +431,27 @@ def test_our_order_properties_are_named_and_ordered_as_bitrix_s(
             assert values[flag] in ("true", "false")  # as Bitrix writes them
 
 
-def test_our_документ_follows_the_xsd_sequence(samples: Path) -> None:
-    # The 2.08 XSD (the version our root declares) fixes the order of Документ's children;
-    # Bitrix follows it (Время and Комментарий come after Контрагенты).
-    schema = _parse(samples / "xsd" / "commerceml-2.08.xsd")
+@pytest.mark.parametrize("version", ["2.08", "2.09", "2.10"])
+def test_our_документ_follows_the_xsd_sequence_of_each_version_with_an_xsd(
+    samples: Path, version: str
+) -> None:
+    # Each XSD fixes the order of Документ's children; Bitrix follows it (Время and Комментарий
+    # come after Контрагенты). The document declares the version 1C negotiated at init.
+    schema = _parse(samples / "xsd" / f"commerceml-{version}.xsd")
     found = schema.xpath(
         "/xsd:schema/xsd:complexType[@name='Документ']/xsd:sequence/xsd:element/@name",
         namespaces=XSD_NS,
     )
     assert isinstance(found, list)
     sequence = [str(n) for n in found]
-    assert sequence[:10] == [
+    assert sequence[:9] == [
         "Ид", "Номер", "Дата", "ХозОперация", "Роль", "Валюта", "Курс", "Сумма", "Контрагенты",
-        "Время",
     ]  # fmt: skip
-    assert _names(_ours()) == ["Документ", "Документ"]
-    for doc in _ours().iterfind("Документ"):
+    body = orders_document(_orders(), REFS, datetime(2024, 1, 2, 12, tzinfo=UTC), "utf-8", version)
+    ours = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    assert ours.get("ВерсияСхемы") == version
+    assert _names(ours) == ["Документ", "Документ"]
+    for doc in ours.iterfind("Документ"):
         mine = _names(doc)
         assert set(mine) <= set(sequence), set(mine) - set(sequence)
         assert mine == sorted(mine, key=sequence.index), (mine, sequence)

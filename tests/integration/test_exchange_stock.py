@@ -24,12 +24,13 @@ import pytest
 from sqlalchemy import select, text
 
 from ordersync.config import ExchangeSettings
-from ordersync.db import exchange_records, reconcile
+from ordersync.db import exchange_records, exchange_stock, reconcile
 from ordersync.db.exchange_records import ExchangeFile, ExchangeSession
 from ordersync.db.tables import (
     exchange_files,
     exchange_log,
     exchange_stage_items,
+    exchange_stock_coverage,
     metadata,
     outbox_events,
     products,
@@ -775,7 +776,9 @@ async def test_a_chunked_import_resumed_by_a_new_process_ends_as_a_single_step_i
 
 
 def _without_chunk(rows: Any) -> Any:
-    return [(*row[:-1], {k: v for k, v in row[-1].items() if k != "chunk"}) for row in rows]
+    """The result without what differs between two runs: the chunk size, the arrival time."""
+    apart = ("chunk", "received_at")
+    return [(*row[:-1], {k: v for k, v in row[-1].items() if k not in apart}) for row in rows]
 
 
 async def _lock_waits(db: Database) -> int:
@@ -1058,3 +1061,83 @@ async def test_a_sale_committing_while_the_import_waits_for_its_row_keeps_the_ev
     latest = (await dbstate.events(db, events.STOCK_CHANGED))[-1]
     assert latest.aggregate_id == events.stock_aggregate_id(tea, s02)
     assert (latest.payload["on_hand"], latest.payload["available"]) == ("6", "6"), latest.payload
+
+
+# --- files formed earlier than others already applied --------------------------------------------
+
+
+async def test_with_the_hub_as_master_a_figure_never_replaces_one_formed_later(
+    db: Database, hub: Exchange
+) -> None:
+    net = await support.seed_network(db)
+    formed = formed_time()
+    await hub.load(offers_xml(formed, [Offer("1c-tea", {"S02": 5}, name="Tea")]))
+
+    older = [Offer("1c-tea", {"S02": 2}, name="Tea"), Offer("1c-coffee", {"S02": 4}, name="Co")]
+    session, _ = await hub.load(offers_xml(formed - timedelta(minutes=10), older))
+
+    recorded = await dbstate.rows(db, stock_1c_figures)
+    tea, coffee, s02 = net.products["TEA"], net.products["COFFEE"], net.stores["S02"]
+    assert {(r.product_id, r.store_id): (r.quantity, r.formed_at) for r in recorded} == {
+        (tea, s02): (D(5), formed),
+        (coffee, s02): (D(4), formed - timedelta(minutes=10)),
+    }
+    result = (await hub.file(session)).result
+    assert (result["figures_recorded"], result["figures_skipped_newer"]) == (1, 1)
+
+
+async def test_what_files_set_is_kept_30_days_before_the_newest_file_of_each_store(
+    db: Database, one_c: Exchange
+) -> None:
+    await support.seed_network(db)
+    formed = formed_time()
+    await one_c.load(offers_xml(formed - timedelta(days=40), [Offer("1c-tea", {"S01": 1})]))
+    await one_c.load(offers_xml(formed - timedelta(days=40), [Offer("1c-tea", {"S02": 1})]))
+    await one_c.load(offers_xml(formed - timedelta(days=20), [Offer("1c-mug", {"S01": 1})]))
+    await one_c.load(offers_xml(formed, [Offer("1c-coffee", {"S01": 1})]))
+
+    async with db.uow() as uow:
+        await exchange_stock.prune_coverage(uow.conn)
+        await uow.commit()
+
+    kept = await dbstate.rows(db, exchange_stock_coverage)
+    stores = {v: k for k, v in (await support_stores(db)).items()}
+    assert sorted((stores[r.store_id], r.formed_at) for r in kept) == [
+        ("S01", formed - timedelta(days=20)),
+        ("S01", formed),
+        ("S02", formed - timedelta(days=40)),  # the newest file of S02
+    ]
+
+
+async def support_stores(db: Database) -> dict[str, int]:
+    async with db.uow_read() as uow:
+        return {s.code: s.id for s in await uow.stores()}
+
+
+async def test_an_older_file_in_chunks_of_another_size_skips_exactly_the_later_levels(
+    db: Database, one_c: Exchange
+) -> None:
+    """Chunks of several sizes: the level-by-level check runs on every chunk of the older
+    file, and the coverage rows a chunk's bounds leave out do not hide a level."""
+    await support.seed_network(db)
+    formed = formed_time()
+    names = {x: x for x in ("1c-tea", "1c-coffee", "1c-sugar", "1c-mug")}
+    small = Exchange(db, one_c.settings.work_dir, Master.ONE_C, chunk_offers=1)
+    await small.load(offers_xml(formed, [Offer("1c-tea", {"S01": 5}), Offer("1c-mug", {"S01": 7})]))
+
+    older = {("1c-tea", "S01"): 1, ("1c-coffee", "S01"): 2, ("1c-sugar", "S01"): 3,
+             ("1c-mug", "S01"): 4, ("1c-mug", "S02"): 8}  # fmt: skip
+    session, _ = await one_c.load(
+        offers_xml(formed - timedelta(minutes=1), offers_of(older, names))
+    )
+
+    found = {k: v[0] for k, v in (await levels_by_xml_id(db)).items()}
+    assert found == {
+        ("1c-tea", "S01"): D(5),
+        ("1c-coffee", "S01"): D(2),
+        ("1c-sugar", "S01"): D(3),
+        ("1c-mug", "S01"): D(7),
+        ("1c-mug", "S02"): D(8),
+    }
+    assert (await one_c.file(session)).result["figures_skipped_newer"] == 2
+    await no_drift(db)

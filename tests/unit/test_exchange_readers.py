@@ -355,6 +355,41 @@ def test_rests_file_nests_store_quantities(tmp_path: Path) -> None:
     assert reader.stores == {}
 
 
+def test_a_bare_остаток_is_a_total_and_stock_in_an_unknown_shape_is_flagged(
+    tmp_path: Path,
+) -> None:
+    shapes = {
+        "bare": "<Остатки><Остаток>37</Остаток></Остатки>",
+        "comma": "<Остатки><Остаток> 2,5 </Остаток></Остатки>",
+        "words": "<Остатки><Остаток>много</Остаток></Остатки>",
+        "nameless": "<Остатки><Остаток><Склад><Количество>3</Количество></Склад>"
+        "</Остаток></Остатки>",
+        "unknown": "<Остатки><Остаток><Остаток2>3</Остаток2></Остаток></Остатки>",
+        "empty": "<Остатки/>",
+        "store-children": "<Склад><Ид>st-1</Ид><Количество>6</Количество></Склад>",
+        "store-bare": "<Склад/>",
+        "usual": '<Склад ИдСклада="st-1" КоличествоНаСкладе="1"/>',
+    }  # fmt: skip
+    offers = "".join(
+        f"<Предложение><Ид>{name}</Ид>{inner}</Предложение>" for name, inner in shapes.items()
+    )
+    body = f"<ПакетПредложений><Предложения>{offers}</Предложения></ПакетПредложений>"
+
+    items = {i.xml_id: i for i in read(write(tmp_path, cml(body, "2.10", NS_210)))}
+
+    assert {k: (i.total, i.stock, i.unread_stock) for k, i in items.items()} == {
+        "bare": (37_000, [], False),
+        "comma": (2_500, [], False),
+        "words": (None, [], True),
+        "nameless": (None, [], True),
+        "unknown": (None, [], True),
+        "empty": (None, [], True),
+        "store-children": (None, [("st-1", 6_000)], False),
+        "store-bare": (None, [], True),
+        "usual": (None, [("st-1", 1_000)], False),
+    }
+
+
 def test_skip_resumes_the_numbering(tmp_path: Path) -> None:
     offers = "".join(
         f"<Предложение><Ид>o-{n}</Ид><Количество>{n}</Количество></Предложение>" for n in range(7)

@@ -46,6 +46,7 @@ class ExchangeFile:
     applied: int
     result: dict[str, Any]
     message: str | None
+    updated_at: datetime  # while receiving: when its last chunk arrived
 
 
 async def create_session(
@@ -60,6 +61,26 @@ async def create_session(
             created_at=now,
             last_seen_at=now,
         )
+    )
+
+
+async def open_session(
+    conn: AsyncConnection, id_: str, type_: str, cookie_hash: str, login: str, now: datetime
+) -> None:
+    """Like create_session, unless a session with this key exists (opened meanwhile by a
+    concurrent call with the same credentials)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(
+        dialect_insert(exchange_sessions)
+        .values(
+            id=id_,
+            type=type_,
+            cookie_hash=cookie_hash,
+            login=login,
+            created_at=now,
+            last_seen_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["cookie_hash"])
     )
 
 
@@ -112,6 +133,7 @@ _FILE_COLUMNS = (
     exchange_files.c.applied,
     exchange_files.c.result,
     exchange_files.c.message,
+    exchange_files.c.updated_at,
 )
 
 
@@ -236,20 +258,3 @@ async def grow_file(
         .values(size=new_size, last_chunk_hash=hash_, updated_at=now)
     )
     return bool(result.rowcount)
-
-
-async def newer_stock_file(
-    conn: AsyncConnection, session_id: str, formed_at: datetime
-) -> str | None:
-    """When another exchange already applied stock formed later than this, that moment."""
-    t = exchange_files.c
-    found = (
-        await conn.execute(
-            select(t.formed_at)
-            .where(t.session_id != session_id, t.status == "done", t.kind == "offers")
-            .where(t.formed_at > formed_at)
-            .order_by(t.formed_at.desc())
-            .limit(1)
-        )
-    ).scalar()
-    return None if found is None else found.isoformat()

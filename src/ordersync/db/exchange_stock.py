@@ -11,6 +11,11 @@ receipt, another import), the statement undoes itself and the chunk is done agai
 locked first, in (product, store) order, so a sale is never forgotten nor counted twice. Most
 chunks meet no concurrent write and take no lock before writing. SQLite has one writer at a
 time and runs the same rule row by row.
+
+An older file never rolls a level back: a figure is skipped where a file formed later already
+set that (product, store) level, and only there. Which levels a file set is kept per applied
+chunk and store (exchange_stock_coverage), not per level, so a re-import that changes little
+writes little; the comparison runs only for a chunk whose stores a later file has touched.
 """
 
 from __future__ import annotations
@@ -22,15 +27,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import Integer, TextClause, bindparam, delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.quantities import QUANTITY_SCALE, from_units, to_units
-from ..domain.stock_from_1c import MAX_AHEAD, adopted_on_hand
+from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD, adopted_on_hand
 from ..domain.types import MovementReason
 from ..services.ports import StockChange
 from . import stock_ops
+from .tables import exchange_stock_coverage
 from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
@@ -40,11 +46,33 @@ _ATTEMPTS = 4  # the optimistic write, then with the chunk's rows locked first
 @dataclass(frozen=True)
 class ChunkResult:
     moved: int  # stock levels whose on_hand changed (one movement and one event each)
-    figures: int  # store quantities in the chunk for products the hub has
+    figures: int  # store quantities in the chunk for products the hub has, adopted
+    skipped_newer: int = 0  # figures for levels that a file formed later had set
+    skipped_too_old: int = 0  # figures for stores whose newest file is COVERAGE_KEPT later
 
 
-_PG_SOURCE = """
-    src AS (
+@dataclass(frozen=True)
+class LaterFiles:
+    """The file's stores where a file formed later set stock: `check` compares level by level,
+    `too_old` (the newest file is more than COVERAGE_KEPT later) skips the store's figures."""
+
+    check: list[int]
+    too_old: list[int]
+
+
+# The file's stores where another file formed later set some level (the index on (store_id,
+# formed_at) answers it from a few rows; usually there are none).
+_LATER_FILES = """
+    SELECT c.store_id, MAX(c.formed_at) AS newest
+    FROM exchange_stock_coverage c
+    WHERE c.formed_at > :formed
+      AND c.store_id IN (SELECT st.id FROM exchange_stage_stores ss
+                         JOIN stores st ON st.xml_id = ss.xml_id WHERE ss.file_id = :f)
+    GROUP BY c.store_id
+"""
+
+_PG_RAW = """
+    {name} AS (
         SELECT DISTINCT ON (p.id, st.id) p.id AS product_id, st.id AS store_id,
                CASE WHEN p.unit = 'pcs' THEN GREATEST(q.qty, 0) / 1000 * 1000
                     ELSE GREATEST(q.qty, 0) END AS figure
@@ -55,7 +83,29 @@ _PG_SOURCE = """
         JOIN products p ON p.xml_id = i.xml_id
         WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
         ORDER BY p.id, st.id, i.seq DESC
+    ),"""
+
+# The chunk's figures less those for levels a later file set (the later coverage of the
+# chunk's stores, unnested only for rows whose bounds meet the chunk's products).
+_PG_SKIP_LATER = """
+    later AS MATERIALIZED (
+        SELECT DISTINCT c.store_id, u.pid AS product_id
+        FROM exchange_stock_coverage c
+        CROSS JOIN LATERAL unnest(c.product_ids) AS u(pid)
+        WHERE c.store_id = ANY(CAST(:check AS int[]))
+          AND c.formed_at > CAST(:formed AS timestamptz)
+          AND c.last_product >= (SELECT min(product_id) FROM raw)
+          AND c.first_product <= (SELECT max(product_id) FROM raw)
+          AND u.pid IN (SELECT product_id FROM raw)
     ),
+    src AS (
+        SELECT r.* FROM raw r
+        WHERE r.store_id <> ALL(CAST(:too_old AS int[]))
+          AND NOT EXISTS (SELECT 1 FROM later l
+                          WHERE l.store_id = r.store_id AND l.product_id = r.product_id)
+    ),"""
+
+_PG_LATE = """
     late AS MATERIALIZED (
         SELECT m.product_id, m.store_id, SUM(m.quantity)::bigint AS qty
         FROM stock_movements m
@@ -74,6 +124,45 @@ _PG_SOURCE = """
                ON sl.product_id = src.product_id AND sl.store_id = src.store_id
     )
 """
+
+
+def _pg_source(skip_later: bool) -> str:
+    """src (the chunk's figures to adopt), late and diff; `raw` too when skipping."""
+    if skip_later:
+        return _PG_RAW.format(name="raw") + _PG_SKIP_LATER + _PG_LATE
+    return _PG_RAW.format(name="src") + _PG_LATE
+
+
+def _pg_skipped(skip_later: bool) -> str:
+    if not skip_later:
+        return "0 AS skipped, 0 AS too_old"
+    return (
+        "(SELECT count(*) FROM raw) - (SELECT count(*) FROM src) AS skipped, "
+        "(SELECT count(*) FROM raw WHERE store_id = ANY(CAST(:too_old AS int[]))) AS too_old"
+    )
+
+
+# What the chunk set, per store, as sorted product ids; an older row of exactly the same
+# levels says nothing more and goes (a full file sent again replaces its predecessor's rows).
+_PG_COVERAGE = """
+    cov AS (
+        SELECT store_id, array_agg(product_id ORDER BY product_id) AS ids,
+               min(product_id) AS lo, max(product_id) AS hi
+        FROM src GROUP BY store_id
+    ),
+    cov_new AS (
+        INSERT INTO exchange_stock_coverage (file_id, store_id, formed_at, first_product,
+                                             last_product, product_ids)
+        SELECT :f, store_id, CAST(:formed AS timestamptz), lo, hi, ids FROM cov
+        RETURNING id
+    ),
+    cov_old AS (
+        DELETE FROM exchange_stock_coverage o USING cov
+        WHERE o.store_id = cov.store_id AND o.formed_at <= CAST(:formed AS timestamptz)
+          AND o.first_product = cov.lo AND o.last_product = cov.hi
+          AND o.product_ids = cov.ids
+        RETURNING o.id
+    ),"""
 
 _PG_LOCK = """
     SELECT 1 FROM stock_levels sl
@@ -109,8 +198,9 @@ _PG_PAYLOAD = (
     ", \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
 )
 
-_PG_ADOPT = f"""
-    WITH {_PG_SOURCE},
+_PG_ADOPT = """
+    WITH {source},
+    {coverage}
     changed AS (
         SELECT * FROM diff WHERE old IS NULL OR old <> target
     ),
@@ -148,28 +238,46 @@ _PG_ADOPT = f"""
     ),
     evt AS (
         INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
-        SELECT 'stock.changed', 'stock', product_id || ':' || store_id, {_PG_PAYLOAD},
+        SELECT 'stock.changed', 'stock', product_id || ':' || store_id, {payload},
                CAST(:now AS timestamptz)
         FROM written
         RETURNING id
     )
     SELECT (SELECT count(*) FROM evt) AS moved, (SELECT count(*) FROM src) AS figures,
-           (SELECT count(*) FROM mov) AS movements,
+           (SELECT count(*) FROM mov) AS movements, {skipped},
            -- Every changed level written, or the statement undoes itself (a concurrent write).
            ordersync_assert((SELECT count(*) FROM ins) + (SELECT count(*) FROM upd)
                             = (SELECT count(*) FROM changed), 'exchange_race') AS complete
 """
 
+
+def _pg_adopt(skip_later: bool) -> str:
+    return _PG_ADOPT.format(
+        source=_pg_source(skip_later),
+        coverage=_PG_COVERAGE,
+        payload=_PG_PAYLOAD,
+        skipped=_pg_skipped(skip_later),
+    )
+
+
+_PG_ADOPT_ANY, _PG_ADOPT_SKIPPING = _pg_adopt(False), _pg_adopt(True)
+
+# master = "hub": a figure never replaces one formed later.
 _PG_FIGURES = f"""
-    WITH {_PG_SOURCE}
-    INSERT INTO stock_1c_figures (product_id, store_id, quantity, hub_on_hand, formed_at,
-                                  recorded_at)
-    SELECT product_id, store_id, figure, GREATEST(COALESCE(old, 0) - late_qty, 0),
-           CAST(:formed AS timestamptz), CAST(:now AS timestamptz)
-    FROM diff
-    ON CONFLICT (product_id, store_id) DO UPDATE
-        SET quantity = EXCLUDED.quantity, hub_on_hand = EXCLUDED.hub_on_hand,
-            formed_at = EXCLUDED.formed_at, recorded_at = EXCLUDED.recorded_at
+    WITH {_pg_source(False)},
+    recorded AS (
+        INSERT INTO stock_1c_figures (product_id, store_id, quantity, hub_on_hand, formed_at,
+                                      recorded_at)
+        SELECT product_id, store_id, figure, GREATEST(COALESCE(old, 0) - late_qty, 0),
+               CAST(:formed AS timestamptz), CAST(:now AS timestamptz)
+        FROM diff
+        ON CONFLICT (product_id, store_id) DO UPDATE
+            SET quantity = EXCLUDED.quantity, hub_on_hand = EXCLUDED.hub_on_hand,
+                formed_at = EXCLUDED.formed_at, recorded_at = EXCLUDED.recorded_at
+            WHERE stock_1c_figures.formed_at <= EXCLUDED.formed_at
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM diff) AS figures, (SELECT count(*) FROM recorded) AS recorded
 """
 
 
@@ -190,6 +298,16 @@ def _params(file_id: int, lo: int, hi: int, formed_at: datetime, now: datetime) 
     }
 
 
+async def later_files(conn: AsyncConnection, params: dict[str, Any]) -> LaterFiles:
+    """The file's stores where a file formed later already set some stock level."""
+    statement = _sql(_LATER_FILES).columns(store_id=Integer(), newest=UtcDateTime())
+    check: list[int] = []
+    too_old: list[int] = []
+    for store_id, newest in await conn.execute(statement, params):
+        (too_old if newest - params["formed"] > COVERAGE_KEPT else check).append(store_id)
+    return LaterFiles(sorted(check), sorted(too_old))
+
+
 async def adopt_figures(
     conn: AsyncConnection,
     file_id: int,
@@ -199,11 +317,15 @@ async def adopt_figures(
     document_id: str,
     now: datetime,
 ) -> ChunkResult:
-    """master = "1c": the chunk's stock levels take 1C's figures (see the module docstring)."""
+    """master = "1c": the chunk's stock levels take 1C's figures (see the module docstring),
+    except levels a file formed later already set."""
     params = {**_params(file_id, lo, hi, formed_at, now), "doc": document_id}
+    later = await later_files(conn, params)
+    params.update(check=later.check, too_old=later.too_old)
     if conn.dialect.name != "postgresql":
-        return await _adopt_row_by_row(conn, params, document_id)
+        return await _adopt_row_by_row(conn, params, document_id, later)
     params["doc_json"] = json.dumps(document_id, ensure_ascii=False)
+    statement = _sql(_PG_ADOPT_SKIPPING if later.check or later.too_old else _PG_ADOPT_ANY)
     # A chunk's sorts and hashes fit in memory instead of spilling to disk.
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))
     for attempt in range(_ATTEMPTS):
@@ -211,8 +333,11 @@ async def adopt_figures(
             async with conn.begin_nested():
                 if attempt:  # someone wrote a level between our read and our write
                     await conn.execute(_sql(_PG_LOCK), params)
-                row = (await conn.execute(_sql(_PG_ADOPT), params)).one()
-            return ChunkResult(int(row.moved), int(row.figures))
+                row = (await conn.execute(statement, params)).one()
+            too_old = int(row.too_old)
+            return ChunkResult(
+                int(row.moved), int(row.figures), int(row.skipped) - too_old, too_old
+            )
         except DBAPIError as exc:
             if "exchange_race" not in str(exc) or attempt == _ATTEMPTS - 1:
                 raise
@@ -221,13 +346,14 @@ async def adopt_figures(
 
 async def record_figures(
     conn: AsyncConnection, file_id: int, lo: int, hi: int, formed_at: datetime, now: datetime
-) -> int:
-    """master = "hub": 1C's figures are kept beside the hub's figure for the same moment."""
+) -> tuple[int, int]:
+    """master = "hub": 1C's figures are kept beside the hub's figure for the same moment,
+    unless a figure formed later is kept already. (recorded, skipped as older)."""
     params = _params(file_id, lo, hi, formed_at, now)
     if conn.dialect.name == "postgresql":
-        result = await conn.execute(_sql(_PG_FIGURES), params)
-        return int(result.rowcount or 0)
-    rows = await _sqlite_diff(conn, params)
+        row = (await conn.execute(_sql(_PG_FIGURES), params)).one()
+        return int(row.recorded), int(row.figures) - int(row.recorded)
+    rows, _ = await _sqlite_diff(conn, params)
     upsert = """
         INSERT INTO stock_1c_figures (product_id, store_id, quantity, hub_on_hand, formed_at,
                                       recorded_at)
@@ -235,6 +361,7 @@ async def record_figures(
         ON CONFLICT (product_id, store_id) DO UPDATE
             SET quantity = excluded.quantity, hub_on_hand = excluded.hub_on_hand,
                 formed_at = excluded.formed_at, recorded_at = excluded.recorded_at
+            WHERE stock_1c_figures.formed_at <= excluded.formed_at
     """
     values = [
         {
@@ -247,16 +374,21 @@ async def record_figures(
         }
         for p, s, figure, old, late in rows
     ]
-    if values:
-        await conn.execute(_sql(upsert), values)
-    return len(values)
+    if not values:
+        return 0, 0
+    recorded = int((await conn.execute(_sql(upsert), values)).rowcount or 0)
+    return recorded, len(values) - recorded
+
+
+DiffRow = tuple[int, int, int, int | None, int]  # product, store, figure, on_hand or None, late
 
 
 async def _sqlite_diff(
-    conn: AsyncConnection, params: dict[str, Any]
-) -> list[tuple[int, int, int, int | None, int]]:
+    conn: AsyncConnection, params: dict[str, Any], later: LaterFiles | None = None
+) -> tuple[list[DiffRow], tuple[int, int]]:
     """(product, store, figure, on_hand or None, late) per level of the chunk, in lock order;
-    the last figure an item gives wins."""
+    the last figure an item gives wins. With `later`, the levels a later file set are left
+    out, and counted: (skipped as set later, skipped as too old)."""
     items = await conn.execute(
         text(
             """
@@ -282,8 +414,11 @@ async def _sqlite_diff(
             if number in store_of:
                 figure = adopted_on_hand(_units(int(qty)), Decimal(0), unit == "pcs")
                 figures[(product_id, store_of[number])] = to_units(figure, QUANTITY_SCALE)
+    skipped = (0, 0)
+    if later is not None and (later.check or later.too_old):
+        figures, skipped = await _without_later_levels(conn, params, later, figures)
     if not figures:
-        return []
+        return [], skipped
     product_ids = sorted({p for p, _ in figures})
     levels: dict[tuple[int, int], int] = {}
     late: dict[tuple[int, int], int] = defaultdict(int)
@@ -308,13 +443,89 @@ async def _sqlite_diff(
             batch,
         ):
             late[(p, s)] += int(qty)
-    return [(p, s, f, levels.get((p, s)), late[(p, s)]) for (p, s), f in sorted(figures.items())]
+    rows = [(p, s, f, levels.get((p, s)), late[(p, s)]) for (p, s), f in sorted(figures.items())]
+    return rows, skipped
+
+
+async def _without_later_levels(
+    conn: AsyncConnection,
+    params: dict[str, Any],
+    later: LaterFiles,
+    figures: dict[tuple[int, int], int],
+) -> tuple[dict[tuple[int, int], int], tuple[int, int]]:
+    kept = {k: v for k, v in figures.items() if k[1] not in later.too_old}
+    too_old = len(figures) - len(kept)
+    if not kept or not later.check:
+        return kept, (0, too_old)
+    products = [p for p, _ in kept]
+    set_later: set[tuple[int, int]] = set()
+    rows = await conn.execute(
+        _sql(
+            """
+            SELECT store_id, product_ids FROM exchange_stock_coverage
+            WHERE store_id IN :check AND formed_at > :formed
+              AND last_product >= :first AND first_product <= :last
+            """
+        ).bindparams(bindparam("check", expanding=True)),
+        {**params, "first": min(products), "last": max(products)},
+    )
+    for store_id, ids in rows:
+        set_later.update((p, store_id) for p in json.loads(ids))
+    fresh = {k: v for k, v in kept.items() if k not in set_later}
+    return fresh, (len(kept) - len(fresh), too_old)
+
+
+async def _cover_sqlite(
+    conn: AsyncConnection, params: dict[str, Any], levels: list[tuple[int, int]]
+) -> None:
+    """SQLite's half of _PG_COVERAGE: what the chunk set, per store; older identical rows go."""
+    by_store: dict[int, list[int]] = defaultdict(list)
+    for product_id, store_id in levels:
+        by_store[store_id].append(product_id)
+    for store_id, ids in sorted(by_store.items()):
+        ids.sort()
+        same = await conn.execute(
+            _sql(
+                """
+                SELECT id, product_ids FROM exchange_stock_coverage
+                WHERE store_id = :s AND formed_at <= :formed
+                  AND first_product = :first AND last_product = :last
+                """
+            ),
+            {**params, "s": store_id, "first": ids[0], "last": ids[-1]},
+        )
+        for row_id in [i for i, old in same if json.loads(old) == ids]:
+            await conn.execute(
+                text("DELETE FROM exchange_stock_coverage WHERE id = :id"), {"id": row_id}
+            )
+        await conn.execute(
+            insert(exchange_stock_coverage).values(
+                file_id=params["f"],
+                store_id=store_id,
+                formed_at=params["formed"],
+                first_product=ids[0],
+                last_product=ids[-1],
+                product_ids=ids,
+            )
+        )
+
+
+async def prune_coverage(conn: AsyncConnection) -> None:
+    """Keeps what files set for COVERAGE_KEPT before the newest file of each store."""
+    c = exchange_stock_coverage.c
+    newest = await conn.execute(select(c.store_id, func.max(c.formed_at)).group_by(c.store_id))
+    for store_id, formed_at in newest.all():
+        await conn.execute(
+            delete(exchange_stock_coverage).where(
+                c.store_id == store_id, c.formed_at < formed_at - COVERAGE_KEPT
+            )
+        )
 
 
 async def _adopt_row_by_row(
-    conn: AsyncConnection, params: dict[str, Any], document_id: str
+    conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
 ) -> ChunkResult:
-    rows = await _sqlite_diff(conn, params)
+    rows, (skipped_later, too_old) = await _sqlite_diff(conn, params, later)
     moved = 0
     for product_id, store_id, figure, old, late in rows:
         target = to_units(
@@ -336,7 +547,8 @@ async def _adopt_row_by_row(
         )
         await stock_ops.set_on_hand(conn, change)
         moved += 1
-    return ChunkResult(moved, len(rows))
+    await _cover_sqlite(conn, params, [(p, s) for p, s, *_ in rows])
+    return ChunkResult(moved, len(rows), skipped_later, too_old)
 
 
 def _units(thousandths: int) -> Decimal:

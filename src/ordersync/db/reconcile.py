@@ -65,6 +65,12 @@ async def drifts(
     return [FigureDrift(*row) for row in (await conn.execute(stmt)).all()]
 
 
+async def any_figures(conn: AsyncConnection) -> bool:
+    """Whether 1C ever sent a stock figure (an offers or rests file, imported as master hub)."""
+    found = await conn.execute(select(stock_1c_figures.c.product_id).limit(1))
+    return found.first() is not None
+
+
 async def late_movements(
     conn: AsyncConnection, product_id: int, store_id: int, formed_at: datetime
 ) -> Decimal:

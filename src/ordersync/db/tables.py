@@ -432,6 +432,24 @@ stock_1c_figures = Table(
     Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
+# Which stock levels each applied file set, at the moment it was formed: one row per applied
+# chunk and store (not per level: a re-import that changes little writes little). A figure of a
+# file formed earlier is skipped only for the levels a later file set (db/exchange_stock.py).
+exchange_stock_coverage = Table(
+    "exchange_stock_coverage",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("file_id", BigId, nullable=False),
+    Column("store_id", Integer, nullable=False),
+    Column("formed_at", UtcDateTime(), nullable=False),
+    Column("first_product", Integer, nullable=False),  # the bounds of product_ids, to look
+    Column("last_product", Integer, nullable=False),  # at the rows that can meet a chunk only
+    Column(
+        "product_ids", JSON().with_variant(ARRAY(Integer), "postgresql"), nullable=False
+    ),  # sorted
+    Index("ix_exchange_stock_coverage_store_formed", "store_id", "formed_at"),
+)
+
 exchange_log = Table(
     "exchange_log",
     metadata,

@@ -5,13 +5,24 @@ through these functions row by row on SQLite; db/reconcile.py uses them to adopt
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 # The hub's movements that 1C's figure, formed at a moment, cannot contain: those whose business
 # time is after the moment, and those the hub itself learnt of after it (a till reporting late).
 # A business time is taken to be at most MAX_AHEAD after the recording, which bounds the search.
 MAX_AHEAD = timedelta(days=1)
+
+# A figure is skipped where a file formed later already set that stock level (an older file
+# never rolls a level back). What each file set is kept this long before the newest file of
+# its store; a file formed longer before than that has that store's figures skipped.
+COVERAGE_KEPT = timedelta(days=30)
+
+
+def bounded_formation(formed_at: datetime, arrived_at: datetime) -> datetime:
+    """A file cannot have been formed after it arrived: a later ДатаФормирования (1C's clock
+    ahead, or a wrong exchange.timezone) is taken as the arrival, so it freezes nothing."""
+    return min(formed_at, arrived_at)
 
 
 def adopted_on_hand(figure: Decimal, later: Decimal, whole_pieces: bool) -> Decimal:

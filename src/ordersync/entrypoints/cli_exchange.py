@@ -39,6 +39,12 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
             typer.echo('master is "1c": stock already follows 1C\'s figures at every import')
             raise typer.Exit(1)
         found, adopted = asyncio.run(_reconcile(conf, apply, store, limit))
+        if found is None:
+            typer.echo(
+                "no stock figures from 1C yet: nothing to compare until 1C sends an offers or "
+                "rests file through the exchange"
+            )
+            return
         for d in found:
             typer.echo(
                 f"{d.sku} @ {d.store}: 1C {dec(d.figure_1c)} vs hub {dec(d.hub)} "
@@ -75,9 +81,12 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 
 async def _reconcile(
     conf: Settings, apply: bool, store: str | None, limit: int | None
-) -> tuple[list[reconcile.FigureDrift], int]:
+) -> tuple[list[reconcile.FigureDrift] | None, int]:
+    """The drifts and how many were adopted; None when 1C never sent a figure."""
     async with opened(conf) as db:
         async with db.uow_read() as uow:
+            if not await reconcile.any_figures(uow.conn):
+                return None, 0
             found = await reconcile.drifts(uow.conn, store, limit)
         adopted = 0
         if apply:

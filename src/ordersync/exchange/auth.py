@@ -42,6 +42,14 @@ def cookie_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def credentials_token(login: str, password: str, stored: str) -> str:
+    """The session key of a client that sends HTTP Basic instead of the cookie: the same
+    credentials find the same session without PBKDF2 again. Keyed by the stored hash, so the
+    database alone does not allow a fast guess, and a new password leaves old sessions behind."""
+    message = f"{login}\0{password}".encode()
+    return hmac.new(stored.encode(), message, hashlib.sha256).hexdigest()
+
+
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     if not header or not header.lower().startswith("basic "):
         return None

@@ -23,6 +23,7 @@ from ..db import exchange_catalog, exchange_records, exchange_stock
 from ..db.catalog import create_store_from_1c
 from ..db.exchange_records import ExchangeFile, ExchangeSession
 from ..db.unit_of_work import Database
+from ..domain.stock_from_1c import COVERAGE_KEPT
 from ..domain.types import Master
 from ..services.context import utcnow
 
@@ -67,20 +68,7 @@ class CatalogApply:
                 return  # another call began it
             now = utcnow()
             await self._create_stores(uow.conn, session, current, now)
-            result = dict(current.result)
-            assert current.formed_at is not None
-            newer = await exchange_records.newer_stock_file(uow.conn, session.id, current.formed_at)
-            if newer is not None:
-                # Adopting it would roll stock back to an older moment: products only.
-                result["stock_skipped_older_than"] = newer
-                await exchange_records.log(
-                    uow.conn, session.id, file.name, "warning",
-                    f"{file.name} was formed before {newer}, which another exchange already "
-                    "applied: its stock figures are skipped", now,
-                )  # fmt: skip
-            await exchange_records.update_file(
-                uow.conn, file.id, now, status="applying", result=result
-            )
+            await exchange_records.update_file(uow.conn, file.id, now, status="applying")
             await uow.commit()
         self.db.forget_stores()
 
@@ -107,19 +95,20 @@ class CatalogApply:
                 conn, file.id, lo, hi
             )
             assert file.formed_at is not None
-            if file.result.get("stock_skipped_older_than"):
-                pass
-            elif self.master is Master.ONE_C:
+            if self.master is Master.ONE_C:
                 moved = await exchange_stock.adopt_figures(
                     conn, file.id, lo, hi, file.formed_at, document_id(file), now
                 )
                 result["stock_changed"] += moved.moved
                 result["store_figures"] += moved.figures
+                result["figures_skipped_newer"] += moved.skipped_newer
+                result["figures_skipped_too_old"] += moved.skipped_too_old
             else:
-                recorded = await exchange_stock.record_figures(
+                recorded, older = await exchange_stock.record_figures(
                     conn, file.id, lo, hi, file.formed_at, now
                 )
                 result["figures_recorded"] += recorded
+                result["figures_skipped_newer"] += older
             await exchange_records.set_chunk_result(conn, file.id, k, dict(result))
             await uow.commit()
 
@@ -142,6 +131,8 @@ class CatalogApply:
                 for partial in done.values():
                     totals.update(partial)
                 values.update(status="done", applied=current.staged, result=dict(totals))
+                for message in _skipped(file.name, totals):
+                    await exchange_records.log(conn, session.id, file.name, "warning", message, now)
                 if totals["unknown_products"]:
                     await exchange_records.log(
                         conn,
@@ -176,6 +167,23 @@ class CatalogApply:
                 now,
             )
         await exchange_catalog.rename_stores(conn, file.id, now)
+
+
+def _skipped(name: str, totals: Counter[str]) -> list[str]:
+    """Warnings for the figures an older file did not apply."""
+    messages = []
+    if totals["figures_skipped_newer"]:
+        messages.append(
+            f"{totals['figures_skipped_newer']} stock figures of {name} were skipped: a file "
+            "formed later had already set those levels"
+        )
+    if totals["figures_skipped_too_old"]:
+        days = COVERAGE_KEPT.days
+        messages.append(
+            f"{totals['figures_skipped_too_old']} stock figures of {name} were skipped: it "
+            f"was formed more than {days} days before the newest stock file of their stores"
+        )
+    return messages
 
 
 def document_id(file: ExchangeFile) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -23,13 +25,16 @@ from ..db import exchange_catalog, exchange_records
 from ..db.exchange_records import ExchangeFile, ExchangeSession
 from ..db.unit_of_work import Database
 from ..domain.errors import BadExchangeFile
+from ..domain.stock_from_1c import bounded_formation
 from ..domain.types import Master
 from ..services.context import utcnow
 from .catalog_apply import CatalogApply
-from .read_ahead import ReadAhead, Source
+from .read_ahead import Batch, ReadAhead, Source
 from .work_dir import WorkDir, is_zip
 
 _LIVE_READERS = 8
+_UNSHOWN = ("received_at", "stock_unread_ids")  # kept in the result, not for 1C's log
+_UNREAD_NAMED = 5
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,7 @@ class CatalogImport:
         unpacked = await self._unpack_pending(session, work)
         if unpacked:
             return Step("progress", f"unpacked {unpacked}")
-        async with self.db.uow() as uow:
-            file = await exchange_records.get_file(uow.conn, session.id, name)
-        if file is None:
-            raise BadExchangeFile(f"{name} was not uploaded in this exchange")
+        file = await self._find(session, name)
         if len(self._busy) > _LIVE_READERS * 4:
             self._busy = {k: v for k, v in self._busy.items() if v.locked()}
         lock = self._busy.setdefault(file.id, asyncio.Lock())
@@ -77,6 +79,26 @@ class CatalogImport:
             except BadExchangeFile as exc:
                 await self._fail(session, file, exc.message)
                 raise
+
+    async def _find(self, session: ExchangeSession, name: str) -> ExchangeFile:
+        """The file by its name, or by its bare name when it came in a subfolder of a zip
+        (1C may ask for `import___x.xml` it sent as `goods/1/import___x.xml`)."""
+        async with self.db.uow() as uow:
+            file = await exchange_records.get_file(uow.conn, session.id, name)
+            if file is not None:
+                return file
+            files = (
+                [] if "/" in name else await exchange_records.session_files(uow.conn, session.id)
+            )
+        found = [f for f in files if f.name.rsplit("/", 1)[-1] == name and f.kind != "zip"]
+        if len(found) > 1:
+            paths = ", ".join(sorted(f.name for f in found))
+            raise BadExchangeFile(
+                f"{name} is ambiguous in this exchange ({paths}): name its folder"
+            )
+        if not found:
+            raise BadExchangeFile(f"{name} was not uploaded in this exchange")
+        return found[0]
 
     async def _advance(
         self, session: ExchangeSession, work: WorkDir, file: ExchangeFile, deadline: float
@@ -118,14 +140,18 @@ class CatalogImport:
                         raise _Overtaken
                     await exchange_catalog.stage_stores(uow.conn, file.id, batch.new_stores)
                     await exchange_catalog.stage(uow.conn, batch.rows)
+                    result = {**current.result, "negative": negatives}
+                    _count_unread(result, batch)
+                    if current.status == "receiving":  # its formation is bounded by this
+                        result["received_at"] = current.updated_at.isoformat()
                     values: dict[str, object] = {
                         "status": "staging",
                         "staged": batch.next_seq,
-                        "result": {**current.result, "negative": negatives},
+                        "result": result,
                     }
                     if not batch.rows:
                         values.update(
-                            await self._finish_staging(uow.conn, session, file, live, negatives)
+                            await self._finish_staging(uow.conn, session, file, live, result)
                         )
                     await exchange_records.update_file(uow.conn, file.id, utcnow(), **values)
                     await uow.commit()
@@ -171,8 +197,11 @@ class CatalogImport:
         session: ExchangeSession,
         file: ExchangeFile,
         live: ReadAhead,
-        negatives: int,
+        result: dict[str, Any],
     ) -> dict[str, object]:
+        """The file's kind, formation time and result once it is read to the end (`result`
+        as staged so far)."""
+        negatives = int(result["negative"])
         reader = live.summary()
         listed = [x for x in reader.stores if x not in live.store_numbers]  # Склады, no stock
         await exchange_catalog.stage_stores(
@@ -180,6 +209,8 @@ class CatalogImport:
         )
         await exchange_catalog.name_staged_stores(conn, file.id, reader.stores)
         await conn.execute(text("ANALYZE exchange_stage_items"))  # the apply joins on it
+        for message in _unread_warnings(file.name, result):
+            await exchange_records.log(conn, session.id, file.name, "warning", message, utcnow())
         if negatives:
             await exchange_records.log(
                 conn,
@@ -190,9 +221,18 @@ class CatalogImport:
                 utcnow(),
             )
         kind = "offers" if reader.has_offers else "import" if reader.has_products else "empty"
-        formed = reader.formed_at or session.created_at
+        received = result.get("received_at")
+        arrived = datetime.fromisoformat(received) if received else utcnow()
+        formed = bounded_formation(reader.formed_at or session.created_at, arrived)
+        if reader.formed_at is not None and formed < reader.formed_at:
+            await exchange_records.log(
+                conn, session.id, file.name, "warning",
+                f"{file.name} says it was formed at {reader.formed_at.isoformat()}, after it "
+                f"arrived ({arrived.isoformat()}): taken as formed on arrival (is 1C's clock "
+                "ahead, or exchange.timezone wrong?)", utcnow(),
+            )  # fmt: skip
         # The chunk size is the file's: a changed setting must not move the chunk boundaries.
-        result = {**file.result, "negative": negatives, "chunk": self.settings.chunk_offers}
+        result = {**result, "chunk": self.settings.chunk_offers}
         repeated = await exchange_catalog.keep_last_of_repeated(conn, file.id)
         if repeated:
             result["repeated_items"] = repeated
@@ -264,6 +304,31 @@ class CatalogImport:
             await uow.commit()
 
 
+def _count_unread(result: dict[str, Any], batch: Batch) -> None:
+    if batch.unread:
+        result["stock_unread"] = result.get("stock_unread", 0) + len(batch.unread)
+        named = result.get("stock_unread_ids", [])
+        result["stock_unread_ids"] = (named + batch.unread)[:_UNREAD_NAMED]
+    if batch.totals_only:
+        result["stock_total_only"] = result.get("stock_total_only", 0) + batch.totals_only
+
+
+def _unread_warnings(name: str, result: dict[str, Any]) -> list[str]:
+    messages = []
+    if result.get("stock_unread"):
+        named = ", ".join(result.get("stock_unread_ids", []))
+        messages.append(
+            f"the stock of {result['stock_unread']} offers in {name} could not be read "
+            f"(a shape the hub does not know; e.g. {named}): their stock is not imported"
+        )
+    if result.get("stock_total_only"):
+        messages.append(
+            f"{result['stock_total_only']} offers in {name} carry only a total stock, without "
+            "stores: set exchange.total_stock_store to the store it belongs to"
+        )
+    return messages
+
+
 def _zip_file(path: Path) -> bool:
     return path.is_file() and is_zip(path)
 
@@ -279,5 +344,5 @@ def _number(
 
 
 def _summary(result: dict[str, object]) -> str:
-    shown = {k: v for k, v in result.items() if v}
+    shown = {k: v for k, v in result.items() if v and k not in _UNSHOWN}
     return ", ".join(f"{k} {v}" for k, v in shown.items()) or "nothing to change"

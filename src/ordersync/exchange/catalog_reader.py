@@ -41,6 +41,7 @@ class Item:
     active: bool | None = None  # False when 1C marks the product deleted
     stock: list[tuple[str, int]] = field(default_factory=list)  # (store Ид, quantity*1000)
     total: int | None = None  # Количество without stores, *1000
+    unread_stock: bool = False  # it carries stock in a shape the reader does not know
 
 
 @dataclass(slots=True)
@@ -125,6 +126,8 @@ class CatalogFile:
             store_id = store.get("ИдСклада")
             if store_id:
                 stock.append((store_id, quantity(store.get("КоличествоНаСкладе"), xml_id)))
+            else:
+                self._store_element(store, item)
         rests = element.find("{*}Остатки")
         if rests is not None:
             self._rests(rests, item)
@@ -136,18 +139,35 @@ class CatalogFile:
         return item
 
     def _rests(self, rests: etree._Element, item: Item) -> None:
-        """rests*.xml: Остатки/Остаток/Склад with child Ид and Количество."""
+        """rests*.xml: Остатки/Остаток/Склад with child Ид and Количество; an Остаток without a
+        Склад is a total, in a child Количество or as its own text."""
+        found = False
         for rest in children(rests, "Остаток"):
+            found = True
             store = child(rest, "Склад")
-            if store is None:
-                total = text_of(rest, "Количество")
-                if total is not None:
-                    item.total = quantity(total, item.xml_id)
+            if store is not None:
+                self._store_element(store, item)
                 continue
-            store_id = text_of(store, "Ид")
-            if store_id:
-                figure = text_of(store, "Количество")
-                item.stock.append((store_id, quantity(figure, item.xml_id)))
+            total = text_of(rest, "Количество")
+            if total is None and len(rest) == 0:
+                total = (rest.text or "").strip() or None
+                if total is not None and not _is_number(total):
+                    total = None
+            if total is None:
+                item.unread_stock = True
+            else:
+                item.total = quantity(total, item.xml_id)
+        if not found:
+            item.unread_stock = True
+
+    def _store_element(self, store: etree._Element, item: Item) -> None:
+        """A Склад with child Ид and Количество; anything else is stock the reader cannot read."""
+        store_id = text_of(store, "Ид")
+        figure = text_of(store, "Количество")
+        if store_id and figure is not None:
+            item.stock.append((store_id, quantity(figure, item.xml_id)))
+        else:
+            item.unread_stock = True
 
     def _price(self, prices: etree._Element, xml_id: str) -> Decimal | None:
         wanted = self.price_type
@@ -197,6 +217,13 @@ def quantity(text: str | None, xml_id: str) -> int:
     if not value.is_finite() or abs(value) > Decimal(10) ** 12:
         raise BadExchangeFile(f"the quantity {raw!r} of {xml_id} is out of range")
     return int(value.scaleb(QUANTITY_SCALE).to_integral_value(rounding=ROUND_DOWN))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return Decimal(text.replace(",", ".").replace("\xa0", "").replace(" ", "")).is_finite()
+    except InvalidOperation:
+        return False
 
 
 def money(text: str, xml_id: str) -> Decimal:

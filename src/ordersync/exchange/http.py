@@ -21,7 +21,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 
 from ..config import ExchangeSettings, Settings
-from ..db import exchange_records
+from ..db import exchange_records, exchange_stock
 from ..db.exchange_records import ExchangeSession
 from ..db.unit_of_work import Database
 from ..domain.errors import BadExchangeFile, OrdersyncError
@@ -29,6 +29,7 @@ from ..services.context import Context, utcnow
 from ..services.ids import uuid7
 from . import auth
 from .catalog_import import CatalogImport
+from .sale_document import SERVED_VERSIONS, served_version
 from .sale_exchange import SaleExchange
 from .work_dir import WorkDir, safe_name
 
@@ -57,58 +58,104 @@ class Exchange:
         ex = settings.exchange
         return cls(db, ex, CatalogImport(db, ex, settings.master), SaleExchange(db, ex, ctx))
 
-    async def checkauth(self, request: Request, type_: str) -> str:
-        credentials = auth.parse_basic(request.headers.get("authorization"))
-        if credentials is None:
-            raise Refused("no credentials: send HTTP Basic authorization (a proxy may strip it)")
-        login, password = credentials
-        # PBKDF2 is slow on purpose: off the event loop, and a wrong guess costs a second more.
-        valid = await asyncio.to_thread(auth.verify_password, password, self.settings.password_hash)
-        if login != self.settings.login or not valid:
-            await asyncio.sleep(_FAILED_LOGIN_DELAY)
-            raise Refused("wrong login or password")
+    async def checkauth(self, request: Request, type_: str) -> tuple[str, str]:
+        """A new session: the reply, and the cookie (also sent as `Set-Cookie`)."""
+        login, password = self._credentials(request.headers.get("authorization"))
+        await self._verify(login, password)
         cookie = auth.new_cookie()
         now = utcnow()
-        session_id = uuid7()
         async with self.db.uow() as uow:
             await exchange_records.create_session(
-                uow.conn, session_id, type_, auth.cookie_hash(cookie), login, now
+                uow.conn, uuid7(), type_, auth.cookie_hash(cookie), login, now
             )
             await uow.commit()
         await self.forget_old_sessions()
         lines = ["success", auth.COOKIE_NAME, cookie, f"sessid={cookie_sessid(cookie)}"]
         if type_ == "catalog":
             lines.append(f"timestamp={int(now.timestamp())}")
-        return "\n".join(lines)
+        return "\n".join(lines), cookie
 
-    async def session(self, request: Request, type_: str) -> ExchangeSession:
+    async def session(self, request: Request) -> tuple[ExchangeSession, str]:
+        """The caller's session and its key: by the cookie, as 1C does, or else by HTTP Basic
+        on the call itself (clients that never keep a cookie). Not tied to an exchange type."""
         cookie = request.cookies.get(auth.COOKIE_NAME)
+        session = await self._live(auth.cookie_hash(cookie)) if cookie else None
+        if session is not None and cookie is not None:
+            sessid = request.query_params.get("sessid")
+            if sessid is not None and not hmac.compare_digest(sessid, cookie_sessid(cookie)):
+                raise Refused("sessid does not match the session")
+            return session, cookie
+        header = request.headers.get("authorization")
+        if auth.parse_basic(header) is not None:  # the credentials prove it: no sessid asked
+            return await self._by_credentials(header, request.query_params.get("type", ""))
         if not cookie:
             raise Refused("no session cookie: call mode=checkauth first")
+        raise Refused("unknown or expired session: call mode=checkauth again")
+
+    async def _by_credentials(self, header: str | None, type_: str) -> tuple[ExchangeSession, str]:
+        """The session of these credentials, resumed without PBKDF2 when it is alive (only
+        credentials once verified ever open one), else opened after the checked login."""
+        login, password = self._credentials(header)
+        assert self.settings.password_hash is not None
+        token = auth.credentials_token(login, password, self.settings.password_hash)
+        hashed = auth.cookie_hash(token)
+        session = await self._live(hashed)
+        if session is None:
+            await self._verify(login, password)
+            await self.forget_old_sessions()  # an expired session of the same key goes first
+            async with self.db.uow() as uow:
+                await exchange_records.open_session(
+                    uow.conn, uuid7(), type_, hashed, login, utcnow()
+                )
+                await uow.commit()
+            session = await self._live(hashed)
+            assert session is not None
+        return session, token
+
+    async def _live(self, hashed: str) -> ExchangeSession | None:
+        """The session with this key unless it expired; its last_seen_at kept current."""
         async with self.db.uow_read() as uow:
-            session = await exchange_records.session_by_cookie(uow.conn, auth.cookie_hash(cookie))
+            session = await exchange_records.session_by_cookie(uow.conn, hashed)
         now = utcnow()
         if session is None or now - session.last_seen_at > timedelta(
             hours=self.settings.session_hours
         ):
-            raise Refused("unknown or expired session: call mode=checkauth again")
-        if session.type != type_:
-            raise Refused(f"this session was opened for type={session.type}")
-        sessid = request.query_params.get("sessid")
-        if sessid is not None and not hmac.compare_digest(sessid, cookie_sessid(cookie)):
-            raise Refused("sessid does not match the session")
+            return None
         if now - session.last_seen_at > _SEEN_EVERY:
             async with self.db.uow() as uow:
                 await exchange_records.update_session(uow.conn, session.id, last_seen_at=now)
                 await uow.commit()
         return session
 
+    def _credentials(self, header: str | None) -> tuple[str, str]:
+        if not self.settings.password_hash:
+            raise Refused(
+                "the 1C exchange is not configured: no exchange.password_hash is set (make one "
+                "with `ordersync exchange hash-password` and set it in the file or in "
+                "ORDERSYNC_EXCHANGE__PASSWORD_HASH)"
+            )
+        credentials = auth.parse_basic(header)
+        if credentials is None:
+            raise Refused("no credentials: send HTTP Basic authorization (a proxy may strip it)")
+        return credentials
+
+    async def _verify(self, login: str, password: str) -> None:
+        # PBKDF2 is slow on purpose: off the event loop, one at a time, and a wrong guess
+        # costs a second more.
+        async with self.logins:
+            valid = await asyncio.to_thread(
+                auth.verify_password, password, self.settings.password_hash
+            )
+        if login != self.settings.login or not valid:
+            await asyncio.sleep(_FAILED_LOGIN_DELAY)
+            raise Refused("wrong login or password")
+
     async def dispatch(
-        self, request: Request, session: ExchangeSession, type_: str, mode: str
+        self, request: Request, session: ExchangeSession, key: str, type_: str, mode: str
     ) -> str | Response:
         filename = request.query_params.get("filename")
         if mode == "init":
-            return await self.init(request, session, type_)
+            return await self.init(request, session, key, type_)
         if mode == "file":
             name = await self.receive(request, session, _required(filename))
             if type_ == "sale" and session.version is None:
@@ -136,24 +183,31 @@ class Exchange:
             return f"success\n{mode}: done"
         raise Refused(f"mode {mode!r} is not supported for type={type_}")
 
-    async def init(self, request: Request, session: ExchangeSession, type_: str) -> str:
-        version = request.query_params.get("version")
+    async def init(self, request: Request, session: ExchangeSession, key: str, type_: str) -> str:
+        version = request.query_params.get("version", "")[:16]
         if type_ == "catalog":  # a fresh start: files of an earlier init of this session go
             async with self.db.uow() as uow:
                 await exchange_records.drop_files(uow.conn, session.id)
                 await uow.commit()
             await asyncio.to_thread(WorkDir(self.settings.work_dir, session.id).clear)
-        if type_ == "sale" and version:
+        served = served_version(version) if type_ == "sale" and version else None
+        if served is not None:
             async with self.db.uow() as uow:
-                await exchange_records.update_session(uow.conn, session.id, version=version[:16])
+                await exchange_records.update_session(uow.conn, session.id, version=served)
+                if served != version:
+                    await exchange_records.log(
+                        uow.conn, session.id, None, "warning",
+                        f"1C asked for CommerceML {version!r}; the hub serves "
+                        f"{SERVED_VERSIONS[0]} to {SERVED_VERSIONS[-1]} and answered {served}",
+                        utcnow(),
+                    )  # fmt: skip
                 await uow.commit()
         lines = [
             f"zip={'yes' if self.settings.zip else 'no'}",
             f"file_limit={self.settings.file_limit}",
         ]
-        if type_ == "sale" and version:
-            cookie = request.cookies.get(auth.COOKIE_NAME, "")
-            lines += [f"sessid={cookie_sessid(cookie)}", f"version={version[:16]}"]
+        if served is not None:  # the version the orders will be written in
+            lines += [f"sessid={cookie_sessid(key)}", f"version={served}"]
         return "\n".join(lines)
 
     async def receive(self, request: Request, session: ExchangeSession, raw: str) -> str:
@@ -170,9 +224,10 @@ class Exchange:
             with await asyncio.to_thread(part.open, "wb") as out:
                 async for data in request.stream():
                     size += len(data)
-                    if size > self.settings.file_limit:
+                    if size > self.settings.max_upload_bytes:  # file_limit is only advertised
                         raise Refused(
-                            f"a chunk is larger than file_limit={self.settings.file_limit}"
+                            "a POST is larger than exchange.max_upload_bytes="
+                            f"{self.settings.max_upload_bytes}"
                         )
                     if size > room:
                         raise Refused("the exchange's files are larger than max_session_bytes")
@@ -227,6 +282,7 @@ class Exchange:
             for session_id in old:
                 await exchange_records.drop_session(uow.conn, session_id)
             await exchange_records.prune_log(uow.conn, utcnow() - _LOG_KEPT)
+            await exchange_stock.prune_coverage(uow.conn)
             await uow.commit()
         for session_id in old:
             await asyncio.to_thread(WorkDir(self.settings.work_dir, session_id).clear)
@@ -265,9 +321,13 @@ async def handle(request: Request) -> Response:
         if type_ not in _TYPES:
             raise Refused(f"unknown exchange type {type_!r}")
         if mode == "checkauth":
-            return exchange.text(await exchange.checkauth(request, type_))
-        session = await exchange.session(request, type_)
-        reply = await exchange.dispatch(request, session, type_, mode)
+            text, cookie = await exchange.checkauth(request, type_)
+            response = exchange.text(text)
+            # As Bitrix: clients with a cookie jar keep the session from the header.
+            response.set_cookie(auth.COOKIE_NAME, cookie, path="/", httponly=True, samesite=None)
+            return response
+        session, key = await exchange.session(request)
+        reply = await exchange.dispatch(request, session, key, type_, mode)
     except Refused as exc:
         reply = f"failure\n{exc}"
     except BadExchangeFile as exc:

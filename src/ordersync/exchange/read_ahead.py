@@ -8,7 +8,8 @@ interpreter lock it avoided, 11.7 s against 7.6 s for 100,000 offers.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ class Batch:
     new_stores: list[tuple[int, str, str]]  # (number, Ид, name) first seen in these rows
     negatives: int
     next_seq: int  # the first item after this batch
+    unread: list[str] = field(default_factory=list)  # Ид of offers whose stock was not read
+    totals_only: int = 0  # offers with a total only, and no exchange.total_stock_store
 
 
 @dataclass
@@ -49,10 +52,17 @@ def stage_rows(
     rows: list[ItemRow] = []
     seen_before = len(numbers)
     negatives = 0
+    unread: list[str] = []
+    totals_only = 0
     for item in items:
         figures = item.stock
-        if not figures and item.total is not None and total_store is not None:
-            figures = [(total_store, item.total)]
+        if not figures and item.total is not None:
+            if total_store is not None:
+                figures = [(total_store, item.total)]
+            else:
+                totals_only += 1
+        if item.unread_stock and not figures:
+            unread.append(item.xml_id)
         store_numbers: list[int] | None = None
         quantities: list[int] | None = None
         if figures:
@@ -69,7 +79,8 @@ def stage_rows(
              item.price, item.active, store_numbers, quantities)
         )  # fmt: skip
     fresh = [(n, x, x) for x, n in numbers.items() if n >= seen_before]
-    return Batch(rows, fresh, negatives, items[-1].seq + 1 if items else next_seq)
+    next_item = items[-1].seq + 1 if items else next_seq
+    return Batch(rows, fresh, negatives, next_item, unread, totals_only)
 
 
 @dataclass(frozen=True)
@@ -109,26 +120,39 @@ def _summary(reader: CatalogFile) -> Summary:
 
 
 class ReadAhead:
-    """Reads in a worker thread, one batch ahead."""
+    """Reads in a thread of its own, one batch ahead.
+
+    Always the same thread: lxml keeps per-thread state (its name dictionaries), and an
+    iterparse advanced or freed from different threads crashes the process (seen as
+    `free(): invalid pointer`), so the reader is created, advanced and closed in one thread."""
 
     def __init__(self, source: Source) -> None:
         self.next_seq = source.skip
         self.store_numbers = dict(source.store_numbers)
-        self._reader = source.reader()
-        self._batches = _batches(source, self._reader, self.store_numbers)
+        self._source = source
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cml-read-ahead")
+        self._reader: CatalogFile | None = None
+        self._batches: Iterator[Batch] | None = None
         self._ahead: asyncio.Future[Batch] | None = None
 
+    def _next(self) -> Batch:
+        if self._batches is None:
+            self._reader = self._source.reader()
+            self._batches = _batches(self._source, self._reader, self.store_numbers)
+        return next(self._batches)
+
+    def _read_next(self) -> asyncio.Future[Batch]:
+        return asyncio.get_running_loop().run_in_executor(self._thread, self._next)
+
     async def batch(self) -> Batch:
-        task = self._ahead or asyncio.ensure_future(asyncio.to_thread(next, self._batches))
+        task = self._ahead or self._read_next()
         batch = await task
-        more = bool(batch.rows)
-        self._ahead = (
-            asyncio.ensure_future(asyncio.to_thread(next, self._batches)) if more else None
-        )
+        self._ahead = self._read_next() if batch.rows else None
         self.next_seq = batch.next_seq
         return batch
 
     def summary(self) -> Summary:
+        assert self._reader is not None, "read a batch first"
         return _summary(self._reader)
 
     async def settle(self) -> None:
@@ -136,4 +160,11 @@ class ReadAhead:
             await asyncio.wait([self._ahead])
 
     def close(self) -> None:
-        pass
+        """The reader is closed in its own thread, after any read still running there."""
+        self._thread.submit(self._drop)
+        self._thread.shutdown(wait=False)
+
+    def _drop(self) -> None:
+        batches, self._batches, self._reader = self._batches, None, None
+        if isinstance(batches, Generator):
+            batches.close()

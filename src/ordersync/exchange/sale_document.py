@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lxml import etree
@@ -16,7 +16,10 @@ from ..db.exchange_orders import ProductInfo
 from ..domain.orders import Order, OrderLine
 from ..domain.types import HoldState, OrderStatus, PaymentStatus, Unit
 
-SCHEMA_VERSION = "2.08"
+SCHEMA_VERSION = "2.08"  # when 1C names none at init
+# The versions the document is written in. The elements written are in the order of each
+# version's schema (the same from 2.03 to 2.10 for what is written).
+SERVED_VERSIONS = ("2.03", "2.04", "2.05", "2.06", "2.07", "2.08", "2.09", "2.10")
 _FORMATS = {
     "ФорматДаты": "ДФ=yyyy-MM-dd; ДЛФ=DT",
     "ФорматВремени": "ДФ=ЧЧ:мм:сс; ДЛФ=T",
@@ -47,13 +50,29 @@ class Refs:
     zone: tzinfo
 
 
+def served_version(asked: str | None) -> str:
+    """The version 1C asked for at init, or the nearest one served (3.1 gets 2.10)."""
+    try:
+        wanted = Decimal((asked or "").strip())
+    except InvalidOperation:
+        return SCHEMA_VERSION
+    if not wanted.is_finite():
+        return SCHEMA_VERSION
+    return min(SERVED_VERSIONS, key=lambda v: abs(Decimal(v) - wanted))
+
+
 def orders_document(
-    orders: Sequence[Order], refs: Refs, now: datetime, encoding: str, versioned: bool = False
+    orders: Sequence[Order],
+    refs: Refs,
+    now: datetime,
+    encoding: str,
+    version: str = SCHEMA_VERSION,
+    versioned: bool = False,
 ) -> bytes:
-    """The `sale&mode=query` document. `versioned`: 1C sent `version=` at init, so each
-    Документ carries НомерВерсии, as Bitrix writes it for versioned exchanges."""
+    """The `sale&mode=query` document in CommerceML `version`. `versioned`: 1C sent
+    `version=` at init, so each Документ carries НомерВерсии, as Bitrix writes it then."""
     attrs = {
-        "ВерсияСхемы": SCHEMA_VERSION,
+        "ВерсияСхемы": version,
         "ДатаФормирования": _local(now, refs.zone).strftime("%Y-%m-%dT%H:%M:%S"),
         **_FORMATS,
     }

@@ -17,7 +17,7 @@ from ..domain.orders import Order
 from ..domain.types import OrderStatus, PaymentStatus
 from ..services.context import Context, utcnow
 from ..services.orders import change_status, pay_order
-from .sale_document import Refs, orders_document
+from .sale_document import SCHEMA_VERSION, Refs, orders_document, served_version
 from .sale_reader import OrderChange, read_order_changes
 from .work_dir import WorkDir, is_zip
 
@@ -44,8 +44,14 @@ class SaleExchange:
             sent = [[o.id, _stamp(o)] for o in found]
             await exchange_records.update_session(uow.conn, session.id, pending_query=sent)
             await uow.commit()
+        version = served_version(session.version) if session.version else SCHEMA_VERSION
         return orders_document(
-            found, refs, utcnow(), self.settings.encoding, versioned=session.version is not None
+            found,
+            refs,
+            utcnow(),
+            self.settings.encoding,
+            version,
+            versioned=session.version is not None,
         )
 
     async def success(self, session: ExchangeSession) -> int:

@@ -24,9 +24,13 @@ def _split(refs: Sequence[ProductRef]) -> tuple[list[int], list[str], list[str]]
     )
 
 
-async def resolve_products(uow: UnitOfWork, refs: Sequence[ProductRef]) -> list[Product]:
-    """The product for each ref, in order; UnknownProduct names every ref that matched none."""
-    return _match(refs, await uow.products_by_refs(*_split(refs)))
+async def resolve_products(
+    uow: UnitOfWork, refs: Sequence[ProductRef], inactive: bool = False
+) -> list[Product]:
+    """The product for each ref, in order; UnknownProduct names every ref that matched none.
+    Inactive products (1C marked them deleted) count only with `inactive`: they are still
+    counted and sold off the shelf, but no new order may take them."""
+    return _match(refs, await uow.products_by_refs(*_split(refs)), inactive)
 
 
 async def resolve_products_with_stock(
@@ -37,7 +41,9 @@ async def resolve_products_with_stock(
     return _match(refs, found), stock
 
 
-def _match(refs: Sequence[ProductRef], found: list[Product]) -> list[Product]:
+def _match(
+    refs: Sequence[ProductRef], found: list[Product], inactive: bool = False
+) -> list[Product]:
     by_id = {p.id: p for p in found}
     by_sku = {p.sku: p for p in found}
     by_xml = {p.xml_id: p for p in found}
@@ -50,7 +56,7 @@ def _match(refs: Sequence[ProductRef], found: list[Product]) -> list[Product]:
             product = by_sku.get(ref.sku)
         else:
             product = by_xml.get(ref.xml_id or "")
-        if product is None or not product.active:
+        if product is None or not (product.active or inactive):
             missing.append(ref.label)
         else:
             result.append(product)

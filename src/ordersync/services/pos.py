@@ -129,7 +129,9 @@ async def _record_sale(
     uow: UnitOfWork, cmd: RecordPosSale, store: Store, ctx: Context, request_hash: str
 ) -> dict[str, Any]:
     now = ctx.clock()
-    items = _quantities(cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines]))
+    items = _quantities(
+        cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines], inactive=True)
+    )
     document_id = f"{cmd.pos_id}:{cmd.transaction_id}"
     order_id: str | None = None
     order_number: int | None = None
@@ -252,7 +254,9 @@ async def _record_return(
             f"no sale {cmd.original_transaction_id} from POS {cmd.pos_id} to return against",
             field="original_transaction_id",
         )
-    items = _quantities(cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines]))
+    items = _quantities(
+        cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines], inactive=True)
+    )
     result: dict[str, Any] = {
         "kind": RETURN,
         "pos_id": cmd.pos_id,

@@ -59,7 +59,7 @@ async def levels(
         store_ids = match
     ref = product_ref(product_id, sku, xml_id)
     async with db.uow_read() as uow:
-        (product,) = await resolve_products(uow, [ref])
+        (product,) = await resolve_products(uow, [ref], inactive=True)
         rows = await uow.read_stock([product.id], store_ids)
     if any(r.store_id not in by_id for r in rows):  # a store made by another worker
         db.forget_stores()
@@ -126,7 +126,7 @@ async def movements(
             raise UnknownStore([store])
     ref = product_ref(product_id, sku, xml_id)
     async with db.uow_read() as uow:
-        found = await resolve_products(uow, [ref])
+        found = await resolve_products(uow, [ref], inactive=True)
         if not found:
             raise UnknownProduct([ref.label])
         rows = await ledger.movements(uow.conn, found[0].id, store_id, before_id, limit)
