@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
     db_pool_size: int = Field(default=10, ge=1, le=500)
+    # How long a request waits for a database connection (a free pooled one, or a new one)
+    # before it is answered 503 database_unavailable.
+    db_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     sweeper_interval_seconds: float = Field(default=2.0, gt=0)
     auth_cache_seconds: float = Field(default=5.0, ge=0)

@@ -40,7 +40,10 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or Database.from_url(
-            settings.database_url, settings.db_pool_size, settings.catalog_cache_seconds
+            settings.database_url,
+            settings.db_pool_size,
+            settings.catalog_cache_seconds,
+            settings.db_timeout_seconds,
         )
         app.state.db = database
         app.state.context = context_from(settings)
