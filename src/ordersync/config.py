@@ -112,9 +112,10 @@ class RelaySettings(BaseModel):
     lanes: int = Field(default=16, ge=1, le=1024)
     batch: int = Field(default=500, ge=1, le=10_000)
     lease_seconds: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=8, ge=1)
+    max_attempts: int = Field(default=5, ge=1)  # refusals of one event, then a dead letter
     backoff_base_seconds: float = Field(default=1.0, ge=0)
     backoff_cap_seconds: float = Field(default=300.0, ge=0)
+    probe_seconds: float = Field(default=5.0, gt=0)  # a sink that is down is tried this often
     poll_seconds: float = Field(default=0.2, gt=0)
     retention_hours: float = Field(default=72.0, gt=0)  # delivered events are kept this long
 

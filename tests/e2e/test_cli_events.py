@@ -36,7 +36,8 @@ async def _dead_letters_for_hook(url: str) -> list[int]:
             for n in range(3):
                 await uow.add_event("stock.changed", "stock", f"{n}:1", {"n": n}, utcnow())
             await uow.commit()
-        relay = Relay(db, {"hook": Recorder("hook", always_fail=True)}, GIVE_UP_FAST)
+        refused = Recorder("hook", refuse=range(1, 4))
+        relay = Relay(db, {"hook": refused}, GIVE_UP_FAST)
         for _ in range(20):
             await relay.run_once()
         async with db.uow_read() as uow:
@@ -83,7 +84,7 @@ def test_dead_letters_are_listed_retried_and_dropped(
     listed = ordersync(config, "events", "dead")
     assert listed.exit_code == 0, listed.output
     assert listed.stdout.strip().splitlines()[-1] == "3 dead letters"
-    assert "hook is down" in listed.stdout
+    assert "hook refuses" in listed.stdout
 
     dropped = ordersync(config, "events", "drop", "--sink", "hook", "--event", str(dead[0]))
     assert dropped.stdout.strip() == "1 dead letters dropped"

@@ -23,13 +23,22 @@ FAST = RelayPolicy(lanes=4, batch=7, backoff_base_seconds=0, backoff_cap_seconds
 
 
 class Recorder:
-    """A sink that keeps what it got; it can fail its first deliveries, or always."""
+    """A sink that keeps what it got. It can be down for its first deliveries, or always
+    (`always_fail`), or refuse every batch holding one of `refuse` (permanently)."""
 
-    def __init__(self, name: str, fail_first: int = 0, always_fail: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        fail_first: int = 0,
+        always_fail: bool = False,
+        refuse: Sequence[int] = (),
+    ) -> None:
         self.name = name
         self.fail_first = fail_first
         self.always_fail = always_fail
+        self.refuse = set(refuse)
         self.batches: list[list[int]] = []
+        self.tried: list[list[int]] = []
         self.in_flight: set[int] = set()
         self.overlaps: list[int] = []
 
@@ -38,6 +47,7 @@ class Recorder:
 
     async def deliver(self, events: Sequence[OutboxEvent]) -> None:
         ids = [e.id for e in events]
+        self.tried.append(ids)
         self.overlaps += [i for i in ids if i in self.in_flight]
         self.in_flight.update(ids)
         try:
@@ -45,6 +55,8 @@ class Recorder:
             if self.always_fail or self.fail_first > 0:
                 self.fail_first -= 1
                 raise DeliveryFailed(f"{self.name} is down")
+            if self.refuse & set(ids):
+                raise DeliveryFailed(f"{self.name} refuses {sorted(self.refuse)}", permanent=True)
             self.batches.append(ids)
         finally:
             self.in_flight.difference_update(ids)
@@ -120,31 +132,66 @@ async def test_a_sink_that_is_down_for_a_while_gets_everything_and_holds_no_othe
     assert in_aggregate_order(flaky.delivered, expected)
 
 
-async def test_a_sink_that_always_fails_ends_in_the_dead_letters_and_retry_brings_it_back(
+async def test_an_event_the_sink_refuses_is_found_in_its_batch_and_dead_lettered_alone(
     db: Database,
 ) -> None:
-    expected = await write_events(db, aggregates=2, per_aggregate=2)
-    broken = Recorder("broken", always_fail=True)
-    policy = RelayPolicy(lanes=2, batch=10, max_attempts=4, backoff_base_seconds=0,
+    """The sink refuses one event permanently (a 4xx): the batch is halved until that event
+    is found, the events around it are delivered in order, and after `max_attempts` refusals
+    it goes to the dead letters, from where `events retry` brings it back."""
+    expected = await write_events(db, aggregates=1, per_aggregate=9)
+    every = sorted(i for ids in expected.values() for i in ids)
+    bad = every[5]
+    picky = Recorder("picky", refuse=[bad])
+    policy = RelayPolicy(lanes=1, batch=10, max_attempts=3, backoff_base_seconds=0,
                          backoff_cap_seconds=0, poll_seconds=0)  # fmt: skip
 
-    await drain(Relay(db, {"broken": broken}, policy))
+    await drain(Relay(db, {"picky": picky}, policy))
 
+    assert picky.delivered == [i for i in every if i != bad]  # all the others, in order
+    assert [b for b in picky.tried if b == [bad]] == [[bad]] * policy.max_attempts
     async with db.uow_read() as uow:
-        dead = await dead_letters(uow.conn, "broken")
+        dead = await dead_letters(uow.conn, "picky")
+        (stats,) = await backlog(uow.conn, ["picky"], utcnow())
+    assert [(d[1], d[2]) for d in dead] == [(bad, policy.max_attempts)]
+    assert stats.failing_lanes == 0 and stats.pending == 0
+    assert stats.counters["delivered_total"] == len(every) - 1
+
+    mended = Recorder("picky")
+    assert await redeliver_dead(db, mended, [bad]) == 1
+    assert mended.delivered == [bad]
+    async with db.uow_read() as uow:
+        assert await dead_letters(uow.conn, "picky") == []
+
+
+async def test_a_sink_that_is_down_is_retried_for_as_long_as_it_lasts_and_loses_nothing(
+    db: Database,
+) -> None:
+    """Refused connections, timeouts and 5xx say the sink is down, not that an event is bad:
+    far more failures than max_attempts dead-letter nothing, and the lanes say they fail."""
+    expected = await write_events(db, aggregates=3, per_aggregate=3)
     every = sorted(i for ids in expected.values() for i in ids)
-    assert sorted(d[1] for d in dead) == every
-    assert all(d[2] == policy.max_attempts for d in dead)
-    async with db.uow_read() as uow:
-        _, (stats,) = await backlog(uow.conn, utcnow())
-    assert stats.counters["failures_total"] >= len(every)  # every one failed before it died
-    assert stats.counters["delivered_total"] == 0
+    down = Recorder("down", fail_first=40)
+    policy = RelayPolicy(lanes=2, batch=10, max_attempts=2, backoff_base_seconds=0,
+                         backoff_cap_seconds=0, probe_seconds=0.01, poll_seconds=0)  # fmt: skip
+    relay = Relay(db, {"down": down}, policy)
 
-    mended = Recorder("broken")
-    assert await redeliver_dead(db, mended, every) == len(every)
-    assert mended.delivered == every
+    for _ in range(15):
+        await relay.run_once()
     async with db.uow_read() as uow:
-        assert await dead_letters(uow.conn, "broken") == []
+        (during,) = await backlog(uow.conn, ["down"], utcnow())
+        assert await dead_letters(uow.conn, "down") == []
+    assert during.failing_lanes >= 1 and during.pending == len(every)
+    assert during.last_success is None
+
+    await drain(relay)
+
+    assert sorted(down.delivered) == every
+    assert in_aggregate_order(down.delivered, expected)
+    async with db.uow_read() as uow:
+        (after,) = await backlog(uow.conn, ["down"], utcnow())
+        assert await dead_letters(uow.conn, "down") == []
+    assert after.failing_lanes == 0 and after.last_success is not None
+    assert after.counters["failures_total"] == 40
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -192,7 +239,7 @@ async def test_delivered_events_are_pruned_and_the_rest_kept(db: Database) -> No
     late = await write_events(db, aggregates=1, per_aggregate=1)  # not delivered yet
     async with db.uow() as uow:
         await bury(uow.conn, "keep", [every[0]], 8, "kept for a retry", utcnow())
-        pruned = await prune(uow.conn, utcnow() + timedelta(seconds=1), 1000)
+        pruned = await prune(uow.conn, ["keep"], utcnow() + timedelta(seconds=1), 1000)
         await uow.commit()
 
     remaining = sorted(i for ids in (await ids_by_aggregate(db)).values() for i in ids)

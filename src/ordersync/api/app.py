@@ -20,6 +20,7 @@ from ..services.context import Context, HoldPolicy
 from .auth import TokenCache
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
+from .metrics_middleware import install_metrics
 from .routes import catalog, health, metrics, orders, pos, stock
 
 
@@ -81,4 +82,5 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         app.include_router(exchange_http.router(settings.exchange))
         exempt = exchange_http.paths(settings.exchange)  # it streams files to disk itself
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=exempt)
+    install_metrics(app, settings)
     return app

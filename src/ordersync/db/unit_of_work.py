@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -95,15 +95,23 @@ class Database:
             return PgPlacementUnitOfWork(self)
         return SqlUnitOfWork(self)
 
-    async def listen(self, channel: str, wake: asyncio.Event) -> asyncpg.Connection:
+    async def listen(
+        self, channel: str, wake: asyncio.Event, on_lost: Callable[[], None] | None = None
+    ) -> asyncpg.Connection:
         """A connection LISTENing on a PostgreSQL channel, setting `wake` on every
-        notification; the caller closes it."""
+        notification and calling `on_lost` if the server closes it; the caller closes it."""
         url = self.engine.url.set(drivername="postgresql")
         async with connecting():
             connection: asyncpg.Connection = await asyncpg.connect(
                 url.render_as_string(hide_password=False), timeout=self._timeout
             )
-        await connection.add_listener(channel, lambda *_: wake.set())
+        try:
+            if on_lost is not None:
+                connection.add_termination_listener(lambda *_: on_lost())
+            await connection.add_listener(channel, lambda *_: wake.set())
+        except BaseException:
+            connection.terminate()
+            raise
         return connection
 
     async def pg_pool(self) -> asyncpg.Pool:

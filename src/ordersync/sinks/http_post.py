@@ -2,7 +2,9 @@
 
 Any 2xx acknowledges the whole batch. Anything else fails it with DeliveryFailed: 429 and 503
 carry `retry_after` when the receiver sent Retry-After (seconds or an HTTP date); redirects
-are not followed (a 3xx is a failure); timeouts and connection errors fail too. Error messages
+are not followed (a 3xx is a failure); timeouts and connection errors fail too. A 4xx other
+than 408 (request timeout) and 429 (too many requests) refuses the batch for what it holds
+(`permanent`); everything else says the receiver is down or busy. Error messages
 name the sink, the host and the status or error, never a secret nor the URL's path/query
 (which may hold a token).
 """
@@ -23,6 +25,7 @@ from .filters import EventFilter
 
 USER_AGENT = "ordersync"
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+NOT_REFUSALS = frozenset({408, 429})  # 4xx that say "not now", not "not this"
 _DETAIL_CHARS = 200
 
 
@@ -100,8 +103,15 @@ async def post_batch(
     if status in RETRY_AFTER_STATUSES:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), clock())
     raise DeliveryFailed(
-        f"{label}: {where} answered HTTP {status}{_detail(response)}", retry_after=retry_after
+        f"{label}: {where} answered HTTP {status}{_detail(response)}",
+        retry_after=retry_after,
+        permanent=is_refusal(status),
     )
+
+
+def is_refusal(status: int) -> bool:
+    """A status that refuses the request itself, so sending it again unchanged cannot help."""
+    return 400 <= status < 500 and status not in NOT_REFUSALS
 
 
 class HttpPostSink:
