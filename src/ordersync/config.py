@@ -20,6 +20,7 @@ from .domain.errors import ConfigError
 from .domain.types import Channel, Master, PosMode
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/ordersync.db"
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 class HoldSettings(BaseModel):
@@ -139,6 +140,11 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     seed_demo: bool = False  # `make run` turns it on (ordersync.example.toml)
+    log_level: LogLevel = "warning"  # of the server's and ordersync's own log lines
+    access_log: bool = False  # a line per HTTP request
+    # `serve --workers N`: where the worker processes keep their metrics (a directory per
+    # port), so that /metrics adds them up whichever worker answers
+    metrics_dir: Path = Path("./var/metrics")
     holds: HoldSettings = HoldSettings()
     stores: dict[str, StoreSettings] = Field(default_factory=dict)
     exchange: ExchangeSettings = ExchangeSettings()

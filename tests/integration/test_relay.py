@@ -5,17 +5,21 @@ workers on PostgreSQL, and an event committed late with a lower id."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
-from ordersync.db.relay import backlog, bury, dead_letters, prune
+from ordersync.db.relay import backlog, bury, dead_letters, prune, unsequenced
 from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
-from ordersync.relay.worker import Relay, RelayPolicy, redeliver_dead
+from ordersync.relay.listener import ListenPolicy, OutboxListener
+from ordersync.relay.worker import OUTBOX_CHANNEL, Relay, RelayPolicy, redeliver_dead
 from ordersync.services.context import utcnow
 from ordersync.sinks.base import DeliveryFailed, OutboxEvent
 
@@ -275,3 +279,100 @@ async def test_a_commit_wakes_the_relay_long_before_its_poll(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=5)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_the_relay_listens_again_after_its_connection_is_killed(
+    db: Database, database_url: str
+) -> None:
+    """A PostgreSQL restart kills the LISTEN connection: the relay connects and LISTENs
+    again, so a commit still wakes it long before its 30 s poll."""
+    sink = Recorder("hook")
+    relay = Relay(db, {"hook": sink}, RelayPolicy(lanes=2, poll_seconds=30))
+    assert relay.listener is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    writer = Database.from_url(database_url, pool_size=1)
+    try:
+        await asyncio.wait_for(relay.listener.connected.wait(), 5)
+        killed = relay.listener.server_pid
+        async with writer.uow() as uow:
+            await uow.conn.execute(text(f"SELECT pg_terminate_backend({killed})"))
+        for _ in range(250):
+            if relay.listener.connections == 2 and relay.listener.connected.is_set():
+                break
+            await asyncio.sleep(0.02)
+        assert relay.listener.server_pid not in (None, killed)
+        await asyncio.sleep(0.5)  # the relay is idle again, waiting
+        async with writer.uow() as uow:
+            await uow.add_event("stock.changed", "stock", "1:1", {}, utcnow())
+            await uow.commit()
+        for _ in range(100):
+            if sink.delivered:
+                break
+            await asyncio.sleep(0.02)
+        assert len(sink.delivered) == 1  # within 2 s, with a 30 s poll
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        await writer.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_while_postgresql_refuses_the_listener_it_retries_with_backoff(
+    db: Database, database_url: str
+) -> None:
+    """The listener cannot connect (the server refuses): it keeps trying with backoff, and
+    once it gets through it LISTENs."""
+    gone = Database.from_url(
+        make_url(database_url).set(port=_closed_port()).render_as_string(hide_password=False),
+        pool_size=1,
+    )
+    listener = OutboxListener(gone, OUTBOX_CHANNEL, asyncio.Event(),
+                              ListenPolicy(backoff_base_seconds=0.05))  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        assert listener.connections == 0 and not listener.connected.is_set()
+        listener.db = db  # the server takes connections again
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        assert listener.connections == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        await gone.dispose()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_with_no_sink_the_outbox_is_still_ordered_and_pruned(db: Database) -> None:
+    """Delivered means no sink needs it: with none configured every event is, so the outbox
+    stays bounded whatever the configuration."""
+    await write_events(db, aggregates=3, per_aggregate=2)
+    relay = Relay(db, {}, RelayPolicy(lanes=2, retention_hours=1e-9, prune_every_seconds=0))
+
+    await relay.run_once()
+    async with db.uow_read() as uow:
+        assert await unsequenced(uow.conn) == 0
+    await asyncio.sleep(0.01)
+    await relay.run_once()
+
+    assert await ids_by_aggregate(db) == {}
+
+
+async def test_cursors_of_a_sink_no_longer_configured_hold_nothing_back(db: Database) -> None:
+    await write_events(db, aggregates=2, per_aggregate=2)
+    await drain(Relay(db, {"gone": Recorder("gone", always_fail=True)}, FAST), rounds=3)
+    kept = Relay(db, {"kept": Recorder("kept")}, replace(FAST, retention_hours=1e-9))
+
+    await drain(kept)
+    await asyncio.sleep(0.01)
+    kept.policy = replace(kept.policy, prune_every_seconds=0)
+    await kept.run_once()
+
+    assert await ids_by_aggregate(db) == {}

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, case, delete, func, select, text, update
+from sqlalchemy import (
+    String,
+    TextClause,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -340,7 +350,7 @@ async def prune(conn: AsyncConnection, sinks: list[str], before: datetime, limit
                 ORDER BY e.id LIMIT :limit
             )
             """
-        ).bindparams(bindparam("sinks", expanding=True)),
+        ).bindparams(bindparam("sinks", expanding=True, type_=String())),
         {"now": before, "limit": limit, "sinks": sinks},
     )
     return int(result.rowcount or 0)
