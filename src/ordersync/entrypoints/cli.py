@@ -13,7 +13,7 @@ import typer
 from ..config import LogLevel, Settings, load_settings
 from ..db import ledger, tokens
 from ..db.catalog import all_stores, update_store
-from ..db.migrate import upgrade
+from ..db.migrate import downgrade, upgrade
 from ..db.unit_of_work import Database
 from ..domain.errors import ConfigError
 from ..domain.types import Role
@@ -42,9 +42,18 @@ def _db(settings: Settings) -> Database:
 
 
 @app.command()
-def migrate() -> None:
-    """Apply the database migrations (ORDERSYNC_DATABASE_URL)."""
+def migrate(
+    down_to: Annotated[
+        str | None,
+        typer.Option(help="undo the migrations after this revision (a rollback), e.g. 0003"),
+    ] = None,
+) -> None:
+    """Apply the database migrations (ORDERSYNC_DATABASE_URL); `serve` does it at start."""
     settings = _settings()
+    if down_to is not None:
+        downgrade(settings.database_url, down_to)
+        typer.echo(f"migrations after {down_to} undone")
+        return
     upgrade(settings.database_url)
     typer.echo("migrations applied")
 
