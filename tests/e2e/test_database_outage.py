@@ -21,8 +21,12 @@ from sqlalchemy.engine import make_url
 from ordersync.api.app import create_app
 from ordersync.config import Settings
 from ordersync.db.unit_of_work import Database
+from ordersync.relay.listener import ListenPolicy
+from ordersync.relay.worker import Relay, RelayPolicy
+from ordersync.services.context import utcnow
 from tests import support
 from tests.e2e.helpers import bearer, delivery, expect, line
+from tests.integration.test_relay import Recorder
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])
 STOCK = {"WH1": {"TEA": 100}}
@@ -170,3 +174,49 @@ async def test_no_free_pooled_connection_in_time_is_503(
                 expect(await order(http, token), 201)
     finally:
         await small.dispose()
+
+
+async def test_the_relay_rides_out_a_restart_and_listens_again(
+    db: Database, database_url: str, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every session killed and connections refused for a while, as in a restart: the relay
+    says once that the database is away (not a traceback at every poll), then LISTENs again
+    and delivers a commit long before its 30 s poll."""
+    sink = Recorder("hook")
+    relay = Relay(db, {"hook": sink}, RelayPolicy(lanes=2, poll_seconds=30),
+                  listen_policy=ListenPolicy(backoff_base_seconds=0.1))  # fmt: skip
+    assert relay.listener is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.wait_for(relay.listener.connected.wait(), 5)
+        try:
+            await server.refuse_connections(True)
+            await server.kill_sessions()
+            relay.wake.set()  # a round while the database is away
+            await asyncio.sleep(1.5)
+        finally:
+            await server.refuse_connections(False)
+        for _ in range(250):
+            if relay.listener.connected.is_set() and relay.listener.connections == 2:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        writer = Database.from_url(database_url, pool_size=1)
+        try:
+            async with writer.uow() as uow:
+                await uow.add_event("stock.changed", "stock", "1:1", {}, utcnow())
+                await uow.commit()
+        finally:
+            await writer.dispose()
+        for _ in range(150):
+            if sink.delivered:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+    assert len(sink.delivered) == 1
+    away = [r for r in caplog.records if "database is unavailable" in r.getMessage()]
+    assert len(away) == 1
+    assert not [r for r in caplog.records if r.getMessage() == "relay round failed"]

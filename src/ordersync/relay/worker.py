@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..db import relay as store
+from ..db.availability import is_unavailable
 from ..db.unit_of_work import Database
 from ..services.context import utcnow
 from ..sinks.base import DeliveryFailed, OutboxEvent, Sink
@@ -149,12 +150,21 @@ class Relay:
                 await listening
 
     async def _rounds(self, stop: asyncio.Event) -> None:
+        database_down = False
         while not stop.is_set():
             try:
                 done = await self.run_once()
-            except Exception:  # a database hiccup must not end the relay
-                log.exception("relay round failed")
+            except Exception as exc:  # a database hiccup must not end the relay
                 done = 0
+                if not is_unavailable(exc):
+                    log.exception("relay round failed")
+                elif not database_down:  # once, not at every poll while PostgreSQL restarts
+                    log.warning("relay: the database is unavailable (%s), retrying", exc)
+                database_down = database_down or is_unavailable(exc)
+            else:
+                if database_down:
+                    log.warning("relay: the database is back")
+                database_down = False
             if done == 0:
                 self.wake.clear()
                 waits = [asyncio.ensure_future(e.wait()) for e in (stop, self.wake)]
