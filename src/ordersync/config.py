@@ -20,6 +20,7 @@ from .domain.errors import ConfigError
 from .domain.types import Channel, Master, PosMode
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/ordersync.db"
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 class HoldSettings(BaseModel):
@@ -122,9 +123,10 @@ class RelaySettings(BaseModel):
     lanes: int = Field(default=16, ge=1, le=1024)
     batch: int = Field(default=500, ge=1, le=10_000)
     lease_seconds: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=8, ge=1)
+    max_attempts: int = Field(default=5, ge=1)  # refusals of one event, then a dead letter
     backoff_base_seconds: float = Field(default=1.0, ge=0)
     backoff_cap_seconds: float = Field(default=300.0, ge=0)
+    probe_seconds: float = Field(default=5.0, gt=0)  # a sink that is down is tried this often
     poll_seconds: float = Field(default=0.2, gt=0)
     retention_hours: float = Field(default=72.0, gt=0)  # delivered events are kept this long
 
@@ -140,11 +142,19 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
     db_pool_size: int = Field(default=10, ge=1, le=500)
+    # How long a request waits for a database connection (a free pooled one, or a new one)
+    # before it is answered 503 database_unavailable.
+    db_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     sweeper_interval_seconds: float = Field(default=2.0, gt=0)
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     seed_demo: bool = False  # `make run` turns it on (ordersync.example.toml)
+    log_level: LogLevel = "warning"  # of the server's and ordersync's own log lines
+    access_log: bool = False  # a line per HTTP request
+    # `serve --workers N`: where the worker processes keep their metrics (a directory per
+    # port), so that /metrics adds them up whichever worker answers
+    metrics_dir: Path = Path("./var/metrics")
     holds: HoldSettings = HoldSettings()
     stores: dict[str, StoreSettings] = Field(default_factory=dict)
     exchange: ExchangeSettings = ExchangeSettings()

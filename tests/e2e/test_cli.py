@@ -115,6 +115,17 @@ def test_migrate_creates_the_schema_and_can_run_again(cli: Cli) -> None:
     cli.ok("migrate")
 
 
+def test_migrate_down_to_a_revision_rolls_the_schema_back_and_up_again(cli: Cli) -> None:
+    cli.ok("migrate")
+    undone = cli.ok("migrate", "--down-to", "0003")
+    assert "after 0003 undone" in undone.stdout
+    assert cli.sql("SELECT version_num FROM alembic_version") == [("0003",)]
+    columns = {row[1] for row in cli.sql("PRAGMA table_info(relay_cursors)")}
+    assert "refusals" not in columns
+    cli.ok("migrate")
+    assert cli.sql("SELECT version_num FROM alembic_version") != [("0003",)]
+
+
 def test_token_create_prints_an_os_token_on_its_last_line_that_the_api_accepts(
     cli: Cli, no_config_in_env: None
 ) -> None:

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from ordersync.api.app import create_app
 from ordersync.config import Settings
 from ordersync.db.relay import dead_letters, sequence
+from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
 from ordersync.entrypoints.cli import app
 from ordersync.relay.worker import Relay, RelayPolicy
 from ordersync.services.context import utcnow
 from tests import support
-from tests.e2e.test_relay_worker import SECRET, Receiver
+from tests.e2e.helpers import bearer
+from tests.e2e.test_metrics_api import parse, value
+from tests.e2e.test_relay_worker import BINARY, SECRET, Receiver
 from tests.integration.test_relay import Recorder
 
 GIVE_UP_FAST = RelayPolicy(lanes=2, max_attempts=2, backoff_base_seconds=0,
@@ -36,7 +42,8 @@ async def _dead_letters_for_hook(url: str) -> list[int]:
             for n in range(3):
                 await uow.add_event("stock.changed", "stock", f"{n}:1", {"n": n}, utcnow())
             await uow.commit()
-        relay = Relay(db, {"hook": Recorder("hook", always_fail=True)}, GIVE_UP_FAST)
+        refused = Recorder("hook", refuse=range(1, 4))
+        relay = Relay(db, {"hook": refused}, GIVE_UP_FAST)
         for _ in range(20):
             await relay.run_once()
         async with db.uow_read() as uow:
@@ -83,7 +90,7 @@ def test_dead_letters_are_listed_retried_and_dropped(
     listed = ordersync(config, "events", "dead")
     assert listed.exit_code == 0, listed.output
     assert listed.stdout.strip().splitlines()[-1] == "3 dead letters"
-    assert "hook is down" in listed.stdout
+    assert "hook refuses" in listed.stdout
 
     dropped = ordersync(config, "events", "drop", "--sink", "hook", "--event", str(dead[0]))
     assert dropped.stdout.strip() == "1 dead letters dropped"
@@ -149,3 +156,108 @@ async def test_serve_on_sqlite_delivers_through_its_own_relay(
         assert len(receiver.received) == 1  # woken by the commit, well before the 5 s poll
     finally:
         receiver.close()
+
+
+async def _events(db: Database, count: int) -> None:
+    async with db.uow() as uow:
+        for n in range(count):
+            await uow.add_event("stock.changed", "stock", f"{n}:1", {"n": n}, utcnow())
+        await uow.commit()
+
+
+def pending_figures(output: str) -> tuple[int, int]:
+    """(not yet ordered, waiting) from the last two lines of `events pending`."""
+    *_, unordered, waiting = output.strip().splitlines()
+    assert unordered.endswith("events not yet ordered by the relay"), output
+    assert waiting.endswith("events waiting"), output
+    return int(unordered.split()[0]), int(waiting.split()[0])
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_with_no_sink_serve_orders_the_outbox_and_metrics_agree_with_events_pending(
+    database_url: str, db: Database, tmp_path: Path, backend: str
+) -> None:
+    """The case found in the field: /metrics said 86 unsequenced, `events pending` said 0."""
+    net = await support.seed_network(db)
+    settings = Settings(master="hub", database_url=database_url, seed_demo=False)
+    application = create_app(settings, db=db, sweeper=True)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            await _events(db, 86)
+            for _ in range(100):
+                scraped = parse(
+                    (await http.get("/metrics", headers=bearer(net.tokens["admin"]))).text
+                )
+                if value(scraped, "ordersync_outbox_unsequenced") == 0:
+                    break
+                await asyncio.sleep(0.02)
+    config = tmp_path / "none.toml"
+    config.write_text(f'master = "hub"\ndatabase_url = "{database_url}"\n')
+
+    out = await asyncio.to_thread(ordersync, config, "events", "pending")
+
+    assert value(scraped, "ordersync_outbox_unsequenced") == 0
+    assert pending_figures(out.stdout) == (0, 0)
+
+
+async def test_metrics_and_events_pending_agree_on_what_waits_per_sink(
+    configured: Configured, database_url: str, db: Database
+) -> None:
+    net = await support.seed_network(db)
+    relay = Relay(db, {"hook": Recorder("hook", always_fail=True)}, GIVE_UP_FAST)
+    await _events(db, 5)
+    await relay.run_once()  # ordered, and failed: waiting
+    await _events(db, 3)  # not ordered yet
+    settings = Settings(master="hub", database_url=database_url, seed_demo=False,
+                        sinks={"hook": {"kind": "webhook", "url": configured.receiver.url,
+                                        "secret": SECRET.decode()}})  # fmt: skip
+    application = create_app(settings, db=db, sweeper=False)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            scraped = parse((await http.get("/metrics", headers=bearer(net.tokens["admin"]))).text)
+
+    out = await asyncio.to_thread(ordersync, configured.path, "events", "pending")
+
+    assert out.exit_code == 0, out.output
+    assert pending_figures(out.stdout) == (3, 5)
+    assert value(scraped, "ordersync_outbox_unsequenced") == 3
+    assert value(scraped, "ordersync_relay_backlog", sink="hook") == 5
+    assert (value(scraped, "ordersync_relay_failing_lanes", sink="hook") or 0) >= 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_worker_with_no_sink_orders_and_prunes_the_outbox(
+    database_url: str, db: Database, tmp_path: Path, backend: str
+) -> None:
+    await _events(db, 20)
+    config = tmp_path / "worker.toml"
+    config.write_text(
+        f'master = "hub"\ndatabase_url = "{database_url}"\n'
+        "[relay]\nretention_hours = 0.0001\npoll_seconds = 0.05\n"
+    )
+    await asyncio.sleep(0.5)  # older than the retention
+    worker = _start_worker(config)
+    try:
+        for _ in range(300):
+            async with db.uow_read() as uow:
+                left = await uow.conn.execute(select(func.count()).select_from(outbox_events))
+                if left.scalar_one() == 0:
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=15)
+    async with db.uow_read() as uow:
+        assert (
+            await uow.conn.execute(select(func.count()).select_from(outbox_events))
+        ).scalar_one() == 0
+    assert worker.returncode == 0
+    assert b"no sinks configured" in err
+
+
+def _start_worker(config: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSYNC_")}
+    env["ORDERSYNC_CONFIG"] = str(config)
+    return subprocess.Popen([str(BINARY), "worker"], env=env, stderr=subprocess.PIPE)

@@ -271,8 +271,39 @@ async def test_sink_turns_a_numeric_error_into_delivery_failed(
         await sink.deliver([stock(1, 1, 1, "3")])
     assert failed.value.retry_after is None
     assert "200040300020" in str(failed.value)
+    assert not failed.value.permanent  # access denied: the site is closed to us, not the data
     # the writing batch halts at the failure: no lines for a document that does not exist
     assert "catalog.document.element.add" not in sim.methods_called()
+
+
+async def test_a_module_error_about_the_events_data_is_a_permanent_refusal(
+    http: list[httpx.AsyncClient],
+) -> None:
+    """sale.order.update for an order the site does not have: the event carried the wrong
+    order, and no retry will make the site have it."""
+    sim = site()
+
+    async def order_refs(order_ids: Sequence[str]) -> dict[str, int]:
+        return {o: 404 for o in order_ids}  # the site has no order 404
+
+    sink = make_sink(sim, http, order_refs=order_refs)
+    event = status_event(9, "hub-1", "placed", "shipped")
+    with pytest.raises(DeliveryFailed) as failed:
+        await sink.deliver([event])
+    assert failed.value.permanent
+    assert "order is not exists" in str(failed.value)
+
+
+async def test_system_errors_say_the_site_is_unavailable_not_the_data_wrong(
+    http: list[httpx.AsyncClient],
+) -> None:
+    sim = site(direct_amounts=False)
+    sim.rate_limit(1)
+    with pytest.raises(DeliveryFailed) as limited:
+        await make_sink(sim, http).deliver([stock(1, 1, 1, "2")])
+    with pytest.raises(DeliveryFailed) as missing:
+        await make_sink(sim, http, mode="storeproduct").deliver([stock(1, 1, 1, "2")])
+    assert not limited.value.permanent and not missing.value.permanent
 
 
 async def test_batch_refuses_more_than_50_commands_locally(http: list[httpx.AsyncClient]) -> None:

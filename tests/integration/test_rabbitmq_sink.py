@@ -256,9 +256,10 @@ async def test_unreachable_broker_fails_quickly_every_time() -> None:
     try:
         for _ in range(2):
             started = time.monotonic()
-            with pytest.raises(DeliveryFailed, match="nowhere"):
+            with pytest.raises(DeliveryFailed, match="nowhere") as failed:
                 await sink.deliver([stock(1, 1)])
             assert time.monotonic() - started < 3
+            assert not failed.value.permanent  # the broker is away: retried, never dead
     finally:
         await sink.close()
 
@@ -304,8 +305,9 @@ async def test_a_nack_fails_the_batch(
     full = await bound_queue(
         consumer, exchange_name, "#", **{"x-max-length": 1, "x-overflow": "reject-publish"}
     )
-    with pytest.raises(DeliveryFailed):
+    with pytest.raises(DeliveryFailed) as nacked:
         await sink.deliver([stock(1, 1), stock(2, 1), stock(3, 1)])
+    assert not nacked.value.permanent  # a full queue is the broker saying "not now"
     assert ids(await drain(full, 1)) == ["1"]
     await sink.deliver([stock(4, 1)])  # room again: the sink works on
     assert ids(await drain(full, 1)) == ["4"]

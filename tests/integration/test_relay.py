@@ -5,17 +5,21 @@ workers on PostgreSQL, and an event committed late with a lower id."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
-from ordersync.db.relay import backlog, bury, dead_letters, prune
+from ordersync.db.relay import backlog, bury, dead_letters, prune, unsequenced
 from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
-from ordersync.relay.worker import Relay, RelayPolicy, redeliver_dead
+from ordersync.relay.listener import ListenPolicy, OutboxListener
+from ordersync.relay.worker import OUTBOX_CHANNEL, Relay, RelayPolicy, redeliver_dead
 from ordersync.services.context import utcnow
 from ordersync.sinks.base import DeliveryFailed, OutboxEvent
 
@@ -23,13 +27,22 @@ FAST = RelayPolicy(lanes=4, batch=7, backoff_base_seconds=0, backoff_cap_seconds
 
 
 class Recorder:
-    """A sink that keeps what it got; it can fail its first deliveries, or always."""
+    """A sink that keeps what it got. It can be down for its first deliveries, or always
+    (`always_fail`), or refuse every batch holding one of `refuse` (permanently)."""
 
-    def __init__(self, name: str, fail_first: int = 0, always_fail: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        fail_first: int = 0,
+        always_fail: bool = False,
+        refuse: Sequence[int] = (),
+    ) -> None:
         self.name = name
         self.fail_first = fail_first
         self.always_fail = always_fail
+        self.refuse = set(refuse)
         self.batches: list[list[int]] = []
+        self.tried: list[list[int]] = []
         self.in_flight: set[int] = set()
         self.overlaps: list[int] = []
 
@@ -38,6 +51,7 @@ class Recorder:
 
     async def deliver(self, events: Sequence[OutboxEvent]) -> None:
         ids = [e.id for e in events]
+        self.tried.append(ids)
         self.overlaps += [i for i in ids if i in self.in_flight]
         self.in_flight.update(ids)
         try:
@@ -45,6 +59,8 @@ class Recorder:
             if self.always_fail or self.fail_first > 0:
                 self.fail_first -= 1
                 raise DeliveryFailed(f"{self.name} is down")
+            if self.refuse & set(ids):
+                raise DeliveryFailed(f"{self.name} refuses {sorted(self.refuse)}", permanent=True)
             self.batches.append(ids)
         finally:
             self.in_flight.difference_update(ids)
@@ -120,31 +136,66 @@ async def test_a_sink_that_is_down_for_a_while_gets_everything_and_holds_no_othe
     assert in_aggregate_order(flaky.delivered, expected)
 
 
-async def test_a_sink_that_always_fails_ends_in_the_dead_letters_and_retry_brings_it_back(
+async def test_an_event_the_sink_refuses_is_found_in_its_batch_and_dead_lettered_alone(
     db: Database,
 ) -> None:
-    expected = await write_events(db, aggregates=2, per_aggregate=2)
-    broken = Recorder("broken", always_fail=True)
-    policy = RelayPolicy(lanes=2, batch=10, max_attempts=4, backoff_base_seconds=0,
+    """The sink refuses one event permanently (a 4xx): the batch is halved until that event
+    is found, the events around it are delivered in order, and after `max_attempts` refusals
+    it goes to the dead letters, from where `events retry` brings it back."""
+    expected = await write_events(db, aggregates=1, per_aggregate=9)
+    every = sorted(i for ids in expected.values() for i in ids)
+    bad = every[5]
+    picky = Recorder("picky", refuse=[bad])
+    policy = RelayPolicy(lanes=1, batch=10, max_attempts=3, backoff_base_seconds=0,
                          backoff_cap_seconds=0, poll_seconds=0)  # fmt: skip
 
-    await drain(Relay(db, {"broken": broken}, policy))
+    await drain(Relay(db, {"picky": picky}, policy))
 
+    assert picky.delivered == [i for i in every if i != bad]  # all the others, in order
+    assert [b for b in picky.tried if b == [bad]] == [[bad]] * policy.max_attempts
     async with db.uow_read() as uow:
-        dead = await dead_letters(uow.conn, "broken")
+        dead = await dead_letters(uow.conn, "picky")
+        (stats,) = await backlog(uow.conn, ["picky"], utcnow())
+    assert [(d[1], d[2]) for d in dead] == [(bad, policy.max_attempts)]
+    assert stats.failing_lanes == 0 and stats.pending == 0
+    assert stats.counters["delivered_total"] == len(every) - 1
+
+    mended = Recorder("picky")
+    assert await redeliver_dead(db, mended, [bad]) == 1
+    assert mended.delivered == [bad]
+    async with db.uow_read() as uow:
+        assert await dead_letters(uow.conn, "picky") == []
+
+
+async def test_a_sink_that_is_down_is_retried_for_as_long_as_it_lasts_and_loses_nothing(
+    db: Database,
+) -> None:
+    """Refused connections, timeouts and 5xx say the sink is down, not that an event is bad:
+    far more failures than max_attempts dead-letter nothing, and the lanes say they fail."""
+    expected = await write_events(db, aggregates=3, per_aggregate=3)
     every = sorted(i for ids in expected.values() for i in ids)
-    assert sorted(d[1] for d in dead) == every
-    assert all(d[2] == policy.max_attempts for d in dead)
-    async with db.uow_read() as uow:
-        _, (stats,) = await backlog(uow.conn, utcnow())
-    assert stats.counters["failures_total"] >= len(every)  # every one failed before it died
-    assert stats.counters["delivered_total"] == 0
+    down = Recorder("down", fail_first=40)
+    policy = RelayPolicy(lanes=2, batch=10, max_attempts=2, backoff_base_seconds=0,
+                         backoff_cap_seconds=0, probe_seconds=0.01, poll_seconds=0)  # fmt: skip
+    relay = Relay(db, {"down": down}, policy)
 
-    mended = Recorder("broken")
-    assert await redeliver_dead(db, mended, every) == len(every)
-    assert mended.delivered == every
+    for _ in range(15):
+        await relay.run_once()
     async with db.uow_read() as uow:
-        assert await dead_letters(uow.conn, "broken") == []
+        (during,) = await backlog(uow.conn, ["down"], utcnow())
+        assert await dead_letters(uow.conn, "down") == []
+    assert during.failing_lanes >= 1 and during.pending == len(every)
+    assert during.last_success is None
+
+    await drain(relay)
+
+    assert sorted(down.delivered) == every
+    assert in_aggregate_order(down.delivered, expected)
+    async with db.uow_read() as uow:
+        (after,) = await backlog(uow.conn, ["down"], utcnow())
+        assert await dead_letters(uow.conn, "down") == []
+    assert after.failing_lanes == 0 and after.last_success is not None
+    assert after.counters["failures_total"] == 40
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -192,7 +243,7 @@ async def test_delivered_events_are_pruned_and_the_rest_kept(db: Database) -> No
     late = await write_events(db, aggregates=1, per_aggregate=1)  # not delivered yet
     async with db.uow() as uow:
         await bury(uow.conn, "keep", [every[0]], 8, "kept for a retry", utcnow())
-        pruned = await prune(uow.conn, utcnow() + timedelta(seconds=1), 1000)
+        pruned = await prune(uow.conn, ["keep"], utcnow() + timedelta(seconds=1), 1000)
         await uow.commit()
 
     remaining = sorted(i for ids in (await ids_by_aggregate(db)).values() for i in ids)
@@ -228,3 +279,100 @@ async def test_a_commit_wakes_the_relay_long_before_its_poll(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=5)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_the_relay_listens_again_after_its_connection_is_killed(
+    db: Database, database_url: str
+) -> None:
+    """A PostgreSQL restart kills the LISTEN connection: the relay connects and LISTENs
+    again, so a commit still wakes it long before its 30 s poll."""
+    sink = Recorder("hook")
+    relay = Relay(db, {"hook": sink}, RelayPolicy(lanes=2, poll_seconds=30))
+    assert relay.listener is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    writer = Database.from_url(database_url, pool_size=1)
+    try:
+        await asyncio.wait_for(relay.listener.connected.wait(), 5)
+        killed = relay.listener.server_pid
+        async with writer.uow() as uow:
+            await uow.conn.execute(text(f"SELECT pg_terminate_backend({killed})"))
+        for _ in range(250):
+            if relay.listener.connections == 2 and relay.listener.connected.is_set():
+                break
+            await asyncio.sleep(0.02)
+        assert relay.listener.server_pid not in (None, killed)
+        await asyncio.sleep(0.5)  # the relay is idle again, waiting
+        async with writer.uow() as uow:
+            await uow.add_event("stock.changed", "stock", "1:1", {}, utcnow())
+            await uow.commit()
+        for _ in range(100):
+            if sink.delivered:
+                break
+            await asyncio.sleep(0.02)
+        assert len(sink.delivered) == 1  # within 2 s, with a 30 s poll
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        await writer.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_while_postgresql_refuses_the_listener_it_retries_with_backoff(
+    db: Database, database_url: str
+) -> None:
+    """The listener cannot connect (the server refuses): it keeps trying with backoff, and
+    once it gets through it LISTENs."""
+    gone = Database.from_url(
+        make_url(database_url).set(port=_closed_port()).render_as_string(hide_password=False),
+        pool_size=1,
+    )
+    listener = OutboxListener(gone, OUTBOX_CHANNEL, asyncio.Event(),
+                              ListenPolicy(backoff_base_seconds=0.05))  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        assert listener.connections == 0 and not listener.connected.is_set()
+        listener.db = db  # the server takes connections again
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        assert listener.connections == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        await gone.dispose()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_with_no_sink_the_outbox_is_still_ordered_and_pruned(db: Database) -> None:
+    """Delivered means no sink needs it: with none configured every event is, so the outbox
+    stays bounded whatever the configuration."""
+    await write_events(db, aggregates=3, per_aggregate=2)
+    relay = Relay(db, {}, RelayPolicy(lanes=2, retention_hours=1e-9, prune_every_seconds=0))
+
+    await relay.run_once()
+    async with db.uow_read() as uow:
+        assert await unsequenced(uow.conn) == 0
+    await asyncio.sleep(0.01)
+    await relay.run_once()
+
+    assert await ids_by_aggregate(db) == {}
+
+
+async def test_cursors_of_a_sink_no_longer_configured_hold_nothing_back(db: Database) -> None:
+    await write_events(db, aggregates=2, per_aggregate=2)
+    await drain(Relay(db, {"gone": Recorder("gone", always_fail=True)}, FAST), rounds=3)
+    kept = Relay(db, {"kept": Recorder("kept")}, replace(FAST, retention_hours=1e-9))
+
+    await drain(kept)
+    await asyncio.sleep(0.01)
+    kept.policy = replace(kept.policy, prune_every_seconds=0)
+    await kept.run_once()
+
+    assert await ids_by_aggregate(db) == {}

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -14,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from ordersync.sinks.base import DeliveryFailed, OutboxEvent
 from ordersync.sinks.filters import EventFilter
@@ -175,6 +180,29 @@ async def test_any_other_status_fails_the_batch_naming_the_status(status: int) -
     assert failure.retry_after is None
 
 
+@pytest.mark.parametrize("status", [400, 409, 413, 415, 422])
+async def test_a_4xx_that_judges_the_content_refuses_the_batch_for_good(status: int) -> None:
+    """The receiver refused what was sent: sending it again unchanged cannot help, so the
+    relay narrows it down to the event and dead-letters that one."""
+    assert (await deliver_answered(httpx.Response(status))).permanent
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 302])
+async def test_408_429_5xx_and_redirects_say_the_receiver_is_down_not_the_event_bad(
+    status: int,
+) -> None:
+    assert not (await deliver_answered(httpx.Response(status))).permanent
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405, 407, 410, 421])
+async def test_a_misconfigured_receiver_s_answer_is_retried_not_dead_lettered(
+    status: int,
+) -> None:
+    """Wrong credentials or a wrong path answer every event alike: dead-lettering them one
+    by one would empty the outbox into the dead letters; the lane waits for the fix."""
+    assert not (await deliver_answered(httpx.Response(status))).permanent
+
+
 async def test_a_failure_message_never_leaks_the_secret_or_the_url_token() -> None:
     failure = await deliver_answered(httpx.Response(500, text="nope"))
     message = str(failure)
@@ -250,6 +278,7 @@ async def test_a_timeout_fails_the_batch(silent_server: str) -> None:
     finally:
         await sink.close()
     assert caught.value.retry_after is None
+    assert not caught.value.permanent
 
 
 def closed_port() -> int:
@@ -267,6 +296,7 @@ async def test_a_refused_connection_fails_the_batch() -> None:
     finally:
         await sink.close()
     assert SECRET.decode() not in str(caught.value)
+    assert not caught.value.permanent
 
 
 # --- client ownership and construction ---------------------------------------------------------
@@ -410,3 +440,69 @@ async def test_1c_push_refused_connection_fails() -> None:
 def test_1c_push_refuses_a_login_with_a_colon() -> None:
     with pytest.raises(ValueError):
         OneCPushSink("1c", "http://1c.local/hs", "a:b", "p", ALL)
+
+
+# --- Standard Webhooks (standardwebhooks.com) --------------------------------------------------
+
+
+def spec_verify(key: bytes, headers: httpx.Headers, body: bytes) -> bool:
+    """The verification the spec describes, written from it: HMAC-SHA256 over
+    "<webhook-id>.<webhook-timestamp>.<body>", compared in constant time with each
+    space-separated "v1,<base64>" of webhook-signature."""
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = hmac.new(key, signed, hashlib.sha256).digest()
+    for candidate in headers["webhook-signature"].split(" "):
+        version, _, encoded = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(expected, base64.b64decode(encoded)):
+            return True
+    return False
+
+
+WHSEC_KEY = bytes(range(32))
+WHSEC = "whsec_" + base64.b64encode(WHSEC_KEY).decode()
+
+
+@pytest.mark.parametrize(("secret", "key"), [(WHSEC, WHSEC_KEY), ("raw-secret", b"raw-secret")])
+async def test_requests_are_signed_per_standard_webhooks_and_the_spec_library_verifies_them(
+    secret: str, key: bytes
+) -> None:
+    receiver = Receiver()
+    async with receiver.client() as client:
+        sink = WebhookSink("shop", URL, secret, ALL, client=client)  # a real clock
+        await sink.deliver([stock_event(41), order_event(43, payload={"name": "Чай"})])
+    request = receiver.only
+    body = request.content
+
+    assert request.headers["webhook-id"] == "ordersync-shop-41-43"
+    assert int(request.headers["webhook-timestamp"]) == int(
+        request.headers["X-Ordersync-Timestamp"]
+    )
+    assert request.headers["webhook-signature"].startswith("v1,")
+    assert spec_verify(key, request.headers, body)
+    # the spec's reference library: a whsec_ string as is, other secrets as their bytes
+    standard = Webhook(secret if secret.startswith("whsec_") else key)
+    assert standard.verify(body, dict(request.headers))["events"][0]["id"] == 41
+    with pytest.raises(WebhookVerificationError):
+        standard.verify(body + b" ", dict(request.headers))
+    # today's header is still there and still checks out, keyed with the secret as written
+    assert verify(secret.encode(), request.headers["X-Ordersync-Signature"], body, time.time())
+
+
+async def test_a_retried_batch_keeps_its_webhook_id_and_is_signed_anew() -> None:
+    receiver = Receiver(lambda request: httpx.Response(503))
+    now = [NOW]
+    async with receiver.client() as client:
+        sink = WebhookSink("my.shop", URL, WHSEC, ALL, client=client, clock=lambda: now[0])
+        for _ in range(2):
+            with pytest.raises(DeliveryFailed):
+                await sink.deliver([stock_event(7), stock_event(9)])
+            now[0] += 60
+    first, second = receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == "ordersync-my-shop-7-9"
+    assert first.headers["webhook-timestamp"] != second.headers["webhook-timestamp"]
+    assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
+
+
+def test_a_whsec_secret_that_is_not_base64_is_refused() -> None:
+    with pytest.raises(ValueError, match="base64"):
+        WebhookSink("shop", URL, "whsec_not base64!", ALL)

@@ -21,6 +21,7 @@ from .auth import TokenCache
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
 from .guards import TextGuardMiddleware, known_query_only
+from .metrics_middleware import install_metrics
 from .openapi import install_openapi
 from .routes import catalog, health, metrics, orders, pos, stock
 
@@ -42,7 +43,10 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or Database.from_url(
-            settings.database_url, settings.db_pool_size, settings.catalog_cache_seconds
+            settings.database_url,
+            settings.db_pool_size,
+            settings.catalog_cache_seconds,
+            settings.db_timeout_seconds,
         )
         app.state.db = database
         app.state.context = context_from(settings)
@@ -82,5 +86,7 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         app.include_router(exchange_http.router(settings.exchange), include_in_schema=False)
         exempt = exchange_http.paths(settings.exchange)  # it streams files to disk itself
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt=exempt)
-    app.add_middleware(TextGuardMiddleware)  # outermost: nothing reads a request before it
+    # Before any route or body reader sees the request; only the request counter is outside.
+    app.add_middleware(TextGuardMiddleware)
+    install_metrics(app, settings)
     return app

@@ -10,10 +10,11 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
+from ..db.availability import DatabaseUnavailable, is_unavailable
 from ..domain.errors import (
     Conflict,
     Forbidden,
@@ -24,6 +25,7 @@ from ..domain.errors import (
 )
 
 log = logging.getLogger("ordersync.api")
+RETRY_AFTER_SECONDS = 2  # told to clients while the database is unavailable
 
 _STATUS: list[tuple[type[OrdersyncError], int]] = [
     (InvalidRequest, 422),
@@ -103,10 +105,21 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(409, "conflict", {"message": "a concurrent change conflicted"})
     if isinstance(exc, DataError | asyncpg.DataError):
         return error_response(422, "invalid_request", {"message": "a value is out of range"})
-    log.exception("database error", exc_info=exc)
-    return error_response(
+    return await _database_unavailable(_, exc)
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """Every way the database says it is not there (restarting, refusing connections, a
+    session killed, no pooled connection free in time) is a 503 the client may retry; any
+    other driver error is a bug and stays a 500."""
+    if not is_unavailable(exc):
+        raise exc
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    response = error_response(
         503, "database_unavailable", {"message": "the database did not answer; retry later"}
     )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -114,8 +127,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _database_error)
     app.add_exception_handler(DataError, _database_error)
     app.add_exception_handler(asyncpg.DataError, _database_error)
-    app.add_exception_handler(OperationalError, _database_error)
-    app.add_exception_handler(InterfaceError, _database_error)
-    app.add_exception_handler(ConnectionError, _database_error)
+    for unavailable in (
+        DatabaseUnavailable,
+        DBAPIError,
+        SQLAlchemyError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+    ):
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

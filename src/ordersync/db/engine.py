@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .search import SQLITE_LOWER, python_lower
@@ -26,23 +27,37 @@ def is_sqlite_url(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 10, timeout_seconds: float = 10.0) -> AsyncEngine:
+    """`timeout_seconds`: how long a caller waits for a pooled connection, and for a new
+    one to be made, before the database counts as unavailable."""
     if is_sqlite_url(url):
-        return _sqlite_engine(url)
-    return create_async_engine(
+        return _sqlite_engine(url, timeout_seconds)
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
-        pool_pre_ping=False,
+        pool_timeout=timeout_seconds,
         pool_recycle=3600,
+        connect_args={"timeout": timeout_seconds},
     )
+    event.listen(engine.sync_engine, "checkout", _closed_connections_are_stale)
+    return engine
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+def _closed_connections_are_stale(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose server went away (PostgreSQL restarted, or the session was
+    terminated) is discarded at checkout and another one made, so the first request after a
+    restart succeeds. asyncpg notices the server closing the socket by itself, so this costs
+    no round trip, unlike pool_pre_ping."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def _sqlite_engine(url: str, timeout_seconds: float) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, pool_size=5, max_overflow=5)
+    engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_timeout=timeout_seconds)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -22,5 +22,11 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Undoes the migrations after `revision` (rolling a release back: run with the newer
+    release installed, before reinstalling the older one)."""
+    command.downgrade(alembic_config(url), revision)
+
+
 async def upgrade_async(url: str) -> None:
     await asyncio.to_thread(upgrade, url)

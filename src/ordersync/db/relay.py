@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    String,
+    TextClause,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,7 +52,8 @@ class Cursor:
     sink: str
     lane: int
     delivered_seq: int
-    attempts: int
+    attempts: int  # failed deliveries in a row, of any kind
+    refusals: int = 0  # permanent refusals in a row of the lane's head event
 
 
 @dataclass(frozen=True)
@@ -143,12 +154,15 @@ async def lease(
                 LIMIT :limit
                 {lock}
             )
-            RETURNING sink, lane, delivered_seq, attempts
+            RETURNING sink, lane, delivered_seq, attempts, refusals
             """
         ).bindparams(bindparam("sinks", expanding=True)),
         {"worker": worker, "sinks": sinks, "now": now, "until": until, "limit": limit},
     )
-    return [Cursor(r.sink, r.lane, int(r.delivered_seq), int(r.attempts)) for r in result]
+    return [
+        Cursor(r.sink, r.lane, int(r.delivered_seq), int(r.attempts), int(r.refusals))
+        for r in result
+    ]
 
 
 async def events_after(conn: AsyncConnection, lane: int, seq: int, limit: int) -> list[StoredEvent]:
@@ -162,16 +176,9 @@ async def events_after(conn: AsyncConnection, lane: int, seq: int, limit: int) -
     return [StoredEvent(*row) for row in rows]
 
 
-async def advance(
-    conn: AsyncConnection,
-    cursor: Cursor,
-    worker: str,
-    seq: int,
-    latencies: Sequence[float] = (),
-) -> bool:
-    """The lane delivered up to `seq` (`latencies`: commit to acknowledged, per event handed to
-    the sink); False when the lease was lost meanwhile (another worker took the lane over and
-    delivers it again: at least once)."""
+def _counters(latencies: Sequence[float]) -> dict[str, Any]:
+    """The lane's delivery counters, grown by one batch of `latencies` (commit to
+    acknowledged, per event the sink took)."""
     c = relay_cursors.c
     counters: dict[str, Any] = {
         "delivered_total": c.delivered_total + len(latencies),
@@ -181,37 +188,110 @@ async def advance(
     for le in LATENCY_BUCKETS:
         column = _bucket_column(le)
         counters[column] = c[column] + sum(1 for x in latencies if x <= le)
+    return counters
+
+
+async def advance(
+    conn: AsyncConnection,
+    cursor: Cursor,
+    worker: str,
+    seq: int,
+    latencies: Sequence[float] = (),
+    now: datetime | None = None,
+    *,
+    failed: bool = False,
+) -> bool:
+    """The lane delivered up to `seq` (`failed`: moved past a dead letter instead) and is due
+    again at once; False when the lease was lost meanwhile (another worker took the lane over
+    and delivers it again: at least once)."""
+    c = relay_cursors.c
+    values: dict[str, Any] = {
+        "delivered_seq": seq,
+        "attempts": 0,
+        "refusals": 0,
+        "last_error": None,
+        "lease_owner": None,
+        "lease_until": None,
+        **_counters(latencies),
+    }
+    if failed:
+        values["failures_total"] = c.failures_total + 1
+    if latencies and now is not None:
+        values["succeeded_at"] = now
     result = await conn.execute(
         update(relay_cursors)
         .where(c.sink == cursor.sink, c.lane == cursor.lane, c.lease_owner == worker)
-        .values(
-            delivered_seq=seq,
-            attempts=0,
-            last_error=None,
-            lease_owner=None,
-            lease_until=None,
-            **counters,
-        )
+        .values(**values)
     )
     return bool(result.rowcount)
 
 
 async def postpone(
-    conn: AsyncConnection, cursor: Cursor, worker: str, at: datetime, error: str
+    conn: AsyncConnection,
+    cursor: Cursor,
+    worker: str,
+    at: datetime,
+    error: str,
+    *,
+    seq: int | None = None,
+    latencies: Sequence[float] = (),
+    now: datetime | None = None,
+    refusals: int | None = None,
 ) -> None:
+    """The lane failed: it is tried again at `at`. `seq` and `latencies`: what the failed
+    round delivered before the failure; `refusals`: the head event's refusals so far."""
     c = relay_cursors.c
+    values: dict[str, Any] = {
+        "delivered_seq": cursor.delivered_seq if seq is None else seq,
+        "attempts": cursor.attempts + 1,
+        "refusals": cursor.refusals if refusals is None else refusals,
+        "failures_total": c.failures_total + 1,
+        "next_attempt_at": at,
+        "last_error": error[:2000],
+        "lease_owner": None,
+        "lease_until": None,
+        **_counters(latencies),
+    }
+    if latencies and now is not None:
+        values["succeeded_at"] = now
     await conn.execute(
         update(relay_cursors)
         .where(c.sink == cursor.sink, c.lane == cursor.lane, c.lease_owner == worker)
-        .values(
-            attempts=cursor.attempts + 1,
-            failures_total=c.failures_total + 1,
-            next_attempt_at=at,
-            last_error=error[:2000],
-            lease_owner=None,
-            lease_until=None,
-        )
+        .values(**values)
     )
+
+
+async def keep_probing(conn: AsyncConnection, sink: str, at: datetime) -> None:
+    """While a sink is down one of its failing lanes (the one due first) is tried by `at`,
+    however far the others have backed off: its success wakes them (`wake_failing`)."""
+    await conn.execute(
+        _timed(
+            """
+            UPDATE relay_cursors SET next_attempt_at = :now
+            WHERE sink = :sink AND next_attempt_at > :now AND lane = (
+                SELECT lane FROM relay_cursors
+                WHERE sink = :sink AND attempts > 0 AND refusals = 0
+                ORDER BY next_attempt_at, lane LIMIT 1
+            )
+            """
+        ),
+        {"sink": sink, "now": at},
+    )
+
+
+async def wake_failing(conn: AsyncConnection, sink: str, now: datetime) -> int:
+    """The sink took a delivery again: its lanes waiting out a backoff for the outage are
+    due now (lanes waiting on an event the sink refused keep their backoff)."""
+    result = await conn.execute(
+        _timed(
+            """
+            UPDATE relay_cursors SET next_attempt_at = :now
+            WHERE sink = :sink AND attempts > 0 AND refusals = 0 AND next_attempt_at > :now
+            """
+        ),
+        {"sink": sink, "now": now},
+    )
+    return int(result.rowcount or 0)
 
 
 async def bury(
@@ -252,23 +332,26 @@ async def events_by_id(conn: AsyncConnection, ids: list[int]) -> list[StoredEven
     return [StoredEvent(*row) for row in rows]
 
 
-async def prune(conn: AsyncConnection, before: datetime, limit: int) -> int:
-    """Deletes events every sink has taken (below every cursor of their lane), older than
-    `before`, and not waiting in the dead letters; the table does not grow without bound."""
+async def prune(conn: AsyncConnection, sinks: list[str], before: datetime, limit: int) -> int:
+    """Deletes sequenced events older than `before` that no configured sink needs: at or
+    below each of their cursors in the event's lane (with no sink configured, none needs
+    any), and not waiting in the dead letters. Cursors of sinks no longer configured hold
+    nothing back. The table does not grow without bound, whatever the configuration."""
     result = await conn.execute(
         _timed(
             """
             DELETE FROM outbox_events WHERE id IN (
                 SELECT e.id FROM outbox_events e
                 WHERE e.seq IS NOT NULL AND e.created_at < :now
-                  AND e.seq <= (SELECT MIN(c.delivered_seq) FROM relay_cursors c
-                                WHERE c.lane = e.lane)
+                  AND NOT EXISTS (SELECT 1 FROM relay_cursors c
+                                  WHERE c.sink IN :sinks AND c.lane = e.lane
+                                    AND c.delivered_seq < e.seq)
                   AND NOT EXISTS (SELECT 1 FROM relay_dead d WHERE d.event_id = e.id)
                 ORDER BY e.id LIMIT :limit
             )
             """
-        ),
-        {"now": before, "limit": limit},
+        ).bindparams(bindparam("sinks", expanding=True, type_=String())),
+        {"now": before, "limit": limit, "sinks": sinks},
     )
     return int(result.rowcount or 0)
 
@@ -279,43 +362,71 @@ class SinkBacklog:
     pending: int  # sequenced events past the sink's cursors
     oldest_seconds: float  # age of the oldest of them
     dead: int
+    failing_lanes: int  # lanes whose last delivery failed (retrying)
+    last_success: datetime | None  # the sink's last delivery, if any
     counters: dict[str, float]  # COUNTERS summed over the sink's lanes
 
 
-async def backlog(conn: AsyncConnection, now: datetime) -> tuple[int, list[SinkBacklog]]:
-    """Events not yet sequenced, and per sink what waits for it."""
-    unsequenced = (
-        await conn.execute(text("SELECT count(*) FROM outbox_events WHERE seq IS NULL"))
-    ).scalar_one()
+async def unsequenced(conn: AsyncConnection) -> int:
+    """Committed events the sequencer has not numbered yet."""
+    found = await conn.execute(text("SELECT count(*) FROM outbox_events WHERE seq IS NULL"))
+    return int(found.scalar_one())
+
+
+async def backlog(conn: AsyncConnection, sinks: list[str], now: datetime) -> list[SinkBacklog]:
+    """Per configured sink, what waits for it and how its deliveries went."""
+    if not sinks:
+        return []
     rows = await conn.execute(
         text(
             """
-            SELECT c.sink, count(e.id) AS pending, MIN(e.created_at) AS oldest,
-                   (SELECT count(*) FROM relay_dead d WHERE d.sink = c.sink) AS dead
+            SELECT c.sink, count(e.id) AS pending, MIN(e.created_at) AS oldest
             FROM relay_cursors c
             LEFT JOIN outbox_events e ON e.lane = c.lane AND e.seq > c.delivered_seq
-            GROUP BY c.sink ORDER BY c.sink
+            WHERE c.sink IN :sinks
+            GROUP BY c.sink
             """
-        ).columns(oldest=UtcDateTime())
+        )
+        .bindparams(bindparam("sinks", expanding=True))
+        .columns(oldest=UtcDateTime()),
+        {"sinks": sinks},
     )
+    waiting = {r.sink: (int(r.pending), r.oldest) for r in rows}
+    d = relay_dead.c
+    counted = select(d.sink, func.count().label("n")).group_by(d.sink)
+    dead: dict[str, int] = {r.sink: int(r.n) for r in await conn.execute(counted)}
     c = relay_cursors.c
+    failing = func.sum(case((c.attempts > 0, 1), else_=0))
     sums = {
         r.sink: r
         for r in await conn.execute(
-            select(c.sink, *(func.sum(c[name]).label(name) for name in COUNTERS)).group_by(c.sink)
+            select(
+                c.sink,
+                failing.label("failing"),
+                func.max(c.succeeded_at).label("last_success"),
+                *(func.sum(c[name]).label(name) for name in COUNTERS),
+            )
+            .where(c.sink.in_(sinks))
+            .group_by(c.sink)
         )
     }
-    found = [
-        SinkBacklog(
-            r.sink,
-            int(r.pending),
-            0.0 if r.oldest is None else max((now - r.oldest).total_seconds(), 0.0),
-            int(r.dead),
-            {name: float(getattr(sums[r.sink], name) or 0) for name in COUNTERS},
+    found = []
+    for sink in sorted(sinks):
+        pending, oldest = waiting.get(sink, (0, None))
+        row = sums.get(sink)
+        counters = {name: float(getattr(row, name) or 0) if row else 0.0 for name in COUNTERS}
+        found.append(
+            SinkBacklog(
+                sink,
+                pending,
+                0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0),
+                int(dead.get(sink, 0)),
+                int(row.failing or 0) if row else 0,
+                row.last_success if row else None,
+                counters,
+            )
         )
-        for r in rows
-    ]
-    return int(unsequenced), found
+    return found
 
 
 @dataclass(frozen=True)
@@ -328,8 +439,10 @@ class LaneState:
     last_error: str | None
 
 
-async def lanes_with_work(conn: AsyncConnection, sink: str | None = None) -> list[LaneState]:
-    """Lanes with events waiting, and lanes being retried after a failure."""
+async def lanes_with_work(conn: AsyncConnection, sinks: list[str]) -> list[LaneState]:
+    """Lanes of these sinks with events waiting, and lanes being retried after a failure."""
+    if not sinks:
+        return []
     rows = await conn.execute(
         text(
             """
@@ -337,13 +450,15 @@ async def lanes_with_work(conn: AsyncConnection, sink: str | None = None) -> lis
                    c.last_error
             FROM relay_cursors c
             LEFT JOIN outbox_events e ON e.lane = c.lane AND e.seq > c.delivered_seq
-            WHERE (CAST(:sink AS VARCHAR) IS NULL OR c.sink = CAST(:sink AS VARCHAR))
+            WHERE c.sink IN :sinks
             GROUP BY c.sink, c.lane, c.attempts, c.next_attempt_at, c.last_error
             HAVING count(e.id) > 0 OR c.attempts > 0
             ORDER BY c.sink, c.lane
             """
-        ).columns(next_attempt_at=UtcDateTime()),
-        {"sink": sink},
+        )
+        .bindparams(bindparam("sinks", expanding=True))
+        .columns(next_attempt_at=UtcDateTime()),
+        {"sinks": sinks},
     )
     return [
         LaneState(r.sink, r.lane, int(r.pending), int(r.attempts), r.next_attempt_at, r.last_error)

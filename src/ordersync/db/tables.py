@@ -282,8 +282,12 @@ relay_cursors = Table(
     Column("sink", String(64), primary_key=True),
     Column("lane", SmallInteger, primary_key=True),
     Column("delivered_seq", BigInteger, nullable=False, default=0),
+    # Failed deliveries in a row (any kind): the backoff grows with them.
     Column("attempts", Integer, nullable=False, default=0),
+    # Permanent refusals in a row of the lane's head event; at relay.max_attempts it is dead.
+    Column("refusals", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("succeeded_at", UtcDateTime(), nullable=True),  # the lane's last delivery
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", UtcDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
@@ -349,6 +353,7 @@ exchange_sessions = Table(
     Column("version", String(16), nullable=True),  # sale init's `version`: stepwise file import
     # The orders of the last `query`, as [order id, updated_at], until 1C confirms them.
     Column("pending_query", JSON, nullable=True),
+    Column("confirmed_at", UtcDateTime(), nullable=True),  # 1C's last `success` of a query
     Column("created_at", UtcDateTime(), nullable=False),
     Column("last_seen_at", UtcDateTime(), nullable=False),
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Self
@@ -38,6 +39,7 @@ from . import (
     pos,
     stock_ops,
 )
+from .availability import connecting
 from .engine import READ_ONLY, create_engine
 
 
@@ -45,7 +47,11 @@ class Database:
     """The engine and the per-process caches; made once by the composition root."""
 
     def __init__(
-        self, engine: AsyncEngine, catalog_cache_seconds: float = 2.0, pool_size: int = 20
+        self,
+        engine: AsyncEngine,
+        catalog_cache_seconds: float = 2.0,
+        pool_size: int = 20,
+        timeout_seconds: float = 10.0,
     ) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
@@ -58,14 +64,22 @@ class Database:
         self._pg_pool: asyncpg.Pool | None = None
         self._pg_pool_lock = asyncio.Lock()
         self._pool_size = pool_size
+        self._timeout = timeout_seconds
         self._stores: list[Store] | None = None
         self._stores_at = 0.0
         self._cache_seconds = catalog_cache_seconds
         self.committed = asyncio.Event()  # set by every commit of this process
 
     @classmethod
-    def from_url(cls, url: str, pool_size: int = 20, catalog_cache_seconds: float = 2.0) -> Self:
-        return cls(create_engine(url, pool_size), catalog_cache_seconds, pool_size)
+    def from_url(
+        cls,
+        url: str,
+        pool_size: int = 20,
+        catalog_cache_seconds: float = 2.0,
+        timeout_seconds: float = 10.0,
+    ) -> Self:
+        engine = create_engine(url, pool_size, timeout_seconds)
+        return cls(engine, catalog_cache_seconds, pool_size, timeout_seconds)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -81,14 +95,23 @@ class Database:
             return PgPlacementUnitOfWork(self)
         return SqlUnitOfWork(self)
 
-    async def listen(self, channel: str, wake: asyncio.Event) -> asyncpg.Connection:
+    async def listen(
+        self, channel: str, wake: asyncio.Event, on_lost: Callable[[], None] | None = None
+    ) -> asyncpg.Connection:
         """A connection LISTENing on a PostgreSQL channel, setting `wake` on every
-        notification; the caller closes it."""
+        notification and calling `on_lost` if the server closes it; the caller closes it."""
         url = self.engine.url.set(drivername="postgresql")
-        connection: asyncpg.Connection = await asyncpg.connect(
-            url.render_as_string(hide_password=False)
-        )
-        await connection.add_listener(channel, lambda *_: wake.set())
+        async with connecting():
+            connection: asyncpg.Connection = await asyncpg.connect(
+                url.render_as_string(hide_password=False), timeout=self._timeout
+            )
+        try:
+            if on_lost is not None:
+                connection.add_termination_listener(lambda *_: on_lost())
+            await connection.add_listener(channel, lambda *_: wake.set())
+        except BaseException:
+            connection.terminate()
+            raise
         return connection
 
     async def pg_pool(self) -> asyncpg.Pool:
@@ -98,18 +121,37 @@ class Database:
             async with self._pg_pool_lock:
                 if self._pg_pool is None:
                     url = self.engine.url.set(drivername="postgresql")
-                    self._pg_pool = await asyncpg.create_pool(
-                        url.render_as_string(hide_password=False),
-                        min_size=1,
-                        max_size=self._pool_size,
-                        init=pg_placement.prepare,
-                        reset=_keep_session,
-                    )
+                    async with connecting():
+                        self._pg_pool = await asyncpg.create_pool(
+                            url.render_as_string(hide_password=False),
+                            min_size=1,
+                            max_size=self._pool_size,
+                            init=pg_placement.prepare,
+                            reset=_keep_session,
+                            timeout=self._timeout,
+                        )
         return self._pg_pool
 
-    def connect(self, autocommit: bool = False) -> Any:
-        engine = self._autocommit_engine if autocommit else self.engine
-        return engine.connect()
+    async def acquire_pg(self) -> asyncpg.Connection:
+        """A placement connection; asyncpg's pool replaces one the server closed (restart,
+        terminated session) by a new one as it hands it out."""
+        pool = await self.pg_pool()
+        async with connecting():
+            connection: asyncpg.Connection = await pool.acquire(timeout=self._timeout)
+        return connection
+
+    def engine_for(self, autocommit: bool) -> AsyncEngine:
+        return self._autocommit_engine if autocommit else self.engine
+
+    @asynccontextmanager
+    async def connect(self, autocommit: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection from the pool; failing to get one raises DatabaseUnavailable."""
+        async with connecting():
+            conn = await self.engine_for(autocommit).connect().start()
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     async def cached_stores(self, conn: AsyncConnection) -> list[Store]:
         if self._stores is None or time.monotonic() - self._stores_at > self._cache_seconds:
@@ -161,9 +203,15 @@ class SqlUnitOfWork:
         return self._conn
 
     async def __aenter__(self) -> Self:
-        self._conn = await self.db.connect(self.autocommit).__aenter__()
-        if not self.autocommit:
-            self._tx = await self._conn.begin()
+        async with connecting():
+            self._conn = await self.db.engine_for(self.autocommit).connect().start()
+            if not self.autocommit:
+                try:
+                    self._tx = await self._conn.begin()
+                except BaseException:
+                    await self._conn.close()
+                    self._conn = None
+                    raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -372,7 +420,7 @@ class PgPlacementUnitOfWork(SqlUnitOfWork):
     async def _driver(self) -> asyncpg.Connection:
         if self._apg is None:
             self._pool = await self.db.pg_pool()
-            self._apg = await self._pool.acquire()
+            self._apg = await self.db.acquire_pg()
         return self._apg
 
     async def stores(self) -> list[Store]:

@@ -9,15 +9,15 @@ from typing import Annotated
 
 import typer
 
-from ..config import Settings, load_settings
+from ..config import LogLevel, Settings, load_settings
 from ..db import ledger, tokens
 from ..db.catalog import all_stores, update_store
-from ..db.migrate import upgrade
+from ..db.migrate import downgrade, upgrade
 from ..db.unit_of_work import Database
 from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
-from . import cli_exchange, cli_relay
+from . import cli_exchange, cli_relay, serving
 from .cli_db import database
 from .demo import demo_token_file, is_empty, seed_demo
 
@@ -39,9 +39,18 @@ def _db(settings: Settings) -> Database:
 
 
 @app.command()
-def migrate() -> None:
-    """Apply the database migrations (ORDERSYNC_DATABASE_URL)."""
+def migrate(
+    down_to: Annotated[
+        str | None,
+        typer.Option(help="undo the migrations after this revision (a rollback), e.g. 0003"),
+    ] = None,
+) -> None:
+    """Apply the database migrations (ORDERSYNC_DATABASE_URL); `serve` does it at start."""
     settings = _settings()
+    if down_to is not None:
+        downgrade(settings.database_url, down_to)
+        typer.echo(f"migrations after {down_to} undone")
+        return
     upgrade(settings.database_url)
     typer.echo("migrations applied")
 
@@ -80,6 +89,18 @@ def serve(
     host: Annotated[str | None, typer.Option(envvar="ORDERSYNC_HOST")] = None,
     port: Annotated[int | None, typer.Option(envvar="ORDERSYNC_PORT")] = None,
     workers: Annotated[int | None, typer.Option(envvar="ORDERSYNC_WORKERS")] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(envvar="ORDERSYNC_LOG_LEVEL", help="critical, error, warning, info, debug"),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="ORDERSYNC_ACCESS_LOG",
+            help="log a line per request",
+        ),
+    ] = None,
 ) -> None:
     """Migrate, seed the demo network into an empty database, and serve the API."""
     import uvicorn
@@ -88,6 +109,8 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
+    level = log_level or settings.log_level
+    access = settings.access_log if access_log is None else access_log
     if settings.is_sqlite and workers > 1:
         typer.echo("SQLite takes one writer at a time: serving with 1 worker", err=True)
         workers = 1
@@ -112,14 +135,18 @@ def serve(
     typer.echo(f"try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}/stores")
     os.environ["ORDERSYNC_HOST"] = host
     os.environ["ORDERSYNC_PORT"] = str(port)
+    if workers > 1:  # the workers' metrics add up in files there (api/metrics_middleware.py)
+        serving.metrics_directory(settings.metrics_dir, port)
+    serving.announce_when_ready(host, port, lambda line: typer.echo(line))
     uvicorn.run(
         "ordersync.entrypoints.asgi:create",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,
+        log_config=serving.log_config(level, access),
+        log_level=None,  # the levels are in log_config
+        access_log=access,
         http="httptools",
         loop="uvloop",
     )

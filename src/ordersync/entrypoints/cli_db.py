@@ -10,7 +10,12 @@ from ..db.unit_of_work import Database
 
 
 def database(settings: Settings, pool_size: int = 2) -> Database:
-    return Database.from_url(settings.database_url, pool_size, settings.catalog_cache_seconds)
+    return Database.from_url(
+        settings.database_url,
+        pool_size,
+        settings.catalog_cache_seconds,
+        settings.db_timeout_seconds,
+    )
 
 
 @asynccontextmanager

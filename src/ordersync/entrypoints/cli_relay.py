@@ -24,19 +24,20 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
     @app.command()
     def worker() -> None:
         """Deliver outbox events to the configured sinks until stopped (SIGTERM, Ctrl-C).
-        Run several for throughput: lanes are shared out, each aggregate stays in order."""
+        Run several for throughput: lanes are shared out, each aggregate stays in order.
+        With no sink configured it still orders and prunes the outbox, which stays bounded."""
         conf = settings()
         if not conf.sinks:
-            typer.echo("no sinks configured ([sinks.<name>] in the config): nothing to do")
-            raise typer.Exit(1)
+            typer.echo("no sinks configured: the outbox is only ordered and pruned", err=True)
         asyncio.run(_work(conf))
 
     app.add_typer(events_app, name="events")
 
     @events_app.command("pending")
     def pending(sink: Annotated[str | None, typer.Option(help="only this sink")] = None) -> None:
-        """Events waiting per sink and lane, and lanes retrying after a failure."""
-        rows = asyncio.run(_pending(settings(), sink))
+        """Events waiting per configured sink and lane, lanes retrying after a failure, and
+        events not yet ordered by the relay (the same figures as /metrics)."""
+        unordered, rows = asyncio.run(_pending(settings(), sink))
         for lane in rows:
             state = f"{lane.pending} waiting"
             if lane.attempts:
@@ -45,6 +46,7 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
                     f": {lane.last_error}"
                 )
             typer.echo(f"{lane.sink} lane {lane.lane}: {state}")
+        typer.echo(f"{unordered} events not yet ordered by the relay")
         typer.echo(f"{sum(lane.pending for lane in rows)} events waiting")
 
     @events_app.command("dead")
@@ -93,9 +95,13 @@ async def _work(conf: Settings) -> None:
                 await sink.close()
 
 
-async def _pending(conf: Settings, sink: str | None) -> list[relay_store.LaneState]:
+async def _pending(conf: Settings, sink: str | None) -> tuple[int, list[relay_store.LaneState]]:
+    if sink is not None and sink not in conf.sinks:
+        raise typer.BadParameter(f"no sink {sink} in the configuration")
+    names = [sink] if sink is not None else list(conf.sinks)
     async with opened(conf) as db, db.uow_read() as uow:
-        return await relay_store.lanes_with_work(uow.conn, sink)
+        unordered = await relay_store.unsequenced(uow.conn)
+        return unordered, await relay_store.lanes_with_work(uow.conn, names)
 
 
 async def _dead(conf: Settings, sink: str | None) -> list[tuple[str, int, int, str, datetime]]:

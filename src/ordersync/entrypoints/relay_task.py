@@ -1,5 +1,6 @@
-"""The relay inside `serve` (the embedded SQLite default, so `make run` syncs out of the box);
-on PostgreSQL run `ordersync worker` processes instead."""
+"""The relay inside `serve` (the embedded SQLite default, so `make run` syncs out of the box,
+and with no sink configured it still orders and prunes the outbox); on PostgreSQL run
+`ordersync worker` processes instead."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..relay.worker import Relay
 
 @asynccontextmanager
 async def run_relay(settings: Settings, db: Database, enabled: bool) -> AsyncIterator[None]:
-    if not enabled or not settings.sinks:
+    if not enabled:
         yield
         return
     sinks = await build_sinks(db, settings.sinks)

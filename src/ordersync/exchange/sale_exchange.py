@@ -60,7 +60,9 @@ class SaleExchange:
             await exchange_orders.mark_in_1c(
                 uow.conn, [(oid, datetime.fromisoformat(at)) for oid, at in pending]
             )
-            await exchange_records.update_session(uow.conn, session.id, pending_query=None)
+            await exchange_records.update_session(
+                uow.conn, session.id, pending_query=None, confirmed_at=utcnow()
+            )
             await uow.commit()
         return len(pending)
 

@@ -28,10 +28,13 @@ async def build_sinks(db: Database, sinks: dict[str, SinkSettings]) -> dict[str,
     built: dict[str, Sink] = {}
     for name, conf in sinks.items():
         event_filter = _filter(name, conf, codes)
-        if conf.kind == "bitrix":
-            built[name] = _bitrix(db, name, conf, event_filter)
-        else:
-            built[name] = _sink(name, conf, event_filter)
+        try:
+            if conf.kind == "bitrix":
+                built[name] = _bitrix(db, name, conf, event_filter)
+            else:
+                built[name] = _sink(name, conf, event_filter)
+        except ValueError as exc:  # a URL or secret the sink cannot use
+            raise ConfigError(f"sink {name}: {exc}") from exc
     return built
 
 

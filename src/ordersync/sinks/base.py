@@ -1,5 +1,15 @@
 """What every sink is: something that takes a batch of outbox events, in order, and either
-acknowledges all of it or raises DeliveryFailed (the relay then retries the batch later)."""
+acknowledges all of it or raises DeliveryFailed.
+
+A failure is one of two kinds, and the relay treats them apart:
+- the sink is down, busy or misconfigured (refused or timed-out connections, 5xx, 408, 429,
+  a rate limit, the 401/403/404 every event would get alike): the batch is retried with
+  capped backoff for as long as that lasts, never dead-lettered;
+- the sink refused the batch for what it holds (`permanent=True`: a 4xx that judges the
+  content, see sinks.http_post.NOT_REFUSALS; a Bitrix error about the event's data): the
+  relay narrows the batch down to the event refused, and that event, refused
+  `relay.max_attempts` times, goes to the dead letters.
+"""
 
 from __future__ import annotations
 
@@ -31,11 +41,15 @@ class OutboxEvent:
 
 class DeliveryFailed(Exception):
     """The batch was not (wholly) acknowledged. `retry_after` when the receiver said when to
-    come back (a 503 with Retry-After, Bitrix's QUERY_LIMIT_EXCEEDED)."""
+    come back (a 503 with Retry-After, Bitrix's QUERY_LIMIT_EXCEEDED); `permanent` when the
+    receiver refused what the batch holds rather than being unavailable."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.permanent = permanent
 
 
 class Sink(Protocol):

@@ -22,7 +22,11 @@ the same XML_ID. Products or stores the site does not know are skipped and count
 Every command goes through `batch` (at most 50 commands a call). Any Bitrix error fails the
 whole delivery (DeliveryFailed, with retry_after on a rate limit); the relay retries the batch,
 and since amounts are absolute and re-read on every attempt, a retry after a partly applied
-attempt only sends what is still missing.
+attempt only sends what is still missing. A module's error about a command's data (a numeric
+code: an unknown order, a status the site lacks, too little stock to write off) is a
+permanent refusal, which the relay narrows down to the event that carried it; system errors
+(rate limits, authentication, access denied, a missing method, HTTP 5xx) and network errors
+say the site is unavailable and are retried for as long as that lasts.
 """
 
 from __future__ import annotations
@@ -149,7 +153,9 @@ class BitrixSink:
             await self._push_orders([e for e in mine if e.type in ORDER_TYPES])
         except BitrixError as exc:
             retry = exc.retry_after if exc.retry_later else None
-            raise DeliveryFailed(f"{self.name}: {exc}", retry_after=retry) from exc
+            raise DeliveryFailed(
+                f"{self.name}: {exc}", retry_after=retry, permanent=exc.refuses_data
+            ) from exc
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{self.name}: {type(exc).__name__}: {exc}") from exc
 

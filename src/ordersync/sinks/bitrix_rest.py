@@ -44,6 +44,17 @@ class BitrixError(Exception):
         """The site is fine but refused for now (rate or load limit): come back later."""
         return False
 
+    @property
+    def refuses_data(self) -> bool:
+        """A module refused what the command carried (a numeric sale or catalog error code:
+        an unknown order or product, a status the site does not have, too little stock to
+        write off), as opposed to the site being unreachable, limited, or closed to us
+        (string system codes, access denied 2000403..., HTTP 401/403/5xx)."""
+        if self.retry_later or self.status in (401, 403) or (self.status or 0) >= 500:
+            return False
+        code = str(self.code)
+        return code.isdigit() and "0403" not in code
+
 
 class BitrixRateLimited(BitrixError):
     """503 / QUERY_LIMIT_EXCEEDED / OVERLOAD_LIMIT: nothing wrong with the request."""
@@ -73,6 +84,13 @@ class BitrixBatchError(BitrixError):
     @property
     def retry_later(self) -> bool:
         return any(e.retry_later for e in self.errors.values())
+
+    @property
+    def refuses_data(self) -> bool:
+        """Some command's data was refused, and nothing says to come back later."""
+        if self.retry_later:
+            return False
+        return any(e.refuses_data for e in self.errors.values())
 
 
 def parse_error(

@@ -2,7 +2,10 @@
 
 Any 2xx acknowledges the whole batch. Anything else fails it with DeliveryFailed: 429 and 503
 carry `retry_after` when the receiver sent Retry-After (seconds or an HTTP date); redirects
-are not followed (a 3xx is a failure); timeouts and connection errors fail too. Error messages
+are not followed (a 3xx is a failure); timeouts and connection errors fail too. A 4xx that
+judges the content (400, 409, 413, 415, 422, ...) refuses the batch for what it holds
+(`permanent`); everything else, including the 401/403/404 of a misconfigured receiver, says
+the receiver is down, busy or wrong for every event (see NOT_REFUSALS). Error messages
 name the sink, the host and the status or error, never a secret nor the URL's path/query
 (which may hold a token).
 """
@@ -23,6 +26,12 @@ from .filters import EventFilter
 
 USER_AGENT = "ordersync"
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+# 4xx that say "not now" or "not here", not "not this": a timeout or a rate limit, and the
+# answers of a receiver that is misconfigured or missing (credentials refused, no such path,
+# a proxy in the way), which every event would get alike. Those are retried for as long as
+# they last, with /metrics showing the failing lanes; a refusal of one event's content (400,
+# 409, 413, 415, 422, ...) goes to the dead letters once the relay has narrowed it down.
+NOT_REFUSALS = frozenset({401, 403, 404, 405, 407, 408, 410, 421, 423, 425, 429})
 _DETAIL_CHARS = 200
 
 
@@ -100,8 +109,15 @@ async def post_batch(
     if status in RETRY_AFTER_STATUSES:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), clock())
     raise DeliveryFailed(
-        f"{label}: {where} answered HTTP {status}{_detail(response)}", retry_after=retry_after
+        f"{label}: {where} answered HTTP {status}{_detail(response)}",
+        retry_after=retry_after,
+        permanent=is_refusal(status),
     )
+
+
+def is_refusal(status: int) -> bool:
+    """A status that refuses the request itself, so sending it again unchanged cannot help."""
+    return 400 <= status < 500 and status not in NOT_REFUSALS
 
 
 class HttpPostSink:

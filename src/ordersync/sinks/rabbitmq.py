@@ -17,7 +17,14 @@ id, ``type`` = event type, ``timestamp`` = event creation time, headers ``aggreg
 
 Publisher confirms are on: `deliver` returns only after the broker acked every message.
 Messages are published without ``mandatory``: an exchange with no queue bound is a valid state
-(nobody subscribed yet), and the broker acks such a message and drops it.
+(nobody subscribed yet), and the broker acks such a message and drops it; binding queues is
+the consumers' job.
+
+Failures are never permanent (`DeliveryFailed.permanent` is False): the broker refused,
+closed the connection or channel, timed out, or nacked a message (a queue full with
+``x-overflow: reject-publish``, a broker out of resources). Each says the broker cannot take
+messages now, not that an event is bad, so the relay retries the batch for as long as that
+lasts and the RabbitMQ sink never sends an event to the dead letters.
 
 Filtering is the relay's job: it calls `wants` and hands `deliver` only the events the sink
 wants; `deliver` publishes everything it is given.

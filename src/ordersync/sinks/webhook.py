@@ -8,6 +8,9 @@ Request::
     X-Ordersync-Timestamp: <unix seconds>
     X-Ordersync-Signature: t=<unix seconds>,v1=<hex hmac-sha256>   (see sinks.signing)
     X-Ordersync-Event-Ids: 41,42,43
+    webhook-id: ordersync-<name>-41-43                  (Standard Webhooks, see
+    webhook-timestamp: <unix seconds>                    sinks.standard_webhooks)
+    webhook-signature: v1,<base64 hmac-sha256 of "<webhook-id>.<timestamp>.<body>">
 
     {"sink":"<name>","events":[<OutboxEvent.as_json()>, ...]}
 
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
+from . import standard_webhooks
 from .base import OutboxEvent
 from .filters import EventFilter
 from .http_post import USER_AGENT, HttpPostSink, encode_json, retry_after_seconds
@@ -48,6 +52,7 @@ class WebhookSink(HttpPostSink):
             raise ValueError(f"webhook sink {name!r} needs a non-empty secret")
         super().__init__(name, url, event_filter, timeout_seconds, client, clock=clock)
         self._secret = secret.encode("utf-8") if isinstance(secret, str) else secret
+        self._standard_key = standard_webhooks.signing_key(secret)
 
     def body(self, events: Sequence[OutboxEvent]) -> bytes:
         return encode_json({"sink": self.name, "events": [event.as_json() for event in events]})
@@ -57,11 +62,15 @@ class WebhookSink(HttpPostSink):
             return
         body = self.body(events)
         timestamp = int(self._clock())
+        ids = [event.id for event in events]
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-Ordersync-Timestamp": str(timestamp),
             "X-Ordersync-Signature": sign(self._secret, timestamp, body),
-            "X-Ordersync-Event-Ids": ",".join(str(event.id) for event in events),
+            "X-Ordersync-Event-Ids": ",".join(map(str, ids)),
+            **standard_webhooks.headers(
+                self._standard_key, standard_webhooks.message_id(self.name, ids), timestamp, body
+            ),
         }
         await self._post(body, headers)
