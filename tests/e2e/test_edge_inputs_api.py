@@ -24,6 +24,7 @@ from tests.e2e.helpers import (
 )
 
 STOCK = {"WH1": {"TEA": 20, "SUGAR": 50}, "S01": {"TEA": 10, "SUGAR": 10}, "S02": {"TEA": 5}}
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -203,3 +204,40 @@ async def test_only_an_admin_token_may_change_the_catalog(
     for role in ("online", "operator", "pos"):
         response = await client.post("/products", json=body, headers=bearer(net.tokens[role]))
         expect(response, 403, "forbidden")
+
+
+async def test_a_json_number_is_read_exactly_so_one_a_float_would_round_is_refused(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    # A float reads 1.0000000000000001 as 1.0; the hub must see the 16 places and refuse.
+    raw = json.dumps(delivery(line("TEA", 1))).replace(
+        '"quantity": 1', '"quantity": 1.0000000000000001'
+    )
+    refused = await client.post(
+        "/orders", content=raw, headers=bearer(net.tokens["online"], **JSON_TYPE)
+    )
+    expect(refused, 422, "invalid_request")
+
+    exact = raw.replace("1.0000000000000001", "2.000")
+    placed_ = expect(
+        await client.post(
+            "/orders", content=exact, headers=bearer(net.tokens["online"], **JSON_TYPE)
+        ),
+        201,
+    )
+    assert placed_["lines"][0]["quantity"] == "2"
+
+
+async def test_a_customer_s_numbers_stay_json_numbers(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    raw = json.dumps({"fulfillment": "delivery", "lines": [{"sku": "TEA", "quantity": 1}]}).replace(
+        "}]}", '}], "customer": {"name": "Ivan", "lat": 55.75, "floor": 3}}'
+    )
+    order = expect(
+        await client.post(
+            "/orders", content=raw, headers=bearer(net.tokens["online"], **JSON_TYPE)
+        ),
+        201,
+    )
+    assert order["customer"] == {"name": "Ivan", "lat": 55.75, "floor": 3}

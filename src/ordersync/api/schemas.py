@@ -26,6 +26,7 @@ from pydantic import (
 from ..domain.commands import LineInput, ProductRef, StockLine
 from ..domain.errors import InvalidRequest
 from ..domain.types import Channel, Fulfillment, PosMode, StoreKind, Unit
+from .decimal_json import plain
 from .guards import UNSTORABLE
 
 # A decimal sent as a string is written plainly: digits, then a point and digits, or not.
@@ -62,7 +63,7 @@ Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_white
 # A SKU may be a 1C Ид (up to 128 characters) when 1C sent no article.
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-# Decimal fields: pydantic turns JSON numbers into Decimal from their text, not via float.
+# Decimal fields: JSON numbers reach them as Decimal (api/decimal_json.py), never as floats.
 # Places and digits are bounded here so that nothing out of range reaches the database.
 Qty = Annotated[
     Decimal,
@@ -108,7 +109,7 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-Customer = Annotated[dict[str, Any], AfterValidator(_json_object)]
+Customer = Annotated[dict[str, Any], BeforeValidator(plain), AfterValidator(_json_object)]
 
 
 class Strict(BaseModel):

@@ -15,11 +15,12 @@ from ...domain.types import Role
 from ...services.idempotency import claim, remember
 from .. import render
 from ..auth import Principal
+from ..decimal_json import DecimalRoute
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
 from ..openapi import refusals
 from ..schemas import MAX_ID, ProductIn, ProductPatch, StoreIn, StorePatch
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], route_class=DecimalRoute)
 
 
 def _store_values(body: StoreIn | StorePatch) -> dict[str, Any]:

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from ..decimal_json import DecimalRoute
 from ..deps import Db
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=DecimalRoute)
 
 
 @router.get(

@@ -26,11 +26,12 @@ from ...config import Settings
 from ...db import relay, watch
 from ...domain.types import Role
 from ...services.context import utcnow
+from ..decimal_json import DecimalRoute
 from ..deps import Auth, Db
 from ..metrics_middleware import ApiMetrics
 from ..openapi import refusals
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=DecimalRoute)
 Backlog = relay.SinkBacklog
 
 

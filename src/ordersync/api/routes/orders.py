@@ -17,11 +17,12 @@ from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import orders as use_cases
 from .. import render
 from ..auth import Principal, with_article
+from ..decimal_json import DecimalRoute
 from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
 from ..openapi import refusals
 from ..schemas import OrderIn, QueryTime
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=DecimalRoute)
 TRANSITION = refusals(403, 404, 409)
 
 _CHANNEL_OF_ROLE = {

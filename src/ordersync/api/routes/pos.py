@@ -13,11 +13,12 @@ from ...domain.types import Role
 from ...services import pos as use_cases
 from ...services.ports import StoredResponse
 from ..auth import Principal
+from ..decimal_json import DecimalRoute
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
 from ..openapi import refusals
 from ..schemas import PosReturnIn, PosSaleIn
 
-router = APIRouter(prefix="/pos", tags=["pos"])
+router = APIRouter(prefix="/pos", tags=["pos"], route_class=DecimalRoute)
 TILL: dict[int | str, dict[str, Any]] = {
     200: {"description": "the transaction was recorded before: its first result, replayed"},
     **refusals(403, 409),

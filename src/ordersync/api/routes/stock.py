@@ -18,11 +18,12 @@ from ...domain.types import Role
 from ...services import stock as use_cases
 from ...services.lookup import resolve_products
 from .. import render
+from ..decimal_json import DecimalRoute
 from ..deps import Auth, Ctx, Db, IdemKey, idempotency, respond
 from ..openapi import refusals
 from ..schemas import MAX_ID, StockDocumentIn, TransferIn, product_ref
 
-router = APIRouter(prefix="/stock", tags=["stock"])
+router = APIRouter(prefix="/stock", tags=["stock"], route_class=DecimalRoute)
 DOCUMENT = refusals(403, 409)
 
 
