@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from tests.evotor_sim import (
     DEFECTS,
@@ -155,6 +156,28 @@ async def test_a_webhook_not_answered_in_time_is_sent_again_and_the_first_still_
     await sender.drain()
     assert hub.finished == 2 and hub.seen[0]["body"] == hub.seen[1]["body"]
     await sender.aclose()
+
+
+async def test_against_a_real_server_a_slow_answer_is_sent_again_over_the_network() -> None:
+    hub = Hub(delays=[0.3, 0.0])
+    server = uvicorn.Server(uvicorn.Config(hub, host="127.0.0.1", port=0, log_level="error"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(500):  # up to 5 s for the server to listen
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    sender = WebhookSender(base_url=f"http://127.0.0.1:{port}", resend_after=0.1)
+    try:
+        delivery = await sender.put_stores([{"uuid": STORE, "name": "A"}])
+        await sender.drain()
+    finally:
+        await sender.aclose()
+        server.should_exit = True
+        await serving
+
+    assert [a.status for a in delivery.attempts] == [None, 200]
+    assert len(hub.seen) == 2 and hub.finished == 2
 
 
 async def test_a_5xx_is_sent_again_up_to_the_limit_and_a_4xx_is_not() -> None:

@@ -3,26 +3,16 @@ current root files of evotor/documentation-api (paths.yaml, definitions.yaml, re
 parameters.yaml, pos-docs/*.json).
 
 Pure readers turn what the cloud sends into frozen dataclasses (no I/O, no database):
-documents.py (till documents), receipts.py (the receipt feed; the same sale maps to the same
-TillDocument key), entities.py (stores, devices, employees), products.py (product
-descriptions, both ways), account.py (account linking), errors.py (Evotor's error format).
-wire.py reads and writes JSON without binary floats; cloud.py is the hub's REST client."""
+- model.py: TillDocument, TillLine, Payment: what the services act on;
+- documents.py: till documents; receipts.py: the receipt feed (the same sale becomes the same
+  TillDocument key either way);
+- entities.py: stores, devices, employees; products.py: product descriptions, both ways;
+  account.py: account linking; errors.py: Evotor's error format.
+wire.py reads and writes JSON without binary floats; cloud.py is the hub's REST client, its
+errors in cloud_errors.py."""
 
 from .account import CloudToken, UserLink, read_cloud_token, read_user_link, user_linked
-from .documents import (
-    FREE_PRICE_COMMODITY,
-    DocumentRejected,
-    DocumentResult,
-    Feed,
-    Payment,
-    StockEffect,
-    TillDocument,
-    TillDocumentKind,
-    TillLine,
-    batch_errors,
-    read_document,
-    read_documents,
-)
+from .documents import batch_errors, read_document, read_documents
 from .entities import (
     EvotorDevice,
     EvotorEmployee,
@@ -37,6 +27,17 @@ from .errors import (
     EvotorRequestError,
     error_body,
     unauthorized,
+)
+from .model import (
+    FREE_PRICE_COMMODITY,
+    DocumentRejected,
+    DocumentResult,
+    Feed,
+    Payment,
+    StockEffect,
+    TillDocument,
+    TillDocumentKind,
+    TillLine,
 )
 from .products import EvotorProduct, read_products, stable_product_uuid
 from .receipts import (

@@ -6,15 +6,7 @@ Every answer may carry X-RateLimit-Limit / -Remaining / -Reset (seconds to the n
 The client remembers them: with the budget spent it does not call until the interval ends (it
 sleeps up to `max_wait` seconds, else raises CloudRateLimited saying when to come back), and a
 429 or 503 raises CloudRateLimited with the time to wait. The token never appears in an error,
-a repr or a log line.
-
-CloudError
-├── CloudRateLimited      429, 503, or the X-RateLimit budget spent: `retry_after` seconds
-├── CloudUnavailable      another 5xx, or no answer at all
-├── CloudAuthError        401: the token is wrong or expired (codes 1001-1003)
-├── CloudRequestError     another 4xx, with Evotor's `errors` (413 included)
-└── CloudProtocolError    an answer that is not what the documentation describes
-"""
+a repr or a log line. The errors: cloud_errors.py."""
 
 from __future__ import annotations
 
@@ -29,7 +21,16 @@ from typing import Any
 
 import httpx
 
-from .documents import DocumentResult, read_documents
+from .cloud_errors import (
+    CloudAuthError,
+    CloudError,
+    CloudProtocolError,
+    CloudRateLimited,
+    CloudRequestError,
+    CloudUnavailable,
+    InvalidProducts,
+)
+from .documents import read_documents
 from .entities import (
     EvotorDevice,
     EvotorEmployee,
@@ -39,6 +40,7 @@ from .entities import (
     read_stores,
 )
 from .errors import EvotorErrorItem, EvotorRequestError
+from .model import DocumentResult
 from .products import EvotorProduct
 from .values import add_months, decimals, format_moment, parse_quantity
 from .wire import dumps, loads
@@ -49,48 +51,6 @@ DOCUMENTS_PATH = "/api/v1/inventories/stores/{store}/documents"
 MONTHS_BACK = 6  # "documents created no more than six months ago"
 _SAFETY = timedelta(hours=1)  # stay clear of the six-month edge as the clock moves on
 _MS = timedelta(milliseconds=1)
-
-
-class CloudError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class CloudRateLimited(CloudError):
-    def __init__(self, message: str, retry_after: float, status: int | None = None) -> None:
-        super().__init__(f"{message}; retry in {retry_after:.1f} s", status)
-        self.retry_after = retry_after
-
-
-class CloudUnavailable(CloudError):
-    pass
-
-
-class CloudAuthError(CloudError):
-    pass
-
-
-class CloudRequestError(CloudError):
-    def __init__(self, message: str, status: int, errors: Sequence[EvotorErrorItem] = ()) -> None:
-        codes = ", ".join(f"{e.code} {e.reason}" for e in errors)
-        super().__init__(f"{message}: {codes}" if codes else message, status)
-        self.errors = tuple(errors)
-
-
-class CloudProtocolError(CloudError):
-    pass
-
-
-class InvalidProducts(ValueError):
-    """Products the cloud would refuse, found before sending: {uuid: [problems]}."""
-
-    def __init__(self, problems: Mapping[str, list[str]]) -> None:
-        first = next(iter(problems.items()))
-        super().__init__(
-            f"{len(problems)} product(s) the cloud would refuse, {first[0]}: {'; '.join(first[1])}"
-        )
-        self.problems = dict(problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,3 +396,18 @@ def _optional_float(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if number is not None and math.isfinite(number) else None
+
+
+__all__ = [
+    "CloudAuthError",
+    "CloudError",
+    "CloudProtocolError",
+    "CloudRateLimited",
+    "CloudRequestError",
+    "CloudUnavailable",
+    "DocumentWindow",
+    "EvotorCloud",
+    "InvalidProducts",
+    "PublishResult",
+    "RateLimit",
+]

@@ -15,17 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .documents import (
-    FREE_PRICE_COMMODITY,
-    STOCK_TYPES,
-    Feed,
-    TillDocument,
-    TillDocumentKind,
-    TillLine,
-    line_quantity,
-)
+from .documents import line_quantity
 from .errors import EvotorErrorItem, EvotorRequestError, incorrect
-from .values import Fields, normalize_id
+from .model import FREE_PRICE_COMMODITY, STOCK_TYPES, Feed, TillDocument, TillDocumentKind, TillLine
+from .values import Fields, magnitude, normalize_id
 from .wire import loads
 
 RECEIPT_CREATED = "ReceiptCreated"
@@ -190,7 +183,7 @@ def _items(d: Fields, kind: TillDocumentKind, id_key: str) -> list[TillLine]:
                 barcode=item.text("barcode"),
                 measure_name=item.text("measureName"),
                 commodity_type=item.text("itemType"),
-                tax_sum=_magnitude(item.lenient("money", "tax")),
+                tax_sum=magnitude(item.lenient("money", "tax")),
                 tax_percent=item.lenient("quantity", "taxPercent"),
                 free_price=free,
             )
@@ -199,8 +192,4 @@ def _items(d: Fields, kind: TillDocumentKind, id_key: str) -> list[TillLine]:
 
 
 def _amount(f: Fields, key: str) -> Decimal | None:
-    return _magnitude(f.money(key))
-
-
-def _magnitude(value: Decimal | None) -> Decimal | None:
-    return None if value is None else abs(value)
+    return magnitude(f.money(key))

@@ -185,6 +185,10 @@ def _scaled(value: Any, subject: str, scale: int, quantum: Decimal, limit: Decim
     return number.quantize(quantum)
 
 
+def magnitude(value: Decimal | None) -> Decimal | None:
+    return None if value is None else abs(value)
+
+
 def decimals(value: Decimal) -> int:
     """Places after the point, trailing zeros aside (`37.500` has 1)."""
     _, digits, exponent = value.as_tuple()
