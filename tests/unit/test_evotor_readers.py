@@ -206,6 +206,7 @@ def test_documents_that_move_no_stock_are_acknowledged_and_ignored(name: str) ->
     assert document.kind is TillDocumentKind.IGNORED and not document.moves_stock
     assert document.stock_effect is StockEffect.NONE and document.lines == ()
     assert document.uuid == (raw.get("uuid") or raw["id"])
+    assert document.known_type is (name != "a type of tomorrow")
 
 
 def test_an_ignored_document_with_an_unreadable_close_date_is_still_acknowledged() -> None:
@@ -495,6 +496,15 @@ def test_a_bad_receipt_in_the_array_is_rejected_alone() -> None:
         "reason": "missing",
         "subject": "[1].data.storeId",
     }
+
+
+def test_the_event_timestamp_is_kept_as_sent_even_with_the_documented_sixteen_digits() -> None:
+    t = till()
+    event = t.receipt_event(t.sell([(TEA, 1)])) | {"timestamp": "1496826444000001"}
+
+    [result] = read_receipts(to_json(event))
+
+    assert isinstance(result, ReceiptEvent) and result.timestamp == 1496826444000001
 
 
 def test_an_event_of_another_type_is_acknowledged_without_a_receipt() -> None:

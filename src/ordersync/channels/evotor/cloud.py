@@ -200,7 +200,9 @@ class EvotorCloud:
         """The documents closed in [since, until) (until defaults to now), a window of at most
         a month per request as the cloud requires, oldest first. A till offline for hours
         syncs documents whose close time is long past: pull from a watermark set back by as
-        long as a till may stay offline; applying by uuid makes the overlap harmless."""
+        long as a till may stay offline; applying by uuid makes the overlap harmless.
+        The cloud compares `device_uuid` case-sensitively: pass it as the cloud wrote it, not
+        as the readers normalize it."""
         now = self._now()
         start, until = since, min(until or now, now)
         earliest = add_months(now, -MONTHS_BACK) + _SAFETY

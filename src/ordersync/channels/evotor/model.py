@@ -152,6 +152,11 @@ class TillDocument:
         return self.kind is not TillDocumentKind.IGNORED
 
     @property
+    def known_type(self) -> bool:
+        """False for a type the documentation does not list (acknowledged all the same)."""
+        return self.evotor_type in STOCK_TYPES or self.evotor_type in ACKNOWLEDGED_TYPES
+
+    @property
     def stock_lines(self) -> tuple[TillLine, ...]:
         return tuple(line for line in self.lines if line.moves_stock)
 

@@ -93,7 +93,7 @@ class Fields:
         if value is None:
             return None
         number = parse_decimal(value, self.at(key))
-        if number != number.to_integral_value() or abs(number) > 10**15:
+        if number != number.to_integral_value() or abs(number) > 10**18:
             raise incorrect(self.at(key), "not a whole number", value)
         return int(number)
 
