@@ -57,7 +57,9 @@ class MappingConfig:
     pickup_deliveries: frozenset[str] = frozenset()  # delivery service ids meaning pickup
     pickup_stores: Mapping[str, str] = field(default_factory=dict)  # delivery id -> hub store
     store_map: Mapping[str, str] = field(default_factory=dict)  # site store id -> hub store code
-    property_codes: Mapping[str, tuple[str, ...]] = DEFAULT_PROPERTY_CODES
+    property_codes: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: DEFAULT_PROPERTY_CODES
+    )
     status_map: Mapping[str, StatusAction] = field(default_factory=dict)  # site status -> hub
     cod_pay_systems: frozenset[str] = frozenset()  # pay system ids of cash on delivery
 
