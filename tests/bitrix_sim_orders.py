@@ -573,11 +573,11 @@ def sort_rows(rows: list[dict[str, Any]], order: Any, schema: Schema) -> list[di
         if str(direction).lower() not in ("asc", "desc"):
             raise ProtocolError(f"order direction {direction!r} is not asc/desc")
     for name, direction in reversed(keys):  # stable sorts, last key first
-        rows = sorted(
-            rows,
-            key=lambda r, n=name: _sort_key(schema.value(r, n)),
-            reverse=str(direction).lower() == "desc",
-        )
+
+        def key(row: dict[str, Any], name: str = name) -> tuple[bool, Any]:
+            return _sort_key(schema.value(row, name))
+
+        rows = sorted(rows, key=key, reverse=str(direction).lower() == "desc")
     return rows
 
 
