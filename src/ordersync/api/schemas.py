@@ -159,6 +159,12 @@ class OrderIn(Strict):
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
+class AttentionResolutionIn(Strict):
+    resolution: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="what was done, in a few words (kept with the item)"
+    )
+
+
 class PosLineIn(ProductRefIn):
     quantity: Qty
     price: Price | None = None

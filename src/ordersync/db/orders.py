@@ -14,7 +14,8 @@ from ..domain.allocation import Allocation
 from ..domain.orders import LineHold, Order, OrderLine
 from ..domain.types import Channel, Fulfillment, HoldState, OrderStatus, PaymentStatus, Source
 from ..services.ports import Hold
-from .tables import holds, order_lines, orders, products
+from . import attention
+from .tables import holds, order_attention, order_lines, orders, products
 
 
 def order_values(order: Order) -> dict[str, Any]:
@@ -158,7 +159,9 @@ async def get_order(conn: AsyncConnection, order_id: str, lock: bool = False) ->
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None
-    return _order(row, (await _lines_of(conn, [order_id]))[order_id])
+    order = _order(row, (await _lines_of(conn, [order_id]))[order_id])
+    order.attention = (await attention.open_of(conn, [order_id])).get(order_id, [])
+    return order
 
 
 async def find_by_external_id(
@@ -186,6 +189,7 @@ class OrderFilter:
     number: int | None = None
     external_id: str | None = None
     newest_first: bool = False
+    attention: bool | None = None  # True: only orders with open attention items
 
 
 async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
@@ -225,9 +229,24 @@ async def list_orders(conn: AsyncConnection, f: OrderFilter) -> list[Order]:
                 orders.c.created_at > at, and_(orders.c.created_at == at, orders.c.id > oid)
             )
         stmt = stmt.where(beyond)
+    if f.attention is not None:
+        open_item = (
+            select(order_attention.c.id)
+            .where(order_attention.c.order_id == orders.c.id)
+            .where(order_attention.c.resolved_at.is_(None))
+            .exists()
+        )
+        stmt = stmt.where(open_item if f.attention else ~open_item)
     rows = (await conn.execute(stmt)).all()
-    lines = await _lines_of(conn, [r.id for r in rows]) if rows else {}
-    return [_order(r, lines[r.id]) for r in rows]
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    lines = await _lines_of(conn, ids)
+    items = await attention.open_of(conn, ids)
+    found = [_order(r, lines[r.id]) for r in rows]
+    for order in found:
+        order.attention = items.get(order.id, [])
+    return found
 
 
 async def set_order_fields(conn: AsyncConnection, order_id: str, **values: Any) -> None:

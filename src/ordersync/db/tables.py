@@ -164,6 +164,29 @@ Index(
     sqlite_where=text(_NOT_IN_1C),
 )
 
+# What about an order needs a person: open until resolved (by a person, or by the hub when the
+# order ends). The attention screen reads the open ones, newest first.
+order_attention = Table(
+    "order_attention",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime(), nullable=True),
+    Column("resolution", String(255), nullable=True),
+    Index("ix_order_attention_order_id", "order_id"),
+)
+
+_OPEN = "resolved_at IS NULL"
+Index(
+    "ix_order_attention_open",
+    order_attention.c.created_at,
+    postgresql_where=text(_OPEN),
+    sqlite_where=text(_OPEN),
+)
+
 order_lines = Table(
     "order_lines",
     metadata,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from ..domain.allocation import Allocation
 from ..domain.errors import AlreadyRecorded
-from ..domain.orders import Order
+from ..domain.orders import Attention, Order
 from ..domain.types import Channel, HoldState
 from ..services.ports import (
     Hold,
@@ -29,6 +29,7 @@ from ..services.ports import (
     StoredResponse,
 )
 from . import (
+    attention,
     catalog,
     documents,
     idempotency,
@@ -316,6 +317,17 @@ class SqlUnitOfWork:
 
     async def orders_with_expired_holds(self, now: datetime, limit: int) -> list[str]:
         return await orders.orders_with_expired_holds(self.conn, now, limit)
+
+    # attention
+    async def raise_attention(
+        self, order_id: str, code: str, detail: dict[str, Any], now: datetime
+    ) -> int:
+        return await attention.raise_item(self.conn, order_id, code, detail, now)
+
+    async def resolve_attention(
+        self, order_id: str, attention_ids: Sequence[int] | None, resolution: str, now: datetime
+    ) -> list[Attention]:
+        return await attention.resolve(self.conn, order_id, attention_ids, resolution, now)
 
     # POS
     async def find_pos_record(

@@ -11,6 +11,7 @@ STOCK_CHANGED = "stock.changed"
 ORDER_CREATED = "order.created"
 ORDER_STATUS_CHANGED = "order.status_changed"
 ORDER_PAID = "order.paid"
+ORDER_ATTENTION = "order.attention"  # an order needs a person (and when that is resolved)
 
 AGGREGATE_STOCK = "stock"
 AGGREGATE_ORDER = "order"
@@ -76,3 +77,17 @@ def order_summary(order: Order) -> dict[str, Any]:
 
 def order_status_changed(order_id: str, old: str, new: str, reason: str) -> dict[str, Any]:
     return {"order_id": order_id, "from": old, "to": new, "reason": reason}
+
+
+def order_attention(
+    order_id: str, number: int, attention_id: int, code: str, detail: dict[str, Any], state: str
+) -> dict[str, Any]:
+    """`state`: "open" when the item is raised, "resolved" when a person or the hub closed it."""
+    return {
+        "order_id": order_id,
+        "number": number,
+        "attention_id": attention_id,
+        "code": code,
+        "detail": detail,
+        "state": state,
+    }

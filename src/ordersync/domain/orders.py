@@ -22,6 +22,17 @@ class LineHold:
     state: HoldState = HoldState.ACTIVE
 
 
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """Something about an order that needs a person (an open item, until resolved): `code`
+    says what (`stock_taken_by_till_sale`, `site_order_short`, ...), `detail` the facts."""
+
+    id: int
+    code: str
+    detail: dict[str, Any]
+    at: datetime
+
+
 @dataclass(slots=True)
 class OrderLine:
     line_no: int
@@ -64,6 +75,7 @@ class Order:
     number: int = 0
     # Goes up with every change of the order (1C's НомерВерсии).
     version: int = 1
+    attention: list[Attention] = field(default_factory=list)  # open items only
 
     @property
     def total(self) -> Decimal:

@@ -41,6 +41,7 @@ from ..domain.types import (
     PaymentStatus,
     Source,
 )
+from .attention import close_attention
 from .context import Context
 from .idempotency import Idempotency, claim, remember, replay
 from .ids import uuid7
@@ -278,6 +279,8 @@ async def _transition(
         fields["shipped_at"] = now
     await uow.set_order_fields(order.id, **fields)
     order.version += 1
+    if target in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) and order.attention:
+        await close_attention(uow, order, None, f"order {target.value}", now)
     order.status = target
     order.updated_at = now
     order.hold_expires_at = None

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Protocol, Self
 
 from ..domain.allocation import Allocation
-from ..domain.orders import Order
+from ..domain.orders import Attention, Order
 from ..domain.types import Channel, HoldState, PosMode, StoreKind, Unit
 
 
@@ -152,6 +152,14 @@ class UnitOfWork(Protocol):
     async def close_holds(self, order_id: str, state: HoldState, now: datetime) -> None: ...
     async def keep_holds(self, order_id: str) -> None: ...
     async def orders_with_expired_holds(self, now: datetime, limit: int) -> list[str]: ...
+
+    # attention: what about an order needs a person
+    async def raise_attention(
+        self, order_id: str, code: str, detail: dict[str, Any], now: datetime
+    ) -> int: ...
+    async def resolve_attention(
+        self, order_id: str, attention_ids: Sequence[int] | None, resolution: str, now: datetime
+    ) -> list[Attention]: ...
 
     # POS transactions
     async def find_pos_record(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from ...db import orders as order_rows
@@ -14,13 +14,14 @@ from ...domain.commands import PlaceOrder
 from ...domain.errors import AlreadyRecorded, Forbidden, InvalidRequest, UnknownStore
 from ...domain.orders import Order
 from ...domain.types import Channel, Fulfillment, OrderStatus, Role
+from ...services import attention as attention_cases
 from ...services import orders as use_cases
 from .. import render
 from ..auth import Principal, with_article
 from ..decimal_json import DecimalRoute
 from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
 from ..openapi import refusals
-from ..schemas import OrderIn, QueryTime
+from ..schemas import AttentionResolutionIn, OrderIn, QueryTime
 
 router = APIRouter(prefix="/orders", tags=["orders"], route_class=DecimalRoute)
 TRANSITION = refusals(403, 404, 409)
@@ -106,6 +107,9 @@ async def list_orders(
     created_from: QueryTime | None = None,
     created_to: QueryTime | None = None,
     number: Annotated[int | None, Query(ge=1, le=2**62, description="the order's number")] = None,
+    attention: Annotated[
+        bool | None, Query(description="true: only orders with open attention items")
+    ] = None,
     external_id: Annotated[str | None, Query(max_length=128)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -130,6 +134,7 @@ async def list_orders(
         number=number,
         external_id=external_id,
         newest_first=order is Sequence.NEWEST,
+        attention=attention,
     )
     async with db.connect(autocommit=True) as conn:
         found = await order_rows.list_orders(conn, flt)
@@ -211,3 +216,29 @@ async def ship(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -
 )
 async def complete(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "complete", principal, db, ctx, key)
+
+
+@router.post(
+    "/{order_id}/attention/{attention_id}/resolve",
+    summary="Close an open attention item of the order (operators and admins)",
+    responses=TRANSITION,
+)
+async def resolve_attention(
+    order_id: str,
+    attention_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: AttentionResolutionIn,
+    principal: Auth,
+    db: Db,
+    ctx: Ctx,
+    key: IdemKey,
+) -> JSONResponse:
+    principal.require(Role.OPERATOR, Role.ADMIN)
+    await db.fresh_stores()
+
+    def show(o: Order) -> dict[str, Any]:
+        return render.order(o, db.store_codes())
+
+    idem = idempotency(principal, key, 200, show)
+    resolution = f"{principal.role.value}:{principal.name}: {body.resolution}"
+    result = await attention_cases.resolve(db.uow, order_id, attention_id, resolution, ctx, idem)
+    return respond(result, 200, show)
