@@ -291,7 +291,7 @@ async def test_a_module_error_about_the_events_data_is_a_permanent_refusal(
     with pytest.raises(DeliveryFailed) as failed:
         await sink.deliver([event])
     assert failed.value.permanent
-    assert "order is not exists" in str(failed.value)
+    assert "200540400001" in str(failed.value)  # the sale module's "order does not exist"
 
 
 async def test_system_errors_say_the_site_is_unavailable_not_the_data_wrong(

@@ -11,6 +11,7 @@ from ..domain.errors import NotFound
 from ..domain.orders import Attention, Order
 from .context import Context
 from .idempotency import Idempotency, claim, remember
+from .lookup import locked_order
 from .ports import StoredResponse, UnitOfWork
 
 
@@ -65,9 +66,7 @@ async def resolve(
         replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
-        order = await uow.get_order(order_id, lock=True)
-        if order is None:
-            raise NotFound(f"order {order_id} not found", order_id=order_id)
+        order = await locked_order(uow, order_id)
         if attention_id not in {x.id for x in order.attention}:
             raise NotFound(
                 f"order {order_id} has no open attention item {attention_id}",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..domain.commands import ProductRef
-from ..domain.errors import UnknownProduct, UnknownStore
+from ..domain.errors import NotFound, UnknownProduct, UnknownStore
+from ..domain.orders import Order
 from .ports import Product, StockLevel, Store, UnitOfWork
 
 
@@ -63,3 +64,12 @@ def _match(
     if missing:
         raise UnknownProduct(missing)
     return result
+
+
+async def locked_order(uow: UnitOfWork, order_id: str) -> Order:
+    """The order with its row locked (before any stock row: orders, then stock levels, is the
+    fixed lock order), or NotFound."""
+    order = await uow.get_order(order_id, lock=True)
+    if order is None:
+        raise NotFound(f"order {order_id} not found", order_id=order_id)
+    return order

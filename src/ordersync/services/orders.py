@@ -45,7 +45,7 @@ from .attention import close_attention
 from .context import Context
 from .idempotency import Idempotency, claim, remember, replay
 from .ids import uuid7
-from .lookup import resolve_products_with_stock
+from .lookup import locked_order, resolve_products_with_stock
 from .ports import (
     Hold,
     IdempotencyRecord,
@@ -213,13 +213,6 @@ async def _first_result(
     return earlier
 
 
-async def _locked_order(uow: UnitOfWork, order_id: str) -> Order:
-    order = await uow.get_order(order_id, lock=True)
-    if order is None:
-        raise NotFound(f"order {order_id} not found", order_id=order_id)
-    return order
-
-
 async def _release(uow: UnitOfWork, order: Order, state: HoldState, now: datetime) -> None:
     reason = HoldReason.EXPIRE if state is HoldState.EXPIRED else HoldReason.RELEASE
     for product_id, store_id, qty in _hold_totals(await uow.active_holds(order.id)):
@@ -309,7 +302,7 @@ async def change_status(
         replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
-        order = await _locked_order(uow, order_id)
+        order = await locked_order(uow, order_id)
         await _transition(uow, order, target, ctx.clock(), reason)
         await remember(uow, idem, order)
         await uow.commit()
@@ -327,7 +320,7 @@ async def pay_order(
         replayed = await claim(uow, idem)
         if replayed is not None:
             return replayed
-        order = await _locked_order(uow, order_id)
+        order = await locked_order(uow, order_id)
         now = ctx.clock()
         if needs_payment(order.status, order.payment_status, order.id):
             order.payment_status = PaymentStatus.PAID
@@ -380,7 +373,7 @@ async def expire_unpaid_holds(uow_factory: UowFactory, ctx: Context, limit: int 
 
 async def _expire_one(uow_factory: UowFactory, order_id: str, ctx: Context) -> int:
     async with uow_factory() as uow:
-        order = await _locked_order(uow, order_id)
+        order = await locked_order(uow, order_id)
         now = ctx.clock()
         if (
             order.status is OrderStatus.PLACED
