@@ -6,12 +6,13 @@ import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI
 
 from ..config import Settings
 from ..db.unit_of_work import Database
-from ..domain.types import Channel
+from ..domain.types import Channel, Master
 from ..entrypoints.relay_task import run_relay
 from ..entrypoints.sweeper import run_sweeper
 from ..exchange import http as exchange_http
@@ -27,7 +28,11 @@ from .routes import catalog, health, metrics, orders, pos, stock
 
 
 def context_from(settings: Settings) -> Context:
-    return Context(holds=HoldPolicy({c: settings.holds.minutes(c) for c in Channel}))
+    return Context(
+        holds=HoldPolicy({c: settings.holds.minutes(c) for c in Channel}),
+        shift_orders=settings.master is Master.HUB,
+        zone=ZoneInfo(settings.exchange.timezone),
+    )
 
 
 def _without_builtin_telemetry() -> dict[str, Any]:

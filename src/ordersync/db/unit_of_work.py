@@ -23,14 +23,18 @@ from ..services.ports import (
     IdempotencyRecord,
     PosRecord,
     Product,
+    ReviewItem,
+    Savepoint,
     StockChange,
     StockLevel,
     Store,
     StoredResponse,
+    StoreHold,
 )
 from . import (
     attention,
     catalog,
+    displacement,
     documents,
     idempotency,
     orders,
@@ -39,6 +43,7 @@ from . import (
     placement,
     pos,
     stock_ops,
+    till_review,
 )
 from .availability import connecting
 from .engine import READ_ONLY, create_engine
@@ -272,6 +277,30 @@ class SqlUnitOfWork:
     async def set_on_hand(self, change: StockChange) -> tuple[StockLevel, Decimal]:
         return await stock_ops.set_on_hand(self.conn, change)
 
+    async def take_sold(self, change: StockChange) -> StockLevel:
+        return await stock_ops.take_sold(self.conn, change)
+
+    async def lock_levels(self, product_id: int, store_ids: Sequence[int]) -> dict[int, StockLevel]:
+        return await stock_ops.lock_levels(self.conn, product_id, store_ids)
+
+    async def savepoint(self) -> Savepoint:
+        return await self.conn.begin_nested()
+
+    # holds a completed till sale may displace
+    async def holds_at(self, store_id: int, product_ids: Sequence[int]) -> list[StoreHold]:
+        return await displacement.holds_at(self.conn, store_id, product_ids)
+
+    async def lock_orders(self, order_ids: Sequence[str], wait: bool = True) -> bool:
+        return await displacement.lock_orders(self.conn, order_ids, wait)
+
+    async def close_hold(self, hold_id: int, state: HoldState, now: datetime) -> None:
+        await displacement.close_hold(self.conn, hold_id, state, now)
+
+    async def carry_hold(
+        self, replaced: StoreHold, store_id: int, quantity: Decimal, now: datetime
+    ) -> None:
+        await displacement.carry_hold(self.conn, replaced, store_id, quantity, now)
+
     # orders
     async def place_order(
         self,
@@ -295,7 +324,10 @@ class SqlUnitOfWork:
         return await orders.next_number(self.conn)
 
     async def insert_order(self, order: Order) -> None:
-        await orders.insert_order(self.conn, order)
+        try:
+            await orders.insert_order(self.conn, order)
+        except IntegrityError as exc:  # (channel, external id) taken by a concurrent request
+            raise AlreadyRecorded("an order with this external id exists") from exc
 
     async def get_order(self, order_id: str, lock: bool = False) -> Order | None:
         return await orders.get_order(self.conn, order_id, lock)
@@ -341,6 +373,11 @@ class SqlUnitOfWork:
         except IntegrityError as exc:
             raise AlreadyRecorded("this POS transaction was recorded concurrently") from exc
 
+    async def update_pos_result(
+        self, store_id: int, pos_id: str, transaction_id: str, result: dict[str, Any]
+    ) -> None:
+        await pos.update_result(self.conn, store_id, pos_id, transaction_id, result)
+
     async def add_sold(
         self, store_id: int, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
     ) -> None:
@@ -352,6 +389,27 @@ class SqlUnitOfWork:
         return await pos.take_returned(
             self.conn, store_id, pos_id, transaction_id, product_id, quantity
         )
+
+    async def find_sale(self, store_id: int, pos_id: str, transaction_id: str) -> PosRecord | None:
+        return await pos.find_sale(self.conn, store_id, pos_id, transaction_id)
+
+    async def returnable(
+        self, store_id: int, pos_id: str, transaction_id: str, product_id: int
+    ) -> Decimal:
+        return await pos.returnable(self.conn, store_id, pos_id, transaction_id, product_id)
+
+    async def return_to_order(
+        self, order_id: str, product_id: int, quantity: Decimal
+    ) -> list[tuple[int, Decimal]]:
+        return await pos.return_to_order(self.conn, order_id, product_id, quantity)
+
+    async def add_to_order_line(
+        self, order_id: str, product_id: int, price: Decimal, quantity: Decimal
+    ) -> None:
+        await pos.add_to_order_line(self.conn, order_id, product_id, price, quantity)
+
+    async def add_review(self, item: ReviewItem, now: datetime) -> int:
+        return await till_review.add(self.conn, item, now)
 
     # stock documents
     async def find_document(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, Self
 
 from ..domain.allocation import Allocation
 from ..domain.orders import Attention, Order
-from ..domain.types import Channel, HoldState, PosMode, StoreKind, Unit
+from ..domain.types import Channel, Fulfillment, HoldState, PosMode, StoreKind, Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,7 @@ class Store:
     safety_stock: Decimal
     pos_mode: PosMode
     active: bool
+    evotor_uuid: str | None = None  # the store in the Evotor cloud, when linked
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,53 @@ class PosRecord:
     request_hash: str
     result: dict[str, Any]
     business_time: datetime
+    shift: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHold:
+    """An active hold at a store, with its order's fulfillment, channel, payment and age: what
+    a completed till sale needs to choose the holds it displaces."""
+
+    hold_id: int
+    order_id: str
+    number: int
+    line_no: int
+    product_id: int
+    sku: str
+    store_id: int
+    quantity: Decimal
+    expires_at: datetime | None
+    fulfillment: Fulfillment
+    channel: Channel
+    paid: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """Something about a till's document for a person to look at (the till review queue):
+    `unmatched_line`, `unlinked_return`, `unknown_till_product` or `failed_document`."""
+
+    kind: str
+    store_id: int | None
+    document_type: str
+    document_id: str
+    reason: str
+    pos_id: str | None = None
+    position: int | None = None
+    commodity_uuid: str | None = None
+    code: str | None = None
+    barcode: str | None = None
+    name: str | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Savepoint(Protocol):
+    async def rollback(self) -> None: ...
+    async def commit(self) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -129,6 +177,23 @@ class UnitOfWork(Protocol):
     async def deduct_stock(self, change: StockChange) -> StockLevel | None: ...
     async def add_stock(self, change: StockChange) -> StockLevel: ...
     async def set_on_hand(self, change: StockChange) -> tuple[StockLevel, Decimal]: ...
+    async def take_sold(self, change: StockChange) -> StockLevel:
+        """on_hand -= n unconditionally: a completed till sale (may go below zero)."""
+
+    async def lock_levels(
+        self, product_id: int, store_ids: Sequence[int]
+    ) -> dict[int, StockLevel]: ...
+    async def savepoint(self) -> Savepoint: ...
+
+    # holds a completed till sale may displace
+    async def holds_at(self, store_id: int, product_ids: Sequence[int]) -> list[StoreHold]: ...
+    async def lock_orders(self, order_ids: Sequence[str], wait: bool = True) -> bool:
+        """Order rows locked in id order; with wait=False, False if one is taken."""
+
+    async def close_hold(self, hold_id: int, state: HoldState, now: datetime) -> None: ...
+    async def carry_hold(
+        self, replaced: StoreHold, store_id: int, quantity: Decimal, now: datetime
+    ) -> None: ...
 
     # orders
     async def place_order(
@@ -166,6 +231,11 @@ class UnitOfWork(Protocol):
         self, store_id: int, pos_id: str, transaction_id: str
     ) -> PosRecord | None: ...
     async def insert_pos_record(self, record: PosRecord, now: datetime) -> None: ...
+    async def update_pos_result(
+        self, store_id: int, pos_id: str, transaction_id: str, result: dict[str, Any]
+    ) -> None:
+        """What a replay of the transaction answers, once its writing showed more."""
+
     async def add_sold(
         self,
         store_id: int,
@@ -183,6 +253,28 @@ class UnitOfWork(Protocol):
         quantity: Decimal,
     ) -> bool:
         """returned += n where it stays within what the sale sold; False otherwise."""
+
+    async def find_sale(self, store_id: int, pos_id: str, transaction_id: str) -> PosRecord | None:
+        """The sale with this transaction id at the store: from this till first, else from
+        any of the store's tills (Evotor's document uuids are unique)."""
+
+    async def returnable(
+        self, store_id: int, pos_id: str, transaction_id: str, product_id: int
+    ) -> Decimal:
+        """What of this product the sale sold and has not had back yet (row locked)."""
+
+    async def return_to_order(
+        self, order_id: str, product_id: int, quantity: Decimal
+    ) -> list[tuple[int, Decimal]]:
+        """Marks units of the order's lines of this product returned, first lines first;
+        (line_no, units) per line touched."""
+
+    async def add_to_order_line(
+        self, order_id: str, product_id: int, price: Decimal, quantity: Decimal
+    ) -> None:
+        """A till shift's order: the line of this product at this price grows, or is added."""
+
+    async def add_review(self, item: ReviewItem, now: datetime) -> int: ...
 
     # stock documents
     async def find_document(
