@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ordersync.db.tables import order_lines, orders, till_review
+from ordersync.db.tables import order_lines, orders, pos_returned, pos_transactions, till_review
 from ordersync.db.unit_of_work import Database
 from ordersync.domain import events
 from ordersync.domain.commands import (
@@ -204,3 +204,25 @@ async def test_a_sale_keeps_the_lines_it_cannot_match_and_records_the_rest(
         "Неизвестный товар",
         D("12.50"),
     )
+
+
+async def test_a_return_that_reached_the_hub_before_its_sale_is_linked_when_the_sale_comes(
+    db: Database, clock: support.Clock
+) -> None:
+    net = await support.seed_network(db, {"S01": {"TEA": 5}})
+    ctx = Context(clock=clock)
+    first = await give_back(db, ctx, "S01", "R1", "T1", ("TEA", 1), pos="till-2")
+    assert first["linked"] is False
+
+    await sell(db, ctx, "S01", "T1", ("TEA", 2))
+
+    assert await dbstate.level(db, net, "TEA", "S01") == (D(4), D(0))
+    (row,) = await dbstate.rows(db, pos_returned)
+    assert (row.sold, row.returned) == (D(2), D(1))
+    (item,) = await dbstate.rows(db, till_review)
+    assert item.resolved_at is not None and "reached the hub after it" in item.resolution
+    (record,) = await dbstate.rows(db, pos_transactions, pos_transactions.c.transaction_id == "R1")
+    assert (record.result["linked"], record.result["unlinked"]) == (True, [])
+    # what is left of the sale can still come back, no more
+    again = await give_back(db, ctx, "S01", "R2", "T1", ("TEA", 2))
+    assert again["unlinked"] == [{"product_id": net.products["TEA"], "quantity": "1"}]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI
 
+from ..channels.evotor import http as evotor_http
 from ..config import Settings
 from ..db.unit_of_work import Database
 from ..domain.types import Channel, Master
@@ -64,6 +65,8 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
             run_relay(settings, database, enabled=sweeper and settings.is_sqlite),
         ):
             yield
+        if evotor is not None:
+            await evotor.drain()
         if db is None:
             await database.dispose()
 
@@ -85,6 +88,12 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         catalog.router,
     ):
         app.include_router(router, dependencies=[Depends(known_query_only)])
+    evotor = None
+    if settings.evotor.enabled:
+        # The Evotor cloud's webhooks: its own protocol, errors and token role.
+        evotor_app, evotor = evotor_http.build(app, settings.evotor)
+        app.mount(evotor_http.PREFIX, evotor_app)
+    app.state.evotor = evotor
     exempt: tuple[str, ...] = ()
     if settings.exchange.enabled:
         # 1C's plain-text protocol (see the README), not a JSON API: kept out of the document.

@@ -232,7 +232,11 @@ class TransferIn(Strict):
 EvotorUuid = Annotated[
     str,
     StringConstraints(
-        min_length=1, max_length=64, strip_whitespace=True, to_lower=True, pattern=r"^[0-9a-z_-]+$"
+        min_length=1,
+        max_length=64,
+        strip_whitespace=True,
+        to_lower=True,
+        pattern=r"^[0-9A-Za-z_-]+$",
     ),
 ]
 

@@ -79,6 +79,20 @@ async def insert_pos_record(conn: AsyncConnection, record: PosRecord, now: datet
     )
 
 
+async def returns_naming(
+    conn: AsyncConnection, store_id: int, transaction_id: str
+) -> list[PosRecord]:
+    """Served by ix_pos_transactions_store_original."""
+    pt = pos_transactions.c
+    rows = await conn.execute(
+        select(pos_transactions)
+        .where(pt.store_id == store_id, pt.original_transaction_id == transaction_id)
+        .where(pt.kind == "return")
+        .order_by(pt.recorded_at)
+    )
+    return [_record(r) for r in rows]
+
+
 async def update_result(
     conn: AsyncConnection, store_id: int, pos_id: str, transaction_id: str, result: dict[str, Any]
 ) -> None:

@@ -259,8 +259,10 @@ pos_transactions = Table(
     Column("business_time", UtcDateTime(), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
     Column("shift", String(40), nullable=True),  # the till's shift (Evotor's session)
-    # A return finds its sale by transaction id across the store's tills.
+    # A return finds its sale by transaction id across the store's tills; a sale that comes
+    # after its return (an offline till) finds the return.
     Index("ix_pos_transactions_store_transaction", "store_id", "transaction_id"),
+    Index("ix_pos_transactions_store_original", "store_id", "original_transaction_id"),
 )
 
 pos_returned = Table(

@@ -109,3 +109,22 @@ def _stored(row: Any) -> StoredReview:
         detail=row.detail,
     )
     return StoredReview(row.id, item, row.created_at, row.resolved_at, row.resolution)
+
+
+async def resolve_document(
+    conn: AsyncConnection,
+    kind: str,
+    document_type: str,
+    document_id: str,
+    resolution: str,
+    now: datetime,
+) -> int:
+    """Closes the open items of this kind about one document (ix_till_review_document)."""
+    r = till_review.c
+    result = await conn.execute(
+        update(till_review)
+        .where(r.document_type == document_type, r.document_id == document_id[:160])
+        .where(r.kind == kind, r.resolved_at.is_(None))
+        .values(resolved_at=now, resolution=resolution[:255])
+    )
+    return int(result.rowcount or 0)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from ..domain.allocation import Allocation
 from ..domain.errors import AlreadyRecorded
 from ..domain.orders import Attention, Order
-from ..domain.types import Channel, HoldState
+from ..domain.types import Channel, HoldState, Role
 from ..services.ports import (
     Hold,
     IdempotencyRecord,
@@ -44,9 +44,11 @@ from . import (
     pos,
     stock_ops,
     till_review,
+    tokens,
 )
 from .availability import connecting
 from .engine import READ_ONLY, create_engine
+from .evotor import EvotorSql
 
 
 class Database:
@@ -207,6 +209,10 @@ class SqlUnitOfWork:
     def conn(self) -> AsyncConnection:
         assert self._conn is not None, "use the unit of work inside `async with`"
         return self._conn
+
+    @property
+    def evotor(self) -> EvotorSql:
+        return EvotorSql(self.conn)
 
     async def __aenter__(self) -> Self:
         async with connecting():
@@ -393,6 +399,9 @@ class SqlUnitOfWork:
     async def find_sale(self, store_id: int, pos_id: str, transaction_id: str) -> PosRecord | None:
         return await pos.find_sale(self.conn, store_id, pos_id, transaction_id)
 
+    async def returns_naming(self, store_id: int, transaction_id: str) -> list[PosRecord]:
+        return await pos.returns_naming(self.conn, store_id, transaction_id)
+
     async def returnable(
         self, store_id: int, pos_id: str, transaction_id: str, product_id: int
     ) -> Decimal:
@@ -410,6 +419,13 @@ class SqlUnitOfWork:
 
     async def add_review(self, item: ReviewItem, now: datetime) -> int:
         return await till_review.add(self.conn, item, now)
+
+    async def resolve_reviews(
+        self, kind: str, document_type: str, document_id: str, resolution: str, now: datetime
+    ) -> int:
+        return await till_review.resolve_document(
+            self.conn, kind, document_type, document_id, resolution, now
+        )
 
     # stock documents
     async def find_document(
@@ -429,6 +445,9 @@ class SqlUnitOfWork:
         await documents.record_document(
             self.conn, document_type, store_id, document_id, request_hash, result, now
         )
+
+    async def create_token(self, name: str, role: Role, now: datetime) -> tuple[int, str]:
+        return await tokens.create_token(self.conn, name, role, [], now)
 
     # outbox and idempotency
     async def add_event(

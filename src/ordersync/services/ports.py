@@ -10,7 +10,7 @@ from typing import Any, Protocol, Self
 
 from ..domain.allocation import Allocation
 from ..domain.orders import Attention, Order
-from ..domain.types import Channel, Fulfillment, HoldState, PosMode, StoreKind, Unit
+from ..domain.types import Channel, Fulfillment, HoldState, PosMode, Role, StoreKind, Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,100 @@ class ReviewItem:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """A till document as the channel stored it: `document_uuid` None when it was unreadable
+    (kept, `rejected`)."""
+
+    store_uuid: str
+    document_uuid: str | None
+    feed: str
+    body: str
+    evotor_type: str | None = None
+    closed_at: datetime | None = None
+    state: str = "pending"
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxDocument:
+    id: int
+    entry: InboxEntry
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    store_uuid: str
+    closed_before: datetime
+
+
+class EvotorRecords(Protocol):
+    """The Evotor channel's own state (db/evotor.py), in the unit of work's transaction."""
+
+    # the inbox: each (store, document uuid) once
+    async def store_documents(self, entries: Sequence[InboxEntry], now: datetime) -> list[int]:
+        """Inbox ids of the entries newly stored (pending ones only), in order."""
+
+    async def pending(
+        self, store_uuid: str | None, document_uuids: Sequence[str]
+    ) -> list[tuple[int, str]]:
+        """(inbox id, document uuid) of those still pending."""
+
+    async def due_documents(self, now: datetime, limit: int) -> list[int]: ...
+    async def claim_document(
+        self, inbox_id: int, now: datetime, until: datetime
+    ) -> InboxDocument | None:
+        """The pending document, held for this applier until `until`; None when it is done
+        or another applier holds it."""
+
+    async def finish_document(
+        self,
+        inbox_id: int,
+        state: str,
+        result: dict[str, Any] | None,
+        error: str | None,
+        now: datetime,
+    ) -> None: ...
+    async def documents_by_state(self, state: str, limit: int) -> list[InboxDocument]: ...
+
+    # stores, devices, employees as the cloud sent them
+    async def keep_entities(
+        self, kind: str, items: Sequence[tuple[str, str | None, str | None, str]], now: datetime
+    ) -> None:
+        """(uuid, name, store uuid, the item as JSON) per item."""
+
+    # products: the uuid the hub publishes for each, those created on tills
+    async def products_by_evotor_uuid(self, uuids: Sequence[str]) -> dict[str, int]: ...
+    async def products_by_barcode(self, barcodes: Sequence[str]) -> dict[str, Product]: ...
+    async def evotor_uuids(self, product_ids: Sequence[int], now: datetime) -> dict[int, str]:
+        """The uuid published for each product, made (and kept for good) when it has none."""
+
+    async def map_till_product(
+        self, evotor_uuid: str, product_id: int, store_uuid: str | None, now: datetime
+    ) -> None: ...
+    async def published(self, store_uuid: str, product_ids: Sequence[int]) -> set[int]: ...
+    async def mark_published(
+        self, store_uuid: str, product_ids: Sequence[int], now: datetime
+    ) -> None: ...
+
+    # the catch-up pull
+    async def lease_watermark(
+        self, store_uuid: str, start: datetime, now: datetime, until: datetime
+    ) -> Watermark | None:
+        """The store's watermark (made at `start` the first time), held until `until`; None
+        when another worker holds it."""
+
+    async def move_watermark(self, store_uuid: str, closed_before: datetime, now: datetime) -> None:
+        """Also ends the lease."""
+
+    # linked Evotor accounts
+    async def link_account(self, user_id: str, token_id: int | None, now: datetime) -> None: ...
+    async def account_token(self, user_id: str) -> int | None: ...
+    async def keep_cloud_token(self, user_id: str, token: str, now: datetime) -> None: ...
+    async def cloud_token(self) -> str | None: ...
+
+
 class Savepoint(Protocol):
     async def rollback(self) -> None: ...
     async def commit(self) -> None: ...
@@ -148,6 +242,9 @@ class Savepoint(Protocol):
 
 class UnitOfWork(Protocol):
     """One transaction. Leaving the block without commit() rolls back."""
+
+    @property
+    def evotor(self) -> EvotorRecords: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...
@@ -258,6 +355,9 @@ class UnitOfWork(Protocol):
         """The sale with this transaction id at the store: from this till first, else from
         any of the store's tills (Evotor's document uuids are unique)."""
 
+    async def returns_naming(self, store_id: int, transaction_id: str) -> list[PosRecord]:
+        """Returns at the store that name this sale as their original."""
+
     async def returnable(
         self, store_id: int, pos_id: str, transaction_id: str, product_id: int
     ) -> Decimal:
@@ -275,6 +375,10 @@ class UnitOfWork(Protocol):
         """A till shift's order: the line of this product at this price grows, or is added."""
 
     async def add_review(self, item: ReviewItem, now: datetime) -> int: ...
+    async def resolve_reviews(
+        self, kind: str, document_type: str, document_id: str, resolution: str, now: datetime
+    ) -> int:
+        """Closes the open items of this kind about this document; how many."""
 
     # stock documents
     async def find_document(
@@ -289,6 +393,9 @@ class UnitOfWork(Protocol):
         result: dict[str, Any],
         now: datetime,
     ) -> None: ...
+
+    async def create_token(self, name: str, role: Role, now: datetime) -> tuple[int, str]:
+        """A new API token (not scoped to stores): (id, the token, shown only now)."""
 
     # outbox and idempotency
     async def add_event(

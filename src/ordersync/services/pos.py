@@ -224,6 +224,7 @@ async def _record_sale(
     totals = _totals(items)
     for product_id, qty in totals:
         await uow.add_sold(store.id, cmd.pos_id, cmd.transaction_id, product_id, qty)
+    await _link_earlier_returns(uow, store, cmd, dict(totals), now)
     if cmd.completed:
         sale = SaleRef(store, cmd.pos_id, cmd.transaction_id, cmd.business_time)
         taken = await take_for_sale(uow, sale, totals, await uow.stores(), now)
@@ -234,6 +235,45 @@ async def _record_sale(
         await _deduct_or_refuse(uow, store, cmd, totals, now)
     await _keep_unmatched(uow, store, SALE, cmd.pos_id, cmd.transaction_id, cmd.unmatched, now)
     return result
+
+
+async def _link_earlier_returns(
+    uow: UnitOfWork,
+    store: Store,
+    cmd: RecordPosSale,
+    sold: dict[int, Decimal],
+    now: datetime,
+) -> None:
+    """Returns of this sale that reached the hub first (an offline till syncs in any order)
+    were recorded unlinked: what they returned is linked now, within what the sale sold, and
+    their review items are closed. (1C already has them as returns of their shift.)"""
+    for earlier in await uow.returns_naming(store.id, cmd.transaction_id):
+        unlinked = earlier.result.get("unlinked") or []
+        still: list[dict[str, Any]] = []
+        for item in unlinked:
+            product_id, qty = int(item["product_id"]), Decimal(item["quantity"])
+            take = Decimal(0)
+            if product_id in sold:
+                returnable = await uow.returnable(
+                    store.id, cmd.pos_id, cmd.transaction_id, product_id
+                )
+                take = min(qty, returnable)
+            if take > 0:
+                await uow.take_returned(store.id, cmd.pos_id, cmd.transaction_id, product_id, take)
+            if qty > take:
+                still.append({"product_id": product_id, "quantity": dec(qty - take)})
+        if still == unlinked:
+            continue
+        result = {**earlier.result, "unlinked": still, "linked": True}
+        await uow.update_pos_result(store.id, earlier.pos_id, earlier.transaction_id, result)
+        if not still:
+            await uow.resolve_reviews(
+                UNLINKED_RETURN,
+                "pos_return",
+                f"{earlier.pos_id}:{earlier.transaction_id}",
+                f"linked to sale {cmd.transaction_id}, which reached the hub after it",
+                now,
+            )
 
 
 async def _deduct_or_refuse(

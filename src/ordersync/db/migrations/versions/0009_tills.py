@@ -63,6 +63,11 @@ def upgrade() -> None:
         "pos_transactions",
         ["store_id", "transaction_id"],
     )
+    op.create_index(
+        "ix_pos_transactions_store_original",
+        "pos_transactions",
+        ["store_id", "original_transaction_id"],
+    )
     op.create_table(
         "till_review",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
@@ -190,6 +195,7 @@ def downgrade() -> None:
         "till_review",
     ):
         op.drop_table(table)
+    op.drop_index("ix_pos_transactions_store_original", table_name="pos_transactions")
     op.drop_index("ix_pos_transactions_store_transaction", table_name="pos_transactions")
     with op.batch_alter_table("pos_transactions", schema=None) as batch_op:
         batch_op.drop_column("shift")
