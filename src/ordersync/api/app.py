@@ -14,6 +14,7 @@ from ..channels.evotor import http as evotor_http
 from ..config import Settings
 from ..db.unit_of_work import Database
 from ..domain.types import Channel, Master
+from ..entrypoints.evotor_task import run_evotor
 from ..entrypoints.relay_task import run_relay
 from ..entrypoints.sweeper import run_sweeper
 from ..exchange import http as exchange_http
@@ -63,6 +64,12 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
                 database, app.state.context, settings.sweeper_interval_seconds, enabled=sweeper
             ),
             run_relay(settings, database, enabled=sweeper and settings.is_sqlite),
+            run_evotor(
+                settings.evotor,
+                database,
+                app.state.context,
+                enabled=sweeper and settings.is_sqlite,
+            ),
         ):
             yield
         if evotor is not None:

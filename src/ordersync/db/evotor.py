@@ -214,6 +214,11 @@ class EvotorSql:
         )
         await self.conn.execute(stmt)
 
+    async def product_ids(self, after_id: int, limit: int) -> list[int]:
+        p = products.c
+        stmt = select(p.id).where(p.id > after_id).order_by(p.id).limit(limit)
+        return [int(x) for x in (await self.conn.execute(stmt)).scalars()]
+
     async def published(self, store_uuid: str, product_ids: Sequence[int]) -> set[int]:
         if not product_ids:
             return set()

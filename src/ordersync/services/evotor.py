@@ -9,12 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from ..domain.types import Role, Unit
 from .context import Context
 from .orders import UowFactory
-from .ports import InboxDocument, InboxEntry, Product, ReviewItem, Store, Watermark
+from .ports import (
+    InboxDocument,
+    InboxEntry,
+    Product,
+    ReviewItem,
+    StockLevel,
+    Store,
+    Watermark,
+)
 
 CLAIM_SECONDS = 120  # an applier that dies lets go of its document after this
 DONE = "done"
@@ -269,3 +278,74 @@ async def keep_cloud_token(uow_factory: UowFactory, user_id: str, token: str, ct
 async def cloud_token(uow_factory: UowFactory) -> str | None:
     async with uow_factory() as uow:
         return await uow.evotor.cloud_token()
+
+
+# --- publishing to the tills ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Nomenclature:
+    """A product as a linked store's tills are to know it: its Evotor uuid (the same at every
+    store, for good) and the figure a till may sell, never below zero."""
+
+    product: Product
+    uuid: str
+    available: Decimal
+
+
+def linked_stores(stores: Sequence[Store]) -> list[Store]:
+    return [s for s in stores if s.active and s.evotor_uuid]
+
+
+async def nomenclature(
+    uow_factory: UowFactory, store: Store, product_ids: Sequence[int], ctx: Context
+) -> list[Nomenclature]:
+    ids = sorted(set(product_ids))
+    async with uow_factory() as uow:
+        found = await uow.products_by_refs(ids, [], [])
+        uuids = await uow.evotor.evotor_uuids([p.id for p in found], ctx.clock())
+        levels = {r.product_id: r for r in await uow.read_stock(ids, [store.id])}
+        await uow.commit()
+    return [
+        Nomenclature(p, uuids[p.id], _sellable(levels.get(p.id)))
+        for p in sorted(found, key=lambda p: p.id)
+    ]
+
+
+def _sellable(level: StockLevel | None) -> Decimal:
+    return max(level.on_hand - level.reserved, Decimal(0)) if level else Decimal(0)
+
+
+def sellable(on_hand: Decimal, reserved: Decimal) -> Decimal:
+    """What a till may sell: on hand less what orders hold, never below zero."""
+    return max(on_hand - reserved, Decimal(0))
+
+
+async def product_ids(uow_factory: UowFactory, after_id: int, limit: int) -> list[int]:
+    async with uow_factory() as uow:
+        return await uow.evotor.product_ids(after_id, limit)
+
+
+async def unpublished(
+    uow_factory: UowFactory, store_uuid: str, product_ids: Sequence[int]
+) -> list[int]:
+    async with uow_factory() as uow:
+        done = await uow.evotor.published(store_uuid, product_ids)
+    return sorted(set(product_ids) - done)
+
+
+async def mark_published(
+    uow_factory: UowFactory, store_uuid: str, product_ids: Sequence[int], ctx: Context
+) -> None:
+    async with uow_factory() as uow:
+        await uow.evotor.mark_published(store_uuid, product_ids, ctx.clock())
+        await uow.commit()
+
+
+async def published_uuids(
+    uow_factory: UowFactory, product_ids: Sequence[int], ctx: Context
+) -> dict[int, str]:
+    async with uow_factory() as uow:
+        found = await uow.evotor.evotor_uuids(product_ids, ctx.clock())
+        await uow.commit()
+    return found

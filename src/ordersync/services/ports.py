@@ -213,6 +213,9 @@ class EvotorRecords(Protocol):
     async def map_till_product(
         self, evotor_uuid: str, product_id: int, store_uuid: str | None, now: datetime
     ) -> None: ...
+    async def product_ids(self, after_id: int, limit: int) -> list[int]:
+        """Every product, a page at a time (a store newly linked gets the whole catalog)."""
+
     async def published(self, store_uuid: str, product_ids: Sequence[int]) -> set[int]: ...
     async def mark_published(
         self, store_uuid: str, product_ids: Sequence[int], now: datetime
