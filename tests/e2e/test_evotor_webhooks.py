@@ -373,9 +373,9 @@ async def test_unknown_paths_and_methods_are_answered_in_evotors_format(cloud: C
 def _slow(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     real = Intake.apply
 
-    async def slowly(self: Intake, inbox_id: int) -> str | None:
+    async def slowly(self: Intake, inbox_id: int, known: Any = None) -> str | None:
         await asyncio.sleep(seconds)
-        return await real(self, inbox_id)
+        return await real(self, inbox_id, known)
 
     monkeypatch.setattr(Intake, "apply", slowly)
 
@@ -474,3 +474,34 @@ async def test_an_account_is_linked_and_the_cloud_hands_over_its_token(cloud: Cl
     # the token handed back to the cloud opens the webhooks
     cloud.sender.token = right.body["token"]
     assert (await cloud.sender.put_stores([])).status == 200
+
+
+async def test_a_batch_of_sales_is_recorded_as_each_sale_alone_would_be(cloud: Cloud) -> None:
+    """On PostgreSQL the sales that free units cover are written together; the one that
+    must displace a hold, and the one a return named first, are recorded one by one."""
+    t = till()
+    order = await placed(cloud.http, cloud.net.tokens["online"], pickup("S01", {"sku": "MUG",
+                         "quantity": "9"}))  # fmt: skip
+    sales = [t.sell([(TEA, 1), (COFFEE, 1)]) for _ in range(6)]
+    sales.append(t.sell([(MUG, 2)]))  # 10 on hand, 9 held: takes one from the order
+    named = t.sell([(TEA, 1)])
+    await cloud.sender.put_documents(S01, [t.payback(named, [(TEA, 1)])])
+
+    delivery = await cloud.sender.put_documents(S01, [*sales, named])
+    again = await cloud.sender.put_documents(S01, [*sales, named])
+
+    assert (delivery.status, again.status) == (200, 200)
+    assert await cloud.level("TEA") == (D(10 - 6 - 1 + 1), D(0))
+    assert await cloud.level("COFFEE") == (D(4), D(0))
+    assert await cloud.level("MUG") == (D(8), D(8))
+    records = await dbstate.rows(cloud.db, pos_transactions, pos_transactions.c.kind == "sale")
+    assert len(records) == 8
+    numbers = sorted(r.result["order_number"] for r in records)
+    assert len(set(numbers)) == 8 and all(n > order["number"] for n in numbers)
+    moved = await dbstate.movements(cloud.db, cloud.net, "TEA", "S01", reason="pos_sale")
+    assert len(moved) == 7  # one per sale and product
+    assert {r.state for r in await dbstate.rows(cloud.db, evotor_inbox)} == {"done"}
+    (row,) = await dbstate.rows(cloud.db, pos_returned,
+                                pos_returned.c.transaction_id == named["uuid"].lower())  # fmt: skip
+    assert (row.sold, row.returned) == (D(1), D(1))
+    assert await dbstate.drift(cloud.db) == (5, [])

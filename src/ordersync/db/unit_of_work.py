@@ -49,6 +49,7 @@ from . import (
 from .availability import connecting
 from .engine import READ_ONLY, create_engine
 from .evotor import EvotorSql
+from .pg_till_batch import PgSaleBatches
 
 
 class Database:
@@ -95,6 +96,16 @@ class Database:
     def uow_read(self) -> SqlUnitOfWork:
         """For reads: no write lock on SQLite, autocommit on PostgreSQL."""
         return SqlUnitOfWork(self, autocommit=True)
+
+    def sale_batches(self) -> PgSaleBatches | None:
+        """Completed till sales written a batch at a time: PostgreSQL only."""
+        if not self.is_postgres:
+            return None
+
+        async def release(connection: asyncpg.Connection) -> None:
+            await (await self.pg_pool()).release(connection)
+
+        return PgSaleBatches(self.acquire_pg, release)
 
     def placement_uow(self) -> SqlUnitOfWork:
         """For order placement: on PostgreSQL one read and one write on a plain asyncpg

@@ -39,25 +39,21 @@ def linked_store(stores: Sequence[Store], evotor_uuid: str) -> Store | None:
 
 async def store_documents(
     uow_factory: UowFactory, store: Store | None, entries: Sequence[InboxEntry], ctx: Context
-) -> list[int]:
+) -> list[tuple[int, str]]:
     """Stores what the cloud sent, in the request's own transaction, before it is answered:
-    the ids of the documents newly pending. Unreadable ones are kept (rejected) and listed
-    for review."""
+    (inbox id, uuid) of those pending now, newly stored or stored by an earlier attempt the
+    cloud gave up waiting for. Unreadable ones are kept (rejected) and listed for review."""
     now = ctx.clock()
     async with uow_factory() as uow:
-        ids = await uow.evotor.store_documents(entries, now)
+        await uow.evotor.store_documents(entries, now)
         for entry in entries:
             if entry.state == REJECTED:
                 await uow.add_review(_failed(store, entry, entry.error or "unreadable"), now)
+        uuids = [e.document_uuid for e in entries if e.document_uuid]
+        store_uuid = store.evotor_uuid if store else None
+        waiting = await uow.evotor.pending(store_uuid, uuids)
         await uow.commit()
-    return ids
-
-
-async def pending(
-    uow_factory: UowFactory, store_uuid: str | None, document_uuids: Sequence[str]
-) -> list[tuple[int, str]]:
-    async with uow_factory() as uow:
-        return await uow.evotor.pending(store_uuid, document_uuids)
+    return waiting
 
 
 async def due_documents(uow_factory: UowFactory, ctx: Context, limit: int = 200) -> list[int]:

@@ -238,6 +238,32 @@ class EvotorRecords(Protocol):
     async def cloud_token(self) -> str | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SaleForBatch:
+    """A completed till sale, checked and priced, with what a replay of it answers: one of
+    a batch written together (db/pg_till_batch.py)."""
+
+    inbox_id: int
+    pos_id: str
+    transaction_id: str
+    business_time: datetime
+    shift: str
+    totals: list[tuple[int, Decimal]]  # units per product, in product order
+    request_hash: str
+    result: dict[str, Any]
+    order: Order | None  # order mode: the completed, paid order (numbered when written)
+
+
+class SaleBatches(Protocol):
+    """Completed sales of one store written together, where the database can (PostgreSQL)."""
+
+    async def fitting(self, store_id: int, sales: Sequence[SaleForBatch]) -> list[SaleForBatch]:
+        """Those that free units cover, in order, that no earlier return names."""
+
+    async def record(self, store_id: int, sales: Sequence[SaleForBatch], now: datetime) -> bool:
+        """All of them, with their inbox rows marked done, or none (False)."""
+
+
 class Savepoint(Protocol):
     async def rollback(self) -> None: ...
     async def commit(self) -> None: ...

@@ -43,6 +43,8 @@ from .ports import (
     PosRecord,
     Product,
     ReviewItem,
+    SaleBatches,
+    SaleForBatch,
     StockChange,
     Store,
     StoredResponse,
@@ -56,6 +58,9 @@ UNMATCHED_LINE = "unmatched_line"
 UNLINKED_RETURN = "unlinked_return"
 
 Item = tuple[Product, Decimal, Decimal | None]
+# What a channel writes in the same transaction once the sale or return is recorded (or
+# found recorded): the Evotor inbox marks its document done.
+Then = Callable[[UnitOfWork, dict[str, Any]], Awaitable[None]]
 
 
 def _request_hash(
@@ -113,6 +118,7 @@ async def record_pos_sale(
     cmd: RecordPosSale,
     ctx: Context,
     idem: Idempotency[dict[str, Any]] | None = None,
+    then: Then | None = None,
 ) -> dict[str, Any] | StoredResponse:
     """Deduct at once. In the store's `order` mode the sale also becomes a completed, paid
     order with source `offline`; in `stock_only` mode it joins its till shift's order when
@@ -125,7 +131,7 @@ async def record_pos_sale(
         return await _record_sale(uow, cmd, store, ctx, request_hash)
 
     return await _once(
-        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write, idem
+        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write, idem, then
     )
 
 
@@ -137,6 +143,7 @@ async def _once(
     request_hash: str,
     write: Callable[[UnitOfWork, Store], Awaitable[dict[str, Any]]],
     idem: Idempotency[dict[str, Any]] | None,
+    then: Then | None = None,
 ) -> dict[str, Any] | StoredResponse:
     """Record a POS transaction exactly once per (store, till, transaction id): a retry,
     even a concurrent one, gets the first result and changes nothing. An Idempotency-Key,
@@ -154,6 +161,8 @@ async def _once(
                 else:
                     result = await write(uow, store)
                 await remember(uow, idem, result)
+                if then is not None:
+                    await then(uow, result)
                 await uow.commit()
                 return result
         except AlreadyRecorded:
@@ -235,6 +244,74 @@ async def _record_sale(
         await _deduct_or_refuse(uow, store, cmd, totals, now)
     await _keep_unmatched(uow, store, SALE, cmd.pos_id, cmd.transaction_id, cmd.unmatched, now)
     return result
+
+
+async def record_sales_in_batch(
+    batches: SaleBatches,
+    store: Store,
+    sales: list[tuple[int, RecordPosSale]],
+    known: dict[int, Product],
+    ctx: Context,
+) -> set[int]:
+    """Completed sales of one store that free units cover, written together (with their
+    inbox rows, by inbox id): the ids written. The others are left to record_pos_sale, one
+    by one: those that displace holds or go below zero, those a return named first, those
+    that break a rule, and all of them when the batch met a concurrent write. `known`: the
+    products the sales name (by id), as the channel matched them."""
+    if store.pos_mode is PosMode.STOCK_ONLY and ctx.shift_orders:
+        return set()  # the till shift's order is written one sale at a time
+    now = ctx.clock()
+    prepared: list[SaleForBatch] = []
+    for inbox_id, cmd in sales:
+        try:
+            prepared.append(_for_batch(inbox_id, cmd, store, known, ctx, now))
+        except (InvalidRequest, KeyError):
+            continue  # recorded one by one, which says what is wrong
+    chosen = await batches.fitting(store.id, prepared)
+    if not chosen or not await batches.record(store.id, chosen, now):
+        return set()
+    return {sale.inbox_id for sale in chosen}
+
+
+def _for_batch(
+    inbox_id: int,
+    cmd: RecordPosSale,
+    store: Store,
+    known: dict[int, Product],
+    ctx: Context,
+    now: datetime,
+) -> SaleForBatch:
+    if not cmd.completed or cmd.unmatched or not cmd.lines:
+        raise InvalidRequest("not for a batch")
+    products = [known[line.product.product_id or 0] for line in cmd.lines]
+    items = _quantities(cmd.lines, products)
+    order = None
+    if store.pos_mode is PosMode.ORDER:
+        order = _offline_order(cmd, store.id, items, now)
+    result: dict[str, Any] = {
+        "kind": SALE,
+        "pos_id": cmd.pos_id,
+        "transaction_id": cmd.transaction_id,
+        "store": store.code,
+        "order_id": order.id if order else None,
+        "order_number": None,  # given when written
+        "lines": _shown(items),
+        "replayed": False,
+        "displaced": [],
+        "negative": [],
+        "unmatched": [],
+    }
+    return SaleForBatch(
+        inbox_id,
+        cmd.pos_id,
+        cmd.transaction_id,
+        cmd.business_time,
+        till_shift.shift_of(cmd.shift, cmd.business_time, ctx.zone),
+        _totals(items),
+        _request_hash(SALE, cmd.store_code, cmd.lines, "", cmd.unmatched),
+        result,
+        order,
+    )
 
 
 async def _link_earlier_returns(
@@ -385,6 +462,7 @@ async def record_pos_return(
     cmd: RecordPosReturn,
     ctx: Context,
     idem: Idempotency[dict[str, Any]] | None = None,
+    then: Then | None = None,
 ) -> dict[str, Any] | StoredResponse:
     """Put returned units back on hand at the store of the return."""
     if not cmd.lines and not cmd.unmatched:
@@ -397,7 +475,7 @@ async def record_pos_return(
         return await _record_return(uow, cmd, store, ctx, request_hash)
 
     return await _once(
-        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write, idem
+        uow_factory, cmd.store_code, cmd.pos_id, cmd.transaction_id, request_hash, write, idem, then
     )
 
 

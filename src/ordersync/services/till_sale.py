@@ -34,8 +34,16 @@ from ..domain.displacement import (
 )
 from ..domain.errors import StockRace
 from ..domain.events import dec
-from ..domain.orders import applies_safety_stock
-from ..domain.types import Fulfillment, HoldReason, HoldState, MovementReason
+from ..domain.orders import Order, applies_safety_stock
+from ..domain.types import (
+    Fulfillment,
+    HoldReason,
+    HoldState,
+    MovementReason,
+    OrderStatus,
+    PaymentStatus,
+    Source,
+)
 from .attention import raise_attention
 from .ports import StockChange, Store, StoreHold, UnitOfWork
 
@@ -82,6 +90,15 @@ async def take_for_sale(
 ) -> Taken:
     """`totals`: (product, units) in product order. Never refuses for stock."""
     changes = [_sold(sale, product_id, qty, now) for product_id, qty in totals]
+    levels = {
+        r.product_id: r
+        for r in await uow.read_stock([c.product_id for c in changes], [sale.store.id])
+    }
+    if any(
+        (lv := levels.get(c.product_id)) is None or lv.on_hand - lv.reserved < c.quantity
+        for c in changes
+    ):  # short already when read: no need to try the free units first
+        return await _displacing(uow, sale, changes, stores, now)
     savepoint = await uow.savepoint()
     for change in changes:
         if await uow.deduct_stock(change) is None:
@@ -121,7 +138,7 @@ async def _displacing(
     locked: set[str] = set()
     for _ in range(ATTEMPTS):
         held = await uow.holds_at(sale.store.id, [c.product_id for c in changes])
-        locked |= {h.order_id for h in held}
+        locked |= await _likely_displaced(uow, sale, changes, held, others)
         savepoint = await uow.savepoint()
         try:
             await uow.lock_orders(sorted(locked))
@@ -164,7 +181,6 @@ class _Line:
         need = units_to_displace(on_hand, reserved, self.change.quantity)
         if need > 0:
             holds = await uow.holds_at(here, [self.change.product_id])
-            await _lock_strangers(uow, holds, locked)
             delivery = any(h.fulfillment is Fulfillment.DELIVERY for h in holds)
             if self.others and not self.movable and delivery:
                 # A delivery hold appeared: the other stores' rows must be locked first.
@@ -175,7 +191,9 @@ class _Line:
                 if (lv := levels.get(s.id)) is not None
             ]
             chosen = plan(need, [_held(h) for h in holds], free)
-            await self._displace(uow, {h.hold_id: h for h in holds}, chosen, taken, now)
+            by_id = {h.hold_id: h for h in holds}
+            await _lock_strangers(uow, [by_id[d.hold.hold_id] for d in chosen], locked)
+            await self._displace(uow, by_id, chosen, taken, now)
         row = await uow.take_sold(self.change)
         if row.on_hand < 0:
             taken.negative.append({"product_id": row.product_id, "on_hand": dec(row.on_hand)})
@@ -230,13 +248,11 @@ class _Line:
     ) -> dict[str, Any]:
         """The order's version goes up (where its stock is changed); a move is an event, a
         cut is attention."""
-        order = await uow.get_order(hold.order_id)
-        assert order is not None
-        await uow.set_order_fields(order.id, updated_at=now)
+        await uow.set_order_fields(hold.order_id, updated_at=now)
         moved = [{"store": self._code(s), "quantity": dec(q)} for s, q in d.moved]
         summary: dict[str, Any] = {
-            "order_id": order.id,
-            "number": order.number,
+            "order_id": hold.order_id,
+            "number": hold.number,
             "line": hold.line_no,
             "product_id": hold.product_id,
             "sku": hold.sku,
@@ -248,7 +264,7 @@ class _Line:
             await uow.add_event(
                 events.ORDER_HOLDS_MOVED,
                 events.AGGREGATE_ORDER,
-                order.id,
+                hold.order_id,
                 {**summary, "sale": self.sale.detail()},
                 now,
             )
@@ -261,19 +277,69 @@ class _Line:
                 "quantity": dec(d.cut),
                 "sale": self.sale.detail(),
             }
-            await raise_attention(uow, order, STOCK_TAKEN, detail, now)
+            await raise_attention(uow, _named(hold), STOCK_TAKEN, detail, now)
         return summary
 
 
+async def _likely_displaced(
+    uow: UnitOfWork,
+    sale: SaleRef,
+    changes: list[StockChange],
+    held: list[StoreHold],
+    others: list[Store],
+) -> set[str]:
+    """The orders the sale will most likely take units from, planned on a read without
+    locks: they are locked first. (Locking every order holding units at the store would
+    make till sales on a busy shelf wait for each other.)"""
+    products = [c.product_id for c in changes]
+    levels = {
+        (r.product_id, r.store_id): r
+        for r in await uow.read_stock(products, [sale.store.id, *(s.id for s in others)])
+    }
+    likely: set[str] = set()
+    for change in changes:
+        here = levels.get((change.product_id, sale.store.id))
+        if here is None:
+            continue
+        need = units_to_displace(here.on_hand, here.reserved, change.quantity)
+        if need <= 0:
+            continue
+        mine = [h for h in held if h.product_id == change.product_id]
+        free = [
+            OtherStore(s.id, lv.on_hand - lv.reserved, s.safety_stock)
+            for s in others
+            if (lv := levels.get((change.product_id, s.id))) is not None
+        ]
+        likely |= {d.hold.order_id for d in plan(need, [_held(h) for h in mine], free)}
+    return likely
+
+
 async def _lock_strangers(uow: UnitOfWork, holds: list[StoreHold], locked: set[str]) -> None:
-    """Orders whose holds appeared after the orders were locked: locked without waiting, or
-    the sale starts again (StockRace names them, to be locked first next time)."""
+    """Orders of the holds chosen that are not locked yet (the plan under the stock lock
+    differs from the one made before it): locked without waiting, or the sale starts again
+    (StockRace names them, to be locked first next time)."""
     strangers = sorted({h.order_id for h in holds} - locked)
     if not strangers:
         return
     if not await uow.lock_orders(strangers, wait=False):
         raise StockRace("an order holding units here is busy", orders=strangers)
     locked.update(strangers)
+
+
+def _named(hold: StoreHold) -> Order:
+    """The order as attention needs it (its id and number; it is locked already)."""
+    return Order(
+        hold.order_id,
+        hold.channel,
+        Source.ORDER,
+        hold.fulfillment,
+        OrderStatus.PLACED,
+        PaymentStatus.PAID if hold.paid else PaymentStatus.UNPAID,
+        None,
+        [],
+        hold.created_at,
+        number=hold.number,
+    )
 
 
 def _held(hold: StoreHold) -> HeldUnits:

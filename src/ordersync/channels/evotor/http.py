@@ -68,7 +68,7 @@ class Channel:
         return ctx
 
     def intake(self) -> Intake:
-        return Intake(self.db.uow, self.db.fresh_stores, self.ctx)
+        return Intake(self.db.uow, self.db.fresh_stores, self.ctx, self.db.sale_batches())
 
     async def authorize(self, request: Request, store: Store | None = None) -> Any:
         """The cloud's Bearer token: a hub token of role evotor (scoped to stores, or not)."""
@@ -105,7 +105,7 @@ class Channel:
         errors = list(received.errors)
         if received.pending:
             intake = self.intake()
-            task = asyncio.create_task(intake.apply_all(sorted(received.pending)))
+            task = asyncio.create_task(intake.apply_all(sorted(received.pending), received))
             done, _ = await asyncio.wait({task}, timeout=budget)
             if task in done:
                 for inbox_id, why in task.result().items():
