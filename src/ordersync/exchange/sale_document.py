@@ -14,7 +14,7 @@ from lxml import etree
 
 from ..db.exchange_orders import ProductInfo
 from ..domain.orders import Order, OrderLine
-from ..domain.types import HoldState, OrderStatus, PaymentStatus, Source, Unit
+from ..domain.types import Channel, HoldState, OrderStatus, PaymentStatus, Source, Unit
 
 SCHEMA_VERSION = "2.08"  # when 1C names none at init
 # The versions the document is written in. The elements written are in the order of each
@@ -247,7 +247,8 @@ def _properties(props: etree._Element, order: Order, refs: Refs) -> None:
         ("Способ получения", order.fulfillment.value),
         ("Склад", store[1] if store else ""),
         ("Склад (код)", store[0] if store else ""),
-        ("Номер заказа на сайте", order.external_id or ""),
+        # a till shift's order keeps its shift key there, which is no site's number
+        ("Номер заказа на сайте", "" if order.channel is Channel.POS else order.external_id or ""),
         ("Касса", order.pos_id or ""),
         ("Номер чека ККМ", order.pos_transaction_id or ""),
     ]
