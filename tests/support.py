@@ -234,6 +234,16 @@ async def seed_network(
     return net
 
 
+async def receive(db: Database, store: str, document_id: str, **quantities: int | str) -> None:
+    """A receipt of goods at a store: `receive(db, "WH1", "R1", TEA=5)`."""
+    doc = StockDocument(
+        store,
+        document_id,
+        tuple(StockLine(ProductRef(sku=sku), Decimal(q)) for sku, q in quantities.items()),
+    )
+    await stock.receive(db.uow, doc, Context(), None)
+
+
 async def open_database(url: str) -> AsyncIterator[Database]:
     db = Database.from_url(url, pool_size=40, catalog_cache_seconds=0)
     try:

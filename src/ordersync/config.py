@@ -42,6 +42,35 @@ class StoreSettings(BaseModel):
     is_pickup_point: bool | None = None
     safety_stock: Decimal | None = Field(None, ge=0)
     pos_mode: PosMode | None = None
+    evotor_uuid: str | None = Field(None, pattern=r"^[0-9A-Za-z_-]{1,64}$")  # at Evotor
+
+    @field_validator("evotor_uuid")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return None if value is None else value.lower()
+
+
+class EvotorSettings(BaseModel):
+    """The Evotor cloud (the `[evotor]` table): its webhooks at /evotor, and the hub's calls to
+    its REST API (products, quantities, the catch-up pull), made by `ordersync worker` (and by
+    `serve` on SQLite)."""
+
+    enabled: bool = True  # the /evotor webhooks
+    base_url: str = "https://api.evotor.ru"
+    # The cloud's token, sent as X-Authorization: better in ORDERSYNC_EVOTOR__TOKEN. Unset: the
+    # token the cloud handed over through /user/token, if any; else no calls to the cloud.
+    token: str | None = None
+    # The catch-up pull; evotor/documentation-api documents /api/v1/... (the issue said v2).
+    documents_path: str = "/api/v1/inventories/stores/{store}/documents"
+    poll_minutes: float = Field(default=10.0, gt=0)
+    overlap_hours: float = Field(default=24.0, ge=0)  # how long a till may stay offline
+    first_pull_days: int = Field(default=7, ge=0, le=180)  # back from a store's first pull
+    # Documents are applied while the cloud waits for the answer, this long at most (the
+    # cloud resends after 10 s); the rest is applied in the background.
+    apply_budget_seconds: float = Field(default=4.0, gt=0, lt=10)
+    publish: bool = True  # products and quantities to the cloud, through the relay
+    tax: str = "NO_VAT"  # the VAT of the products published
+    timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class ExchangeSettings(BaseModel):
@@ -160,6 +189,7 @@ class Settings(BaseSettings):
     exchange: ExchangeSettings = ExchangeSettings()
     relay: RelaySettings = RelaySettings()
     sinks: dict[str, SinkSettings] = Field(default_factory=dict)
+    evotor: EvotorSettings = EvotorSettings()
 
     @field_validator("master", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ import pytest
 
 from ordersync.api.app import create_app
 from ordersync.config import Settings
+from ordersync.domain.types import Role
 
 BINARY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "ordersync"
 
@@ -248,7 +249,7 @@ def test_a_config_path_that_is_not_a_file_exits_2(cli: Cli, tmp_path: Path) -> N
 
 def test_check_passes_on_a_seeded_database_and_fails_after_on_hand_is_tampered(cli: Cli) -> None:
     seeded = cli.ok("seed-demo")
-    assert len([x for x in seeded.stdout.splitlines() if "os_" in x]) == 4
+    assert len([x for x in seeded.stdout.splitlines() if "os_" in x]) == len(Role)
     (levels,) = cli.sql("SELECT count(*) FROM stock_levels")[0]
     assert isinstance(levels, int) and levels > 0
     done = cli.ok("check")

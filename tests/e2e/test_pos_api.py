@@ -40,6 +40,11 @@ def returned(
     }
 
 
+def asking(body: dict[str, object]) -> dict[str, object]:
+    """The same sale or return from a till that asks before it prints the receipt."""
+    return {**body, "completed": False}
+
+
 async def post_sale(
     client: httpx.AsyncClient, token: str, body: dict[str, object]
 ) -> httpx.Response:
@@ -91,14 +96,19 @@ async def test_a_sale_at_a_store_in_order_mode_becomes_one_completed_paid_order(
     assert order["total"] == "90.00"
 
 
-async def test_a_sale_at_a_stock_only_store_moves_stock_without_an_order(
+async def test_a_sale_at_a_stock_only_store_makes_no_order_of_its_own_but_joins_its_shift(
     client: httpx.AsyncClient, net: support.Network
 ) -> None:
     admin = net.tokens["admin"]
-    result = expect(await post_sale(client, admin, sale("S02", "1", line("MUG", 2))), 201)
+    body = {**sale("S02", "1", line("MUG", 2)), "shift": "7"}
+    result = expect(await post_sale(client, admin, body), 201)
     assert result["order_id"] is None
-    assert await orders(client, admin) == []
     assert await level(client, admin, "MUG", "S02") == (ZERO, ZERO, ZERO)
+    # master = "hub": 1C hears of it through the till shift's order
+    (shift,) = await orders(client, admin)
+    assert shift["id"] == result["shift_order_id"]
+    assert shift["external_id"] == f"shift:{net.stores['S02']}:T1:7"
+    assert [(x["sku"], x["quantity"]) for x in shift["lines"]] == [("MUG", "2")]
 
 
 async def test_the_same_transaction_with_other_lines_is_a_409_conflict(
@@ -129,12 +139,12 @@ async def test_a_till_sells_its_last_unit_below_the_safety_stock(
     assert await level(client, admin, "TEA", "S01") == (ZERO, ZERO, ZERO)
 
 
-async def test_a_sale_beyond_the_units_on_hand_is_409_and_can_be_retried_later(
+async def test_a_sale_asking_first_beyond_the_units_on_hand_is_409_and_can_be_retried_later(
     client: httpx.AsyncClient, net: support.Network
 ) -> None:
     admin, pos = net.tokens["admin"], net.tokens["pos"]
     before = await snapshot(client, admin)
-    body = sale("S01", "200", line("SUGAR", 1), line("TEA", 6))
+    body = asking(sale("S01", "200", line("SUGAR", 1), line("TEA", 6)))
     expect(await post_sale(client, pos, body), 409, "insufficient_stock")
     assert await snapshot(client, admin) == before
     receipt = {"store": "S01", "document_id": "R-1", "lines": [line("TEA", 1)]}
@@ -144,18 +154,23 @@ async def test_a_sale_beyond_the_units_on_hand_is_409_and_can_be_retried_later(
     assert await level(client, admin, "TEA", "S01") == (ZERO, ZERO, ZERO)
 
 
-async def test_a_till_cannot_sell_units_held_for_orders(
+async def test_a_till_asking_first_cannot_sell_units_held_for_orders_and_is_told_whose(
     client: httpx.AsyncClient, net: support.Network
 ) -> None:
     admin, pos = net.tokens["admin"], net.tokens["pos"]
-    await placed(client, net.tokens["online"], pickup("S01", line("TEA", 4)))
+    order = await placed(client, net.tokens["online"], pickup("S01", line("TEA", 4)))
     assert await level(client, admin, "TEA", "S01") == (Decimal(5), Decimal(4), Decimal(1))
     before = await snapshot(client, admin)
-    expect(
-        await post_sale(client, pos, sale("S01", "300", line("TEA", 2))), 409, "insufficient_stock"
+    refusal = expect(
+        await post_sale(client, pos, asking(sale("S01", "300", line("TEA", 2)))),
+        409,
+        "insufficient_stock",
     )
+    assert refusal["detail"]["lines"][0]["held_by"] == [
+        {"order_id": order["id"], "number": order["number"], "quantity": "4"}
+    ]
     assert await snapshot(client, admin) == before
-    expect(await post_sale(client, pos, sale("S01", "301", line("TEA", 1))), 201)
+    expect(await post_sale(client, pos, asking(sale("S01", "301", line("TEA", 1)))), 201)
     assert await level(client, admin, "TEA", "S01") == (Decimal(4), Decimal(4), ZERO)
 
 
@@ -177,14 +192,14 @@ async def test_a_return_puts_the_units_back_once(
     assert (latest["reason"], latest["quantity"], latest["store"]) == ("pos_return", "2", "S01")
 
 
-async def test_returns_never_exceed_what_the_sale_sold(
+async def test_returns_asking_first_never_exceed_what_the_sale_sold(
     client: httpx.AsyncClient, net: support.Network
 ) -> None:
     admin, pos = net.tokens["admin"], net.tokens["pos"]
     expect(await post_sale(client, pos, sale("S01", "500", line("TEA", 3))), 201)
     expect(await post_return(client, pos, returned("S01", "501", "500", line("TEA", 2))), 201)
     before = await snapshot(client, admin)
-    response = await post_return(client, pos, returned("S01", "502", "500", line("TEA", 2)))
+    response = await post_return(client, pos, asking(returned("S01", "502", "500", line("TEA", 2))))
     expect(response, 422, "invalid_request")
     assert await snapshot(client, admin) == before
     expect(await post_return(client, pos, returned("S01", "502", "500", line("TEA", 1))), 201)
@@ -199,13 +214,13 @@ async def test_returns_never_exceed_what_the_sale_sold(
         (returned("S02", "603", "600", line("TEA", 1)), "S01"),
     ],
 )
-async def test_a_return_without_a_matching_sale_is_422(
+async def test_a_return_asking_first_without_a_matching_sale_is_422(
     client: httpx.AsyncClient, net: support.Network, body: dict[str, object], store_of_sale: str
 ) -> None:
     admin = net.tokens["admin"]
     expect(await post_sale(client, admin, sale(store_of_sale, "600", line("TEA", 1))), 201)
     before = await snapshot(client, admin)
-    expect(await post_return(client, admin, body), 422)
+    expect(await post_return(client, admin, asking(body)), 422)
     assert await snapshot(client, admin) == before
 
 

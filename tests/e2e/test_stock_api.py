@@ -75,6 +75,7 @@ async def test_a_receipt_adds_on_hand_and_get_stock_shows_on_hand_reserved_avail
             "reserved": "0",
             "available": "12",
             "available_online": "12",
+            "negative": False,
         }
     ]
     assert shown["total"] == {"on_hand": "12", "reserved": "0", "available": "12"}

@@ -39,19 +39,21 @@ def sale(
     transaction: str,
     *items: tuple[str, int | str],
     pos: str = "till-1",
+    completed: bool = True,
 ) -> RecordPosSale:
-    return RecordPosSale(store, pos, transaction, lines(*items), clock())
+    return RecordPosSale(store, pos, transaction, lines(*items), clock(), completed)
 
 
 def refund(
     clock: support.Clock,
     store: str,
     transaction: str,
-    original: str,
+    original: str | None,
     *items: tuple[str, int | str],
     pos: str = "till-1",
+    completed: bool = True,
 ) -> RecordPosReturn:
-    return RecordPosReturn(store, pos, transaction, original, lines(*items), clock())
+    return RecordPosReturn(store, pos, transaction, original, lines(*items), clock(), completed)
 
 
 async def sell(db: Database, clock: support.Clock, cmd: RecordPosSale) -> dict[str, Any]:
@@ -195,7 +197,7 @@ async def test_ten_concurrent_retries_of_one_sale_deduct_once(
     assert await dbstate.drift(db) == (1, [])
 
 
-async def test_a_sale_that_needs_units_held_for_an_online_order_is_refused(
+async def test_a_sale_asking_first_that_needs_units_held_for_an_online_order_is_refused(
     db: Database, clock: support.Clock
 ) -> None:
     net = await support.seed_network(db, {"S01": {"TEA": 5}})
@@ -209,9 +211,15 @@ async def test_a_sale_that_needs_units_held_for_an_online_order_is_refused(
     events_before = await dbstate.events(db)
 
     with pytest.raises(InsufficientStock) as caught:
-        await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 2)))
+        await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 2), completed=False))
 
-    assert caught.value.details["lines"] == [{"product_id": net.products["TEA"], "requested": "2"}]
+    assert caught.value.details["lines"] == [
+        {
+            "product_id": net.products["TEA"],
+            "requested": "2",
+            "held_by": [{"order_id": online.id, "number": online.number, "quantity": "4"}],
+        }
+    ]
     assert await dbstate.snapshot(db) == before
     assert await dbstate.events(db) == events_before
     assert await dbstate.count(db, pos_transactions) == 0
@@ -220,18 +228,18 @@ async def test_a_sale_that_needs_units_held_for_an_online_order_is_refused(
 
     # The one free unit can still be sold (a till ignores safety stock), and the
     # refused transaction id was not burnt.
-    await sell(db, clock, sale(clock, "S01", "T2", ("TEA", 1)))
+    await sell(db, clock, sale(clock, "S01", "T2", ("TEA", 1), completed=False))
     assert await dbstate.level(db, net, "TEA", "S01") == (D(4), D(4))
 
 
-async def test_a_sale_with_one_short_line_writes_none_of_its_lines(
+async def test_a_sale_asking_first_with_one_short_line_writes_none_of_its_lines(
     db: Database, clock: support.Clock
 ) -> None:
     await support.seed_network(db, {"S01": {"TEA": 5, "COFFEE": 1}})
     before = await dbstate.snapshot(db)
 
     with pytest.raises(InsufficientStock):
-        await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 2), ("COFFEE", 2)))
+        await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 2), ("COFFEE", 2), completed=False))
 
     assert await dbstate.snapshot(db) == before
 
@@ -268,14 +276,16 @@ async def test_a_return_puts_the_units_back_on_hand(db: Database, clock: support
     assert await dbstate.drift(db) == (1, [])
 
 
-async def test_returns_cannot_exceed_the_sold_quantity(db: Database, clock: support.Clock) -> None:
+async def test_returns_asking_first_cannot_exceed_the_sold_quantity(
+    db: Database, clock: support.Clock
+) -> None:
     net = await support.seed_network(db, {"S01": {"TEA": 5}})
     await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 3)))
     await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("TEA", 2)))
     before = await dbstate.snapshot(db)
 
     with pytest.raises(InvalidRequest):
-        await give_back(db, clock, refund(clock, "S01", "R2", "T1", ("TEA", 2)))
+        await give_back(db, clock, refund(clock, "S01", "R2", "T1", ("TEA", 2), completed=False))
 
     assert await dbstate.snapshot(db) == before
     assert await dbstate.level(db, net, "TEA", "S01") == (D(4), D(0))
@@ -286,11 +296,11 @@ async def test_returns_cannot_exceed_the_sold_quantity(db: Database, clock: supp
     assert (row.sold, row.returned) == (D(3), D(3))
 
     with pytest.raises(InvalidRequest):
-        await give_back(db, clock, refund(clock, "S01", "R4", "T1", ("TEA", 1)))
+        await give_back(db, clock, refund(clock, "S01", "R4", "T1", ("TEA", 1), completed=False))
     assert await dbstate.level(db, net, "TEA", "S01") == (D(5), D(0))
 
 
-async def test_a_single_return_larger_than_the_sale_is_refused(
+async def test_a_single_return_asking_first_larger_than_the_sale_is_refused(
     db: Database, clock: support.Clock
 ) -> None:
     await support.seed_network(db, {"S01": {"TEA": 5}})
@@ -298,12 +308,12 @@ async def test_a_single_return_larger_than_the_sale_is_refused(
     before = await dbstate.snapshot(db)
 
     with pytest.raises(InvalidRequest):
-        await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("TEA", 3)))
+        await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("TEA", 3), completed=False))
 
     assert await dbstate.snapshot(db) == before
 
 
-async def test_a_return_of_a_product_the_sale_did_not_sell_is_refused(
+async def test_a_return_asking_first_of_a_product_the_sale_did_not_sell_is_refused(
     db: Database, clock: support.Clock
 ) -> None:
     await support.seed_network(db, {"S01": {"TEA": 5, "COFFEE": 5}})
@@ -311,12 +321,12 @@ async def test_a_return_of_a_product_the_sale_did_not_sell_is_refused(
     before = await dbstate.snapshot(db)
 
     with pytest.raises(InvalidRequest):
-        await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("COFFEE", 1)))
+        await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("COFFEE", 1), completed=False))
 
     assert await dbstate.snapshot(db) == before
 
 
-async def test_a_return_of_an_unknown_sale_is_an_invalid_request(
+async def test_a_return_asking_first_of_an_unknown_sale_is_an_invalid_request(
     db: Database, clock: support.Clock
 ) -> None:
     await support.seed_network(db, {"S01": {"TEA": 5}})
@@ -324,22 +334,37 @@ async def test_a_return_of_an_unknown_sale_is_an_invalid_request(
     before = await dbstate.snapshot(db)
 
     with pytest.raises(InvalidRequest) as caught:
-        await give_back(db, clock, refund(clock, "S01", "R1", "NO-SUCH-SALE", ("TEA", 1)))
+        await give_back(
+            db, clock, refund(clock, "S01", "R1", "NO-SUCH-SALE", ("TEA", 1), completed=False)
+        )
     assert caught.value.details["field"] == "original_transaction_id"
-    # the sale exists, but not from this till
-    with pytest.raises(InvalidRequest):
-        await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("TEA", 1), pos="till-9"))
     # a return is no sale to return against
     await give_back(db, clock, refund(clock, "S01", "R1", "T1", ("TEA", 1)))
     after_return = await dbstate.snapshot(db)
     with pytest.raises(InvalidRequest):
-        await give_back(db, clock, refund(clock, "S01", "R2", "R1", ("TEA", 1)))
+        await give_back(db, clock, refund(clock, "S01", "R2", "R1", ("TEA", 1), completed=False))
 
     assert await dbstate.snapshot(db) == after_return
     assert after_return["pos_transactions"] == before["pos_transactions"] + 1
 
 
-async def test_a_return_goes_back_to_the_store_of_the_sale(
+async def test_a_return_finds_its_sale_at_another_till_of_the_store(
+    db: Database, clock: support.Clock
+) -> None:
+    net = await support.seed_network(db, {"S01": {"TEA": 5}})
+    sold = await sell(db, clock, sale(clock, "S01", "T1", ("TEA", 2), pos="till-1"))
+
+    result = await give_back(
+        db, clock, refund(clock, "S01", "R1", "T1", ("TEA", 1), pos="till-9", completed=False)
+    )
+
+    assert (result["linked"], result["order_id"]) == (True, sold["order_id"])
+    (row,) = await dbstate.rows(db, pos_returned)
+    assert (row.pos_id, row.sold, row.returned) == ("till-1", D(2), D(1))
+    assert await dbstate.level(db, net, "TEA", "S01") == (D(4), D(0))
+
+
+async def test_a_return_asking_first_is_linked_only_to_a_sale_of_its_own_store(
     db: Database, clock: support.Clock
 ) -> None:
     net = await support.seed_network(db, {"S01": {"TEA": 5}, "S02": {"TEA": 5}})
@@ -347,7 +372,7 @@ async def test_a_return_goes_back_to_the_store_of_the_sale(
     before = await dbstate.snapshot(db)
 
     with pytest.raises(InvalidRequest):
-        await give_back(db, clock, refund(clock, "S02", "R1", "T1", ("TEA", 1)))
+        await give_back(db, clock, refund(clock, "S02", "R1", "T1", ("TEA", 1), completed=False))
 
     assert await dbstate.snapshot(db) == before
     assert await dbstate.level(db, net, "TEA", "S02") == (D(5), D(0))
@@ -368,7 +393,7 @@ async def test_the_same_return_twice_puts_the_units_back_once(
     assert len(await dbstate.movements(db, net, reason="pos_return")) == 1
 
 
-async def test_till_sales_and_online_orders_racing_for_one_shelf_never_oversell(
+async def test_till_sales_asking_first_and_online_orders_racing_for_one_shelf_never_oversell(
     db: Database, clock: support.Clock
 ) -> None:
     net = await support.seed_network(db, {"S01": {"TEA": 5}})
@@ -376,7 +401,10 @@ async def test_till_sales_and_online_orders_racing_for_one_shelf_never_oversell(
 
     results = await asyncio.gather(
         *(place_order(db.placement_uow, online, support.context(clock)) for _ in range(6)),
-        *(sell(db, clock, sale(clock, "S01", f"T{i}", ("TEA", 1))) for i in range(6)),
+        *(
+            sell(db, clock, sale(clock, "S01", f"T{i}", ("TEA", 1), completed=False))
+            for i in range(6)
+        ),
         return_exceptions=True,
     )
 

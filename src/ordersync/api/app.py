@@ -6,12 +6,15 @@ import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI
 
+from ..channels.evotor import http as evotor_http
 from ..config import Settings
 from ..db.unit_of_work import Database
-from ..domain.types import Channel
+from ..domain.types import Channel, Master
+from ..entrypoints.evotor_task import run_evotor
 from ..entrypoints.relay_task import run_relay
 from ..entrypoints.sweeper import run_sweeper
 from ..exchange import http as exchange_http
@@ -27,7 +30,11 @@ from .routes import catalog, health, metrics, orders, pos, stock
 
 
 def context_from(settings: Settings) -> Context:
-    return Context(holds=HoldPolicy({c: settings.holds.minutes(c) for c in Channel}))
+    return Context(
+        holds=HoldPolicy({c: settings.holds.minutes(c) for c in Channel}),
+        shift_orders=settings.master is Master.HUB,
+        zone=ZoneInfo(settings.exchange.timezone),
+    )
 
 
 def _without_builtin_telemetry() -> dict[str, Any]:
@@ -57,8 +64,16 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
                 database, app.state.context, settings.sweeper_interval_seconds, enabled=sweeper
             ),
             run_relay(settings, database, enabled=sweeper and settings.is_sqlite),
+            run_evotor(
+                settings.evotor,
+                database,
+                app.state.context,
+                enabled=sweeper and settings.is_sqlite,
+            ),
         ):
             yield
+        if evotor is not None:
+            await evotor.drain()
         if db is None:
             await database.dispose()
 
@@ -80,6 +95,12 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         catalog.router,
     ):
         app.include_router(router, dependencies=[Depends(known_query_only)])
+    evotor = None
+    if settings.evotor.enabled:
+        # The Evotor cloud's webhooks: its own protocol, errors and token role.
+        evotor_app, evotor = evotor_http.build(app, settings.evotor)
+        app.mount(evotor_http.PREFIX, evotor_app)
+    app.state.evotor = evotor
     exempt: tuple[str, ...] = ()
     if settings.exchange.enabled:
         # 1C's plain-text protocol (see the README), not a JSON API: kept out of the document.

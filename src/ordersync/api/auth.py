@@ -98,4 +98,6 @@ async def authenticate(
             raise Unauthorized("unknown or revoked token")
         principal = Principal(row.id, row.name, row.role, row.store_ids)
         cache.put(token_hash, principal)
+    if principal.role is Role.EVOTOR:  # the Evotor cloud's token opens /evotor only
+        raise Forbidden("an evotor token may call only /evotor", role=principal.role.value)
     return principal

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..db.till_review import StoredReview
 from ..domain.events import dec
 from ..domain.orders import KOPECK, Order
 from ..services.ports import Product, StockLevel, Store
@@ -40,6 +41,7 @@ def order(o: Order, store_codes: dict[int, str]) -> dict[str, Any]:
                 "sku": x.sku,
                 "quantity": dec(x.quantity),
                 "price": money(x.price),
+                "returned": dec(x.returned),
                 "amount": money(x.amount),
                 "holds": [
                     {
@@ -83,6 +85,7 @@ def store(s: Store) -> dict[str, Any]:
         "safety_stock": dec(s.safety_stock),
         "pos_mode": s.pos_mode.value,
         "active": s.active,
+        "evotor_uuid": s.evotor_uuid,
     }
 
 
@@ -108,4 +111,31 @@ def stock_level(level: StockLevel, store_code: str, safety: Any) -> dict[str, An
         "reserved": dec(level.reserved),
         "available": dec(level.on_hand - level.reserved),
         "available_online": dec(max(level.on_hand - level.reserved - safety, 0 * safety)),
+        # below zero: a till sold more than the hub knew of, until a receipt, transfer or
+        # count settles it
+        "negative": level.on_hand < 0,
+    }
+
+
+def review_item(r: StoredReview, store_codes: dict[int, str]) -> dict[str, Any]:
+    x = r.item
+    return {
+        "id": r.id,
+        "kind": x.kind,
+        "store": None if x.store_id is None else store_codes.get(x.store_id),
+        "document_type": x.document_type,
+        "document_id": x.document_id,
+        "pos_id": x.pos_id,
+        "position": x.position,
+        "commodity_uuid": x.commodity_uuid,
+        "code": x.code,
+        "barcode": x.barcode,
+        "name": x.name,
+        "quantity": None if x.quantity is None else dec(x.quantity),
+        "price": None if x.price is None else money(x.price),
+        "reason": x.reason,
+        "detail": x.detail,
+        "created_at": _time(r.created_at),
+        "resolved_at": _time(r.resolved_at),
+        "resolution": r.resolution,
     }

@@ -179,10 +179,31 @@ class PosSaleIn(Strict):
     transaction_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     lines: list[PosLineIn] = Field(min_length=1, max_length=500)
     time: Time | None = Field(None, description="when the sale happened at the till")
+    completed: Flag = Field(
+        True,
+        description="the receipt is printed and the customer gone: recorded whatever the "
+        "stock says (false: refused with insufficient_stock when the free units do not "
+        "cover it, naming the orders holding them)",
+    )
+    shift: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = Field(
+        None, description="the till's shift; default: the business date"
+    )
 
 
 class PosReturnIn(PosSaleIn):
-    original_transaction_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    original_transaction_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128)] | None
+    ) = Field(
+        None,
+        description="the sale returned, looked up across the store's tills; a completed "
+        "return without a known sale is recorded unlinked and listed for review",
+    )
+
+
+class ReviewResolutionIn(Strict):
+    resolution: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="what was done, in a few words (kept with the item)"
+    )
 
 
 class StockLineIn(ProductRefIn):
@@ -208,6 +229,18 @@ class TransferIn(Strict):
     time: Time | None = None
 
 
+EvotorUuid = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=64,
+        strip_whitespace=True,
+        to_lower=True,
+        pattern=r"^[0-9A-Za-z_-]+$",
+    ),
+]
+
+
 class StoreIn(Strict):
     code: Code
     name: Text
@@ -219,6 +252,7 @@ class StoreIn(Strict):
     safety_stock: Qty = Field(Decimal(0), ge=0)
     pos_mode: PosMode = PosMode.ORDER
     active: Flag = True
+    evotor_uuid: EvotorUuid | None = Field(None, description="the store's uuid at Evotor")
 
 
 class StorePatch(Strict):
@@ -231,6 +265,9 @@ class StorePatch(Strict):
     safety_stock: Qty | None = Field(None, ge=0)
     pos_mode: PosMode | None = None
     active: Flag | None = None
+    evotor_uuid: EvotorUuid | None = Field(
+        None, description="the store's uuid at Evotor (null unlinks it)"
+    )
 
 
 class ProductIn(Strict):

@@ -31,6 +31,7 @@ def _store(row: Row[Any]) -> Store:
         safety_stock=row.safety_stock,
         pos_mode=PosMode(row.pos_mode),
         active=row.active,
+        evotor_uuid=row.evotor_uuid,
     )
 
 

@@ -176,6 +176,19 @@ async def apply_products(
     return created, int(updated.rowcount or 0)
 
 
+async def products_changed(
+    conn: AsyncConnection, file_id: int, lo: int, hi: int, now: datetime
+) -> list[int]:
+    """The products of items [lo, hi) that apply_products created or changed just now."""
+    sql = """
+        SELECT p.id FROM products p JOIN exchange_stage_items i ON p.xml_id = i.xml_id
+        WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi AND p.updated_at = :now
+        ORDER BY p.id
+    """
+    rows = await conn.execute(_timed(sql), {"f": file_id, "lo": lo, "hi": hi, "now": now})
+    return sorted({int(x) for x in rows.scalars()})
+
+
 async def unknown_stock_products(conn: AsyncConnection, file_id: int, lo: int, hi: int) -> int:
     """Items [lo, hi) that carry stock for a product the hub does not have."""
     result = await conn.execute(

@@ -47,6 +47,8 @@ def order_values(order: Order) -> dict[str, Any]:
 
 async def insert_order(conn: AsyncConnection, order: Order) -> None:
     await conn.execute(insert(orders).values(order_values(order)))
+    if not order.lines:  # a till shift's order starts empty (services/till_shift.py)
+        return
     await conn.execute(
         insert(order_lines),
         [
@@ -126,7 +128,9 @@ async def _lines_of(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str
     )
     result: dict[str, list[OrderLine]] = {oid: [] for oid in order_ids}
     for r in (await conn.execute(stmt)).all():
-        result[r.order_id].append(OrderLine(r.line_no, r.product_id, r.quantity, r.price, r.sku))
+        result[r.order_id].append(
+            OrderLine(r.line_no, r.product_id, r.quantity, r.price, r.sku, returned=r.returned)
+        )
     held = await _holds_of(conn, order_ids)
     for oid, lines in result.items():
         for line in lines:

@@ -4,6 +4,10 @@ Each operation is one conditional UPDATE (zero rows changed means refused, never
 followed by a write), and writes its movement and its outbox event in the same transaction.
 Callers touch stock rows in (product_id, store_id) order so that concurrent transactions
 cannot deadlock (domain.allocation.merge_by_stock_row gives that order).
+
+One write has no condition: `take_sold`, a completed till sale, which is recorded whatever
+the level says and may take `on_hand` below zero. A level that goes below zero, or comes
+back from it, also writes a `stock.negative` event.
 """
 
 from __future__ import annotations
@@ -12,7 +16,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -54,6 +68,9 @@ async def _apply(
     stock = StockLevel(row.product_id, row.store_id, row.on_hand, row.reserved)
     if movement is not None and movement != 0:
         await _record_movement(conn, change, movement)
+        before = stock.on_hand - movement
+        if (before < 0) != (stock.on_hand < 0):
+            await _record_negative_event(conn, change, stock)
     await _record_stock_event(conn, change, stock)
     return stock
 
@@ -112,6 +129,45 @@ async def deduct_stock(conn: AsyncConnection, change: StockChange) -> StockLevel
         .values(on_hand=sl.on_hand - _qty(change.quantity), updated_at=change.recorded_at)
     )
     return await _apply(conn, change, stmt, -change.quantity)
+
+
+async def take_sold(conn: AsyncConnection, change: StockChange) -> StockLevel:
+    """on_hand -= n, whatever it was, creating the level if there was none: a completed till
+    sale (the customer has left with the goods). The caller has already made room by
+    displacing holds where it could (services/till_sale.py)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    base = dialect_insert(stock_levels).values(
+        product_id=change.product_id,
+        store_id=change.store_id,
+        on_hand=-change.quantity,
+        reserved=Decimal(0),
+        updated_at=change.recorded_at,
+    )
+    stmt = base.on_conflict_do_update(
+        index_elements=[stock_levels.c.product_id, stock_levels.c.store_id],
+        set_={
+            "on_hand": stock_levels.c.on_hand + base.excluded.on_hand,
+            "updated_at": base.excluded.updated_at,
+        },
+    )
+    row = await _apply(conn, change, stmt, -change.quantity)
+    assert row is not None  # an upsert always returns its row
+    return row
+
+
+async def lock_levels(
+    conn: AsyncConnection, product_id: int, store_ids: Sequence[int]
+) -> dict[int, StockLevel]:
+    """One product's levels at these stores, locked in store order (the fixed order); a store
+    without a level is absent. On SQLite the write transaction already excludes others."""
+    stmt = (
+        select(*_RETURNING)
+        .where(stock_levels.c.product_id == product_id, stock_levels.c.store_id.in_(store_ids))
+        .order_by(stock_levels.c.store_id)
+        .with_for_update()
+    )
+    rows = (await conn.execute(stmt)).all()
+    return {r.store_id: StockLevel(r.product_id, r.store_id, r.on_hand, r.reserved) for r in rows}
 
 
 async def add_stock(conn: AsyncConnection, change: StockChange) -> StockLevel:
@@ -194,6 +250,28 @@ async def _record_movement(conn: AsyncConnection, change: StockChange, quantity:
             recorded_at=change.recorded_at,
         )
     )
+
+
+async def _record_negative_event(
+    conn: AsyncConnection, change: StockChange, row: StockLevel
+) -> None:
+    await add_event(
+        conn,
+        events.STOCK_NEGATIVE,
+        events.AGGREGATE_STOCK,
+        events.stock_aggregate_id(row.product_id, row.store_id),
+        events.stock_negative(
+            row.product_id, row.store_id, row.on_hand, str(change.reason), change.document_id
+        ),
+        change.recorded_at,
+    )
+
+
+async def negative_levels(conn: AsyncConnection) -> int:
+    """How many levels are below zero (the partial index ix_stock_levels_negative)."""
+    # A literal, not a parameter: the planner then proves the partial index's predicate.
+    stmt = select(func.count()).select_from(stock_levels).where(text("on_hand < 0"))
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 async def _record_stock_event(conn: AsyncConnection, change: StockChange, row: StockLevel) -> None:

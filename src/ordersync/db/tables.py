@@ -54,7 +54,10 @@ stores = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # The store's uuid in the Evotor cloud (lower case): its tills' documents are this store's.
+    Column("evotor_uuid", String(64), nullable=True),
     CheckConstraint("safety_stock >= 0", name="safety_stock_non_negative"),
+    Index("ix_stores_evotor_uuid", "evotor_uuid", unique=True),
 )
 
 products = Table(
@@ -80,9 +83,21 @@ stock_levels = Table(
     Column("on_hand", Quantity(), nullable=False, default=0),
     Column("reserved", Quantity(), nullable=False, default=0),
     Column("updated_at", UtcDateTime(), nullable=False),
-    CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
+    # on_hand may go below zero: a completed till sale is recorded in full (see
+    # services/till_sale.py); every other write keeps its own condition.
     CheckConstraint("reserved >= 0", name="reserved_non_negative"),
     Index("ix_stock_levels_store_product", "store_id", "product_id"),  # a store's stock
+)
+
+# Levels below zero: flagged in /stock and counted in /metrics until a receipt, transfer or
+# count settles them; few at any time, so the index is small.
+_NEGATIVE = "on_hand < 0"
+Index(
+    "ix_stock_levels_negative",
+    stock_levels.c.store_id,
+    stock_levels.c.product_id,
+    postgresql_where=text(_NEGATIVE),
+    sqlite_where=text(_NEGATIVE),
 )
 
 # Movements carry no foreign keys: each is written by db/stock_ops.py (or the exchange's bulk
@@ -195,6 +210,8 @@ order_lines = Table(
     Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
     Column("quantity", Quantity(), nullable=False),
     Column("price", Money(), nullable=False),
+    # Units customers brought back to a till (returns linked to this order's sale).
+    Column("returned", Quantity(), nullable=False, server_default=text("0")),
     CheckConstraint("quantity > 0", name="quantity_positive"),
 )
 
@@ -214,6 +231,8 @@ holds = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=True),
     Column("closed_at", UtcDateTime(), nullable=True),
+    # The displaced hold this one carries on (moved to another store, or what stayed).
+    Column("replaces", BigInteger, nullable=True),
     ForeignKeyConstraint(
         ["order_id", "line_no"],
         ["order_lines.order_id", "order_lines.line_no"],
@@ -239,6 +258,11 @@ pos_transactions = Table(
     Column("result", JSON, nullable=False),
     Column("business_time", UtcDateTime(), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("shift", String(40), nullable=True),  # the till's shift (Evotor's session)
+    # A return finds its sale by transaction id across the store's tills; a sale that comes
+    # after its return (an offline till) finds the return.
+    Index("ix_pos_transactions_store_transaction", "store_id", "transaction_id"),
+    Index("ix_pos_transactions_store_original", "store_id", "original_transaction_id"),
 )
 
 pos_returned = Table(
@@ -252,6 +276,40 @@ pos_returned = Table(
     Column("sold", Quantity(), nullable=False),
     Column("returned", Quantity(), nullable=False, default=0),
     CheckConstraint("returned <= sold", name="returned_within_sold"),
+)
+
+# What about a till's documents needs a person: a line whose product the hub could not match
+# (kept as the till sent it), a return no known sale covers, a product created on a till
+# the hub does not know, a till document the hub could not apply. Open until resolved.
+till_review = Table(
+    "till_review",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("store_id", Integer, nullable=True),
+    Column("document_type", String(32), nullable=False),
+    Column("document_id", String(160), nullable=False),
+    Column("pos_id", String(64), nullable=True),
+    Column("position", Integer, nullable=True),
+    Column("commodity_uuid", String(64), nullable=True),
+    Column("code", String(128), nullable=True),
+    Column("barcode", String(128), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("quantity", Quantity(), nullable=True),
+    Column("price", Money(), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime(), nullable=True),
+    Column("resolution", String(255), nullable=True),
+    Index("ix_till_review_document", "document_type", "document_id"),
+)
+
+Index(
+    "ix_till_review_open",
+    till_review.c.id,
+    postgresql_where=text(_OPEN),
+    sqlite_where=text(_OPEN),
 )
 
 # Receipts, write-offs, counts and transfers, once each per (kind, store, document number):
@@ -502,4 +560,106 @@ order_1c = Table(
     Column("id_1c", String(128), nullable=True),
     Index("ix_order_1c_id_1c", "id_1c"),
     Index("ix_order_1c_number_1c", "number_1c"),
+)
+
+
+# --- the Evotor cloud --------------------------------------------------------------------
+
+# Every till document the cloud sent or the catch-up pulled, stored in the request's own
+# transaction before it is answered, so a slow apply never makes the cloud send it again.
+# One row per (store, document uuid), whichever feed brought it first: applied once.
+evotor_inbox = Table(
+    "evotor_inbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("store_uuid", String(64), nullable=False),
+    Column("document_uuid", String(64), nullable=True),  # None: a document unread
+    Column("feed", String(16), nullable=False),  # documents, receipts, pull
+    Column("evotor_type", String(32), nullable=True),
+    Column("closed_at", UtcDateTime(), nullable=True),
+    Column("body", Text, nullable=False),  # the document as the cloud wrote it
+    # pending -> done (applied, or acknowledged and ignored); failed: refused when applied;
+    # rejected: unreadable. `claimed_until`: an applier holds it until then.
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("claimed_until", UtcDateTime(), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("applied_at", UtcDateTime(), nullable=True),
+    Index("ix_evotor_inbox_document", "store_uuid", "document_uuid", unique=True),
+)
+
+_PENDING = "state = 'pending'"
+Index(
+    "ix_evotor_inbox_pending",
+    evotor_inbox.c.id,
+    postgresql_where=text(_PENDING),
+    sqlite_where=text(_PENDING),
+)
+
+# Stores, smart terminals and employees as the cloud last sent them: documents name their
+# till and cashier by these uuids.
+evotor_entities = Table(
+    "evotor_entities",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # store, device, employee
+    Column("uuid", String(64), primary_key=True),
+    Column("name", String(255), nullable=True),
+    Column("store_uuid", String(64), nullable=True),
+    Column("data", Text, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Evotor product uuids and the hub's products: the one the hub publishes for each product
+# (`origin` hub, stable forever) and those cashiers created on a till and the hub matched.
+evotor_products = Table(
+    "evotor_products",
+    metadata,
+    Column("evotor_uuid", String(64), primary_key=True),
+    Column("product_id", Integer, nullable=False),
+    Column("origin", String(8), nullable=False),
+    Column("store_uuid", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_evotor_products_product", "product_id"),
+)
+
+_PUBLISHED = "origin = 'hub'"
+Index(
+    "ix_evotor_products_published",
+    evotor_products.c.product_id,
+    unique=True,
+    postgresql_where=text(_PUBLISHED),
+    sqlite_where=text(_PUBLISHED),
+)
+
+# Which products each linked store's tills have been sent (their full description).
+evotor_published = Table(
+    "evotor_published",
+    metadata,
+    Column("store_uuid", String(64), primary_key=True),
+    Column("product_id", Integer, primary_key=True),
+    Column("published_at", UtcDateTime(), nullable=False),
+)
+
+# The catch-up pull per linked store: documents closed before `closed_before` were pulled.
+evotor_watermarks = Table(
+    "evotor_watermarks",
+    metadata,
+    Column("store_uuid", String(64), primary_key=True),
+    Column("closed_before", UtcDateTime(), nullable=False),
+    Column("polled_at", UtcDateTime(), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+)
+
+# Evotor accounts linked through /user/verify or /user/create, and the cloud token each
+# handed over through /user/token (used when [evotor] token is not set).
+evotor_accounts = Table(
+    "evotor_accounts",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("token_id", Integer, nullable=True),  # the hub token the cloud calls with
+    Column("cloud_token", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -17,20 +17,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from ..domain.allocation import Allocation
 from ..domain.errors import AlreadyRecorded
 from ..domain.orders import Attention, Order
-from ..domain.types import Channel, HoldState
+from ..domain.types import Channel, HoldState, Role
 from ..services.ports import (
     Hold,
     IdempotencyRecord,
     PosRecord,
     Product,
+    ReviewItem,
+    Savepoint,
     StockChange,
     StockLevel,
     Store,
     StoredResponse,
+    StoreHold,
 )
 from . import (
     attention,
     catalog,
+    displacement,
     documents,
     idempotency,
     orders,
@@ -39,9 +43,13 @@ from . import (
     placement,
     pos,
     stock_ops,
+    till_review,
+    tokens,
 )
 from .availability import connecting
 from .engine import READ_ONLY, create_engine
+from .evotor import EvotorSql
+from .pg_till_batch import PgSaleBatches
 
 
 class Database:
@@ -88,6 +96,16 @@ class Database:
     def uow_read(self) -> SqlUnitOfWork:
         """For reads: no write lock on SQLite, autocommit on PostgreSQL."""
         return SqlUnitOfWork(self, autocommit=True)
+
+    def sale_batches(self) -> PgSaleBatches | None:
+        """Completed till sales written a batch at a time: PostgreSQL only."""
+        if not self.is_postgres:
+            return None
+
+        async def release(connection: asyncpg.Connection) -> None:
+            await (await self.pg_pool()).release(connection)
+
+        return PgSaleBatches(self.acquire_pg, release)
 
     def placement_uow(self) -> SqlUnitOfWork:
         """For order placement: on PostgreSQL one read and one write on a plain asyncpg
@@ -203,6 +221,10 @@ class SqlUnitOfWork:
         assert self._conn is not None, "use the unit of work inside `async with`"
         return self._conn
 
+    @property
+    def evotor(self) -> EvotorSql:
+        return EvotorSql(self.conn)
+
     async def __aenter__(self) -> Self:
         async with connecting():
             self._conn = await self.db.engine_for(self.autocommit).connect().start()
@@ -272,6 +294,30 @@ class SqlUnitOfWork:
     async def set_on_hand(self, change: StockChange) -> tuple[StockLevel, Decimal]:
         return await stock_ops.set_on_hand(self.conn, change)
 
+    async def take_sold(self, change: StockChange) -> StockLevel:
+        return await stock_ops.take_sold(self.conn, change)
+
+    async def lock_levels(self, product_id: int, store_ids: Sequence[int]) -> dict[int, StockLevel]:
+        return await stock_ops.lock_levels(self.conn, product_id, store_ids)
+
+    async def savepoint(self) -> Savepoint:
+        return await self.conn.begin_nested()
+
+    # holds a completed till sale may displace
+    async def holds_at(self, store_id: int, product_ids: Sequence[int]) -> list[StoreHold]:
+        return await displacement.holds_at(self.conn, store_id, product_ids)
+
+    async def lock_orders(self, order_ids: Sequence[str], wait: bool = True) -> bool:
+        return await displacement.lock_orders(self.conn, order_ids, wait)
+
+    async def close_hold(self, hold_id: int, state: HoldState, now: datetime) -> None:
+        await displacement.close_hold(self.conn, hold_id, state, now)
+
+    async def carry_hold(
+        self, replaced: StoreHold, store_id: int, quantity: Decimal, now: datetime
+    ) -> None:
+        await displacement.carry_hold(self.conn, replaced, store_id, quantity, now)
+
     # orders
     async def place_order(
         self,
@@ -295,7 +341,10 @@ class SqlUnitOfWork:
         return await orders.next_number(self.conn)
 
     async def insert_order(self, order: Order) -> None:
-        await orders.insert_order(self.conn, order)
+        try:
+            await orders.insert_order(self.conn, order)
+        except IntegrityError as exc:  # (channel, external id) taken by a concurrent request
+            raise AlreadyRecorded("an order with this external id exists") from exc
 
     async def get_order(self, order_id: str, lock: bool = False) -> Order | None:
         return await orders.get_order(self.conn, order_id, lock)
@@ -341,6 +390,11 @@ class SqlUnitOfWork:
         except IntegrityError as exc:
             raise AlreadyRecorded("this POS transaction was recorded concurrently") from exc
 
+    async def update_pos_result(
+        self, store_id: int, pos_id: str, transaction_id: str, result: dict[str, Any]
+    ) -> None:
+        await pos.update_result(self.conn, store_id, pos_id, transaction_id, result)
+
     async def add_sold(
         self, store_id: int, pos_id: str, transaction_id: str, product_id: int, quantity: Decimal
     ) -> None:
@@ -351,6 +405,37 @@ class SqlUnitOfWork:
     ) -> bool:
         return await pos.take_returned(
             self.conn, store_id, pos_id, transaction_id, product_id, quantity
+        )
+
+    async def find_sale(self, store_id: int, pos_id: str, transaction_id: str) -> PosRecord | None:
+        return await pos.find_sale(self.conn, store_id, pos_id, transaction_id)
+
+    async def returns_naming(self, store_id: int, transaction_id: str) -> list[PosRecord]:
+        return await pos.returns_naming(self.conn, store_id, transaction_id)
+
+    async def returnable(
+        self, store_id: int, pos_id: str, transaction_id: str, product_id: int
+    ) -> Decimal:
+        return await pos.returnable(self.conn, store_id, pos_id, transaction_id, product_id)
+
+    async def return_to_order(
+        self, order_id: str, product_id: int, quantity: Decimal
+    ) -> list[tuple[int, Decimal]]:
+        return await pos.return_to_order(self.conn, order_id, product_id, quantity)
+
+    async def add_to_order_line(
+        self, order_id: str, product_id: int, price: Decimal, quantity: Decimal
+    ) -> None:
+        await pos.add_to_order_line(self.conn, order_id, product_id, price, quantity)
+
+    async def add_review(self, item: ReviewItem, now: datetime) -> int:
+        return await till_review.add(self.conn, item, now)
+
+    async def resolve_reviews(
+        self, kind: str, document_type: str, document_id: str, resolution: str, now: datetime
+    ) -> int:
+        return await till_review.resolve_document(
+            self.conn, kind, document_type, document_id, resolution, now
         )
 
     # stock documents
@@ -371,6 +456,9 @@ class SqlUnitOfWork:
         await documents.record_document(
             self.conn, document_type, store_id, document_id, request_hash, result, now
         )
+
+    async def create_token(self, name: str, role: Role, now: datetime) -> tuple[int, str]:
+        return await tokens.create_token(self.conn, name, role, [], now)
 
     # outbox and idempotency
     async def add_event(

@@ -48,22 +48,50 @@ class PlaceOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class UnmatchedLine:
+    """A line of a till document whose product the hub could not find (or could not take in
+    its unit): kept as the till sent it, with the rest of the document, for a person to see."""
+
+    position: int
+    quantity: Decimal
+    reason: str
+    commodity_uuid: str | None = None
+    code: str | None = None
+    barcode: str | None = None
+    name: str | None = None
+    price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RecordPosSale:
+    """`completed`: the receipt is printed and the customer gone with the goods, so the sale
+    is recorded whatever the stock says; otherwise the till asks first and may be refused.
+    `shift`: the till's shift (Evotor's session), which groups stock-only sales for 1C."""
+
     store_code: str
     pos_id: str
     transaction_id: str
     lines: tuple[LineInput, ...]
     business_time: datetime
+    completed: bool = True
+    shift: str | None = None
+    unmatched: tuple[UnmatchedLine, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RecordPosReturn:
+    """`original_transaction_id`: the sale it returns, looked up across the store's tills;
+    None or unknown makes a completed return unlinked (recorded, and listed for review)."""
+
     store_code: str
     pos_id: str
     transaction_id: str
-    original_transaction_id: str
+    original_transaction_id: str | None
     lines: tuple[LineInput, ...]
     business_time: datetime
+    completed: bool = True
+    shift: str | None = None
+    unmatched: tuple[UnmatchedLine, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +109,7 @@ class StockDocument:
     lines: tuple[StockLine, ...]
     business_time: datetime | None = None
     comment: str | None = None
+    unmatched: tuple[UnmatchedLine, ...] = ()  # a till's document: lines kept for review
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,14 @@ ORDER_CREATED = "order.created"
 ORDER_STATUS_CHANGED = "order.status_changed"
 ORDER_PAID = "order.paid"
 ORDER_ATTENTION = "order.attention"  # an order needs a person (and when that is resolved)
+ORDER_HOLDS_MOVED = "order.holds_moved"  # a till sale moved a delivery hold to another store
+ORDER_RETURNED = "order.returned"  # a till return took units of the order back
+STOCK_NEGATIVE = "stock.negative"  # a level went below zero (state "negative") or back
+CATALOG_CHANGED = "catalog.changed"  # products were created or changed
 
 AGGREGATE_STOCK = "stock"
 AGGREGATE_ORDER = "order"
+AGGREGATE_CATALOG = "catalog"
 
 
 def dec(value: Decimal) -> str:
@@ -91,3 +96,21 @@ def order_attention(
         "detail": detail,
         "state": state,
     }
+
+
+def stock_negative(
+    product_id: int, store_id: int, on_hand: Decimal, reason: str, document_id: str
+) -> dict[str, Any]:
+    """`state`: "negative" when the level went below zero, "settled" when it came back."""
+    return {
+        "product_id": product_id,
+        "store_id": store_id,
+        "on_hand": dec(on_hand),
+        "state": "negative" if on_hand < 0 else "settled",
+        "reason": reason,
+        "document_id": document_id,
+    }
+
+
+def catalog_changed(product_ids: list[int], source: str) -> dict[str, Any]:
+    return {"product_ids": sorted(product_ids), "source": source}

@@ -41,11 +41,18 @@ class OrderLine:
     price: Decimal
     sku: str = ""
     holds: list[LineHold] = field(default_factory=list)
+    returned: Decimal = Decimal(0)  # units a customer brought back to a till
+
+    @property
+    def kept(self) -> Decimal:
+        """What the customer keeps: the quantity less what came back."""
+        return self.quantity - self.returned
 
     @property
     def amount(self) -> Decimal:
-        """Rounded to the kopeck, half up, as a till rounds 0.347 kg at 199.99."""
-        return (self.quantity * self.price).quantize(KOPECK, rounding=ROUND_HALF_UP)
+        """Of what the customer keeps, rounded to the kopeck, half up, as a till rounds
+        0.347 kg at 199.99."""
+        return (self.kept * self.price).quantize(KOPECK, rounding=ROUND_HALF_UP)
 
 
 @dataclass(slots=True)

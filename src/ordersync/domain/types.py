@@ -12,10 +12,12 @@ class Channel(StrEnum):
 
 
 class Source(StrEnum):
-    """Where an order was born: a customer order, or a sale already made at a till."""
+    """Where an order was born: a customer order, a sale already made at a till, or units
+    customers brought back to a till that no sale the hub knows covers."""
 
     ORDER = "order"
     OFFLINE = "offline"
+    RETURN = "return"
 
 
 class Fulfillment(StrEnum):
@@ -42,6 +44,9 @@ class HoldState(StrEnum):
     RELEASED = "released"
     CONSUMED = "consumed"
     EXPIRED = "expired"
+    # A completed till sale took the units: the hold is closed and new active holds carry
+    # what moved to another store or what stayed (services/till_sale.py).
+    DISPLACED = "displaced"
 
 
 class MovementReason(StrEnum):
@@ -63,6 +68,7 @@ class HoldReason(StrEnum):
     HOLD = "hold"
     RELEASE = "release"
     EXPIRE = "expire"
+    DISPLACE = "displace"  # a completed till sale took held units (services/till_sale.py)
 
 
 class StoreKind(StrEnum):
@@ -81,6 +87,7 @@ class Role(StrEnum):
     POS = "pos"
     OPERATOR = "operator"
     ADMIN = "admin"
+    EVOTOR = "evotor"  # the Evotor cloud: may call /evotor only
 
 
 class Unit(StrEnum):

@@ -13,7 +13,9 @@ from ..config import LogLevel, Settings, load_settings
 from ..db import ledger, tokens
 from ..db.catalog import all_stores, update_store
 from ..db.migrate import downgrade, upgrade
+from ..db.outbox import add_event
 from ..db.unit_of_work import Database
+from ..domain import events
 from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
@@ -69,6 +71,11 @@ async def _apply_store_settings(settings: Settings, db: Database) -> None:
                 values["pos_mode"] = values["pos_mode"].value
             if values:
                 await update_store(uow.conn, known[code].id, values, utcnow())
+            if values.get("evotor_uuid", known[code].evotor_uuid) != known[code].evotor_uuid:
+                # newly linked to Evotor: its tills get the whole catalog
+                payload = {"store_id": known[code].id, "all": True, "source": "evotor_link"}
+                await add_event(uow.conn, events.CATALOG_CHANGED, events.AGGREGATE_CATALOG,
+                                "products", payload, utcnow())  # fmt: skip
         await uow.commit()
 
 
@@ -154,10 +161,11 @@ def serve(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[Role, typer.Option(help="online, pos, operator or admin")],
+    role: Annotated[Role, typer.Option(help="online, pos, operator, admin or evotor")],
     name: Annotated[str, typer.Option(help="who holds it, e.g. the till or the site")],
     store: Annotated[
-        list[str] | None, typer.Option(help="store code (repeat); POS needs one")
+        list[str] | None,
+        typer.Option(help="store code (repeat); POS needs one, evotor may have some"),
     ] = None,
 ) -> None:
     """Create a token; it is printed once, on the last line, and stored only as a hash."""
@@ -166,8 +174,8 @@ def token_create(
     if role is Role.POS and not codes:
         typer.echo("a POS token is scoped to its stores: give --store", err=True)
         raise typer.Exit(2)
-    if role is not Role.POS and codes:
-        typer.echo("only POS tokens are scoped to stores; leave out --store", err=True)
+    if role not in (Role.POS, Role.EVOTOR) and codes:
+        typer.echo("only POS and evotor tokens are scoped to stores; leave out --store", err=True)
         raise typer.Exit(2)
 
     async def run() -> tuple[int, str]:

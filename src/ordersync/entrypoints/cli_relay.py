@@ -10,12 +10,14 @@ from typing import Annotated
 
 import typer
 
+from ..api.app import context_from
 from ..config import Settings
 from ..db import relay as relay_store
 from ..relay.configured import build_sinks, policy
 from ..relay.worker import Relay, redeliver_dead
 from ..sinks.base import DeliveryFailed
 from .cli_db import opened
+from .evotor_task import run_evotor
 
 events_app = typer.Typer(help="Outbox events that could not be delivered.")
 
@@ -25,7 +27,9 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
     def worker() -> None:
         """Deliver outbox events to the configured sinks until stopped (SIGTERM, Ctrl-C).
         Run several for throughput: lanes are shared out, each aggregate stays in order.
-        With no sink configured it still orders and prunes the outbox, which stays bounded."""
+        With no sink configured it still orders and prunes the outbox, which stays bounded.
+        It also pulls the documents of stores linked to Evotor (the catch-up) and applies
+        till documents left waiting in the inbox."""
         conf = settings()
         if not conf.sinks:
             typer.echo("no sinks configured: the outbox is only ordered and pruned", err=True)
@@ -83,13 +87,15 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 
 async def _work(conf: Settings) -> None:
     async with opened(conf, pool_size=4) as db:  # lanes are drained side by side
-        sinks = await build_sinks(db, conf.sinks)
+        sinks = await build_sinks(db, conf.sinks, conf.evotor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await Relay(db, sinks, policy(conf.relay)).run(stop)
+            # The Evotor channel's catch-up and leftover documents run beside the relay.
+            async with run_evotor(conf.evotor, db, context_from(conf), enabled=True):
+                await Relay(db, sinks, policy(conf.relay)).run(stop)
         finally:
             for sink in sinks.values():
                 await sink.close()

@@ -22,7 +22,9 @@ from ..config import ExchangeSettings
 from ..db import exchange_catalog, exchange_records, exchange_stock
 from ..db.catalog import create_store_from_1c
 from ..db.exchange_records import ExchangeFile, ExchangeSession
+from ..db.outbox import add_event
 from ..db.unit_of_work import Database
+from ..domain import events
 from ..domain.stock_from_1c import COVERAGE_KEPT
 from ..domain.types import Master
 from ..services.context import utcnow
@@ -91,6 +93,10 @@ class CatalogApply:
             created, updated = await exchange_catalog.apply_products(conn, file.id, lo, hi, now)
             result["products_created"] += created
             result["products_updated"] += updated
+            if created or updated:  # tills selling them (Evotor) are told
+                changed = await exchange_catalog.products_changed(conn, file.id, lo, hi, now)
+                await add_event(conn, events.CATALOG_CHANGED, events.AGGREGATE_CATALOG,
+                                "products", events.catalog_changed(changed, "1c"), now)  # fmt: skip
             result["unknown_products"] += await exchange_catalog.unknown_stock_products(
                 conn, file.id, lo, hi
             )

@@ -14,7 +14,7 @@ from lxml import etree
 
 from ..db.exchange_orders import ProductInfo
 from ..domain.orders import Order, OrderLine
-from ..domain.types import HoldState, OrderStatus, PaymentStatus, Unit
+from ..domain.types import Channel, HoldState, OrderStatus, PaymentStatus, Source, Unit
 
 SCHEMA_VERSION = "2.08"  # when 1C names none at init
 # The versions the document is written in. The elements written are in the order of each
@@ -28,6 +28,10 @@ _FORMATS = {
     "ФорматКоличества": "ЧЦ=18; ЧДЦ=2; ЧРД=.",
 }
 ANONYMOUS = "Розничный покупатель"
+SALE = "Заказ товара"
+# Units customers brought back to a till that no known sale covers (services/till_shift.py):
+# the schema's ХозОперация for goods coming back.
+RETURN = "Возврат товара"
 _STATUS_NAMES = {
     OrderStatus.PLACED: "Принят",
     OrderStatus.SHIPPED: "Отгружен",
@@ -93,7 +97,7 @@ def _document(doc: etree._Element, order: Order, refs: Refs, versioned: bool) ->
         _add(doc, "НомерВерсии", str(order.version))
     _add(doc, "Номер", str(order.number))
     _add(doc, "Дата", created.strftime("%Y-%m-%d"))
-    _add(doc, "ХозОперация", "Заказ товара")
+    _add(doc, "ХозОперация", RETURN if order.source is Source.RETURN else SALE)
     _add(doc, "Роль", "Продавец")
     _add(doc, "Валюта", "руб" if order.currency == "RUB" else order.currency)
     _add(doc, "Курс", "1")
@@ -208,11 +212,15 @@ def _line(
     unit.set("НаименованиеПолное", full)
     unit.set("МеждународноеСокращение", intl)
     _add(item, "ЦенаЗаЕдиницу", _money(price))
-    _add(item, "Количество", _number(quantity))
+    # What the customer kept: a till return is a change of its sale's order.
+    _add(item, "Количество", _number(line.kept))
     _add(item, "Сумма", _money(line.amount))
     props = etree.SubElement(item, "ЗначенияРеквизитов")
     _property(props, "ВидНоменклатуры", "Товар")
     _property(props, "ТипНоменклатуры", "Товар")
+    if line.returned:
+        _property(props, "Количество продано", _number(quantity))
+        _property(props, "Количество возвращено", _number(line.returned))
     _stores(item, [s for s, _ in taken], refs, [q for _, q in taken])
 
 
@@ -239,7 +247,8 @@ def _properties(props: etree._Element, order: Order, refs: Refs) -> None:
         ("Способ получения", order.fulfillment.value),
         ("Склад", store[1] if store else ""),
         ("Склад (код)", store[0] if store else ""),
-        ("Номер заказа на сайте", order.external_id or ""),
+        # a till shift's order keeps its shift key there, which is no site's number
+        ("Номер заказа на сайте", "" if order.channel is Channel.POS else order.external_id or ""),
         ("Касса", order.pos_id or ""),
         ("Номер чека ККМ", order.pos_transaction_id or ""),
     ]

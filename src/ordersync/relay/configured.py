@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..config import RelaySettings, SinkSettings
+import httpx
+
+from ..config import EvotorSettings, RelaySettings, SinkSettings
 from ..db import sink_refs
 from ..db.unit_of_work import Database
 from ..domain.errors import ConfigError
+from ..services import evotor as records
+from ..services.context import Context
 from ..sinks.base import Sink
 from ..sinks.bitrix import BitrixSink, HubRefs
 from ..sinks.bitrix_rest import BitrixRest
+from ..sinks.evotor import EvotorHub, EvotorSink
 from ..sinks.filters import EventFilter
 from ..sinks.onec_push import OneCPushSink
 from ..sinks.rabbitmq import RabbitMQSink
@@ -23,9 +28,23 @@ def policy(settings: RelaySettings) -> RelayPolicy:
     return RelayPolicy(**settings.model_dump())
 
 
-async def build_sinks(db: Database, sinks: dict[str, SinkSettings]) -> dict[str, Sink]:
-    codes = {store.code: store.id for store in await db.fresh_stores()}
+async def build_sinks(
+    db: Database,
+    sinks: dict[str, SinkSettings],
+    evotor: EvotorSettings | None = None,
+    evotor_client: httpx.AsyncClient | None = None,
+) -> dict[str, Sink]:
+    """The configured sinks; and the Evotor cloud's (named `evotor`) when `[evotor] publish`
+    is on and a store is linked to Evotor or the cloud's token is set (stores linked later
+    count from the worker's next start)."""
+    stores = await db.fresh_stores()
+    codes = {store.code: store.id for store in stores}
     built: dict[str, Sink] = {}
+    linked = any(s.evotor_uuid for s in stores)
+    if evotor is not None and evotor.enabled and evotor.publish and (linked or evotor.token):
+        if EvotorSink.name in sinks:
+            raise ConfigError(f"the sink name {EvotorSink.name} is the Evotor cloud's")
+        built[EvotorSink.name] = _evotor(db, evotor, evotor_client)
     for name, conf in sinks.items():
         event_filter = _filter(name, conf, codes)
         try:
@@ -61,6 +80,14 @@ def _bitrix(db: Database, name: str, conf: SinkSettings, event_filter: EventFilt
         order_refs=order_refs,
         iblock_id=conf.iblock_id,
     )
+
+
+def _evotor(db: Database, conf: EvotorSettings, client: httpx.AsyncClient | None) -> EvotorSink:
+    async def token() -> str | None:
+        return conf.token or await records.cloud_token(db.uow)
+
+    hub = EvotorHub(db.uow, db.fresh_stores, Context(), token)
+    return EvotorSink(hub, conf.base_url, conf.tax, conf.timeout_seconds, client)
 
 
 def _filter(name: str, conf: SinkSettings, codes: dict[str, int]) -> EventFilter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from ..domain.types import Channel
 
@@ -27,3 +27,7 @@ class HoldPolicy:
 class Context:
     holds: HoldPolicy = field(default_factory=HoldPolicy)
     clock: Callable[[], datetime] = utcnow
+    # master = "hub": 1C learns of every till sale and return through the order exchange, so
+    # stock-only sales and returns no known sale covers become orders of their till shift.
+    shift_orders: bool = False
+    zone: tzinfo = UTC  # the shops' local time (exchange.timezone): a till shift's default date

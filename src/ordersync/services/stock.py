@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..domain.commands import StockDocument, StockLine, Transfer
+from ..domain.commands import StockDocument, StockLine, Transfer, UnmatchedLine
 from ..domain.errors import Conflict, InsufficientStock, InvalidRequest
 from ..domain.events import dec
 from ..domain.quantities import non_negative_quantity, quantity
@@ -18,18 +18,20 @@ from .context import Context
 from .idempotency import Idempotency, claim, remember
 from .lookup import resolve_products, store_by_code
 from .orders import UowFactory
-from .ports import StockChange, StockLevel, StoredResponse, UnitOfWork
+from .ports import ReviewItem, StockChange, StockLevel, StoredResponse, UnitOfWork
 
 Result = dict[str, Any]
 
 
 async def _lines(
-    uow: UnitOfWork, lines: tuple[StockLine, ...], allow_zero: bool = False
+    uow: UnitOfWork, lines: tuple[StockLine, ...], allow_zero: bool = False, kept: int = 0
 ) -> list[tuple[int, Decimal]]:
-    """(product_id, quantity) totals in lock order; counts may be zero."""
-    if not lines:
+    """(product_id, quantity) totals in lock order; counts may be zero. Products 1C marked
+    deleted are still counted, received and written off (they are on the shelf). A till's
+    document may have no line the hub could match (`kept`: lines kept for review)."""
+    if not lines and not kept:
         raise InvalidRequest("a document has at least one line", field="lines")
-    products = await resolve_products(uow, [line.product for line in lines])
+    products = await resolve_products(uow, [line.product for line in lines], inactive=True)
     totals: dict[int, Decimal] = defaultdict(Decimal)
     for i, (line, product) in enumerate(zip(lines, products, strict=True)):
         check = non_negative_quantity if allow_zero else quantity
@@ -68,6 +70,23 @@ async def _answered(uow: UnitOfWork, idem: Idempotency[Result] | None, earlier: 
     return earlier
 
 
+def _unmatched(store_id: int, kind: str, document_id: str, line: UnmatchedLine) -> ReviewItem:
+    return ReviewItem(
+        kind="unmatched_line",
+        store_id=store_id,
+        document_type=kind,
+        document_id=document_id,
+        reason=line.reason,
+        position=line.position,
+        commodity_uuid=line.commodity_uuid,
+        code=line.code,
+        barcode=line.barcode,
+        name=line.name,
+        quantity=line.quantity,
+        price=line.price,
+    )
+
+
 def _level(row: StockLevel, **extra: Any) -> Result:
     return {
         "product_id": row.product_id,
@@ -97,12 +116,23 @@ async def count(
     return await _document(uow_factory, doc, ctx, idem, MovementReason.COUNT)
 
 
+async def return_to_supplier(
+    uow_factory: UowFactory, doc: StockDocument, ctx: Context, idem: Idempotency[Result] | None
+) -> Result | StoredResponse:
+    """Goods sent back to the supplier: free units leave, as in a write-off."""
+    return await _document(uow_factory, doc, ctx, idem, MovementReason.WRITE_OFF, SUPPLIER_RETURN)
+
+
+SUPPLIER_RETURN = "supplier_return"
+
+
 async def _document(
     uow_factory: UowFactory,
     doc: StockDocument,
     ctx: Context,
     idem: Idempotency[Result] | None,
     reason: MovementReason,
+    document_type: str | None = None,
 ) -> Result | StoredResponse:
     async with uow_factory() as uow:
         replayed = await claim(uow, idem)
@@ -110,17 +140,20 @@ async def _document(
             return replayed
         now = ctx.clock()
         business_time = doc.business_time or now
+        kind = document_type or reason.value
         store = await store_by_code(uow, doc.store_code)
         request_hash = _document_hash(doc.lines, "")
-        earlier = await _applied(uow, reason.value, store.id, doc.document_id, request_hash)
+        earlier = await _applied(uow, kind, store.id, doc.document_id, request_hash)
         if earlier is not None:
             return await _answered(uow, idem, earlier)
-        lines = await _lines(uow, doc.lines, allow_zero=reason is MovementReason.COUNT)
+        lines = await _lines(
+            uow, doc.lines, allow_zero=reason is MovementReason.COUNT, kept=len(doc.unmatched)
+        )
         levels: list[Result] = []
         short: list[Result] = []
         for product_id, qty in lines:
             change = StockChange(
-                product_id, store.id, qty, reason, reason.value, doc.document_id, business_time, now
+                product_id, store.id, qty, reason, kind, doc.document_id, business_time, now
             )
             if reason is MovementReason.RECEIPT:
                 levels.append(_level(await uow.add_stock(change)))
@@ -136,14 +169,14 @@ async def _document(
         if short:
             raise InsufficientStock(short, "cannot write off units that are not free")
         result: Result = {
-            "document_type": reason.value,
+            "document_type": kind,
             "document_id": doc.document_id,
             "store": store.code,
             "levels": levels,
         }
-        await uow.record_document(
-            reason.value, store.id, doc.document_id, request_hash, result, now
-        )
+        await uow.record_document(kind, store.id, doc.document_id, request_hash, result, now)
+        for line in doc.unmatched:
+            await uow.add_review(_unmatched(store.id, kind, doc.document_id, line), now)
         await remember(uow, idem, result)
         await uow.commit()
         return result

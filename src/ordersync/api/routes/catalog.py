@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -10,9 +11,11 @@ from fastapi.responses import JSONResponse
 
 from ...db import catalog
 from ...db.unit_of_work import Database, SqlUnitOfWork
+from ...domain import events
 from ...domain.errors import NotFound
 from ...domain.types import Role
 from ...services.idempotency import claim, remember
+from ...services.ports import Store
 from .. import render
 from ..auth import Principal
 from ..decimal_json import DecimalRoute
@@ -62,6 +65,22 @@ def _same(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+async def _catalog_changed(uow: SqlUnitOfWork, product_ids: list[int], now: datetime) -> None:
+    """Tills that sell these products are told (the Evotor sink republishes them)."""
+    payload = events.catalog_changed(product_ids, "api")
+    await uow.add_event(events.CATALOG_CHANGED, events.AGGREGATE_CATALOG, "products", payload, now)
+
+
+async def _linked_to_evotor(
+    uow: SqlUnitOfWork, store: Store, before: str | None, now: datetime
+) -> None:
+    """A store newly linked to Evotor gets the whole catalog published to its tills."""
+    if store.evotor_uuid is None or store.evotor_uuid == before:
+        return
+    payload = {"store_id": store.id, "all": True, "source": "evotor_link"}
+    await uow.add_event(events.CATALOG_CHANGED, events.AGGREGATE_CATALOG, "products", payload, now)
+
+
 @router.post("/stores", status_code=201, summary="Create a store", responses=refusals(403, 409))
 async def create_store(
     body: StoreIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
@@ -70,7 +89,9 @@ async def create_store(
     values["xml_id"] = values.get("xml_id") or body.code
 
     async def work(uow: SqlUnitOfWork) -> dict[str, Any]:
-        return render.store(await catalog.insert_store(uow.conn, values, ctx.clock()))
+        store = await catalog.insert_store(uow.conn, values, ctx.clock())
+        await _linked_to_evotor(uow, store, None, ctx.clock())
+        return render.store(store)
 
     return await _write(db, principal, key, 201, work)
 
@@ -87,6 +108,7 @@ async def update_store(
             raise NotFound(f"store {code} not found", store=code)
         store = await catalog.update_store(uow.conn, current.id, _store_values(body), ctx.clock())
         assert store is not None
+        await _linked_to_evotor(uow, store, current.evotor_uuid, ctx.clock())
         return render.store(store)
 
     return await _write(db, principal, key, 200, work)
@@ -119,7 +141,9 @@ async def create_product(
     values["xml_id"] = body.xml_id or body.sku
 
     async def work(uow: SqlUnitOfWork) -> dict[str, Any]:
-        return render.product(await catalog.insert_product(uow.conn, values, ctx.clock()))
+        product = await catalog.insert_product(uow.conn, values, ctx.clock())
+        await _catalog_changed(uow, [product.id], ctx.clock())
+        return render.product(product)
 
     return await _write(db, principal, key, 201, work)
 
@@ -143,6 +167,7 @@ async def update_product(
         product = await catalog.update_product(uow.conn, product_id, values, ctx.clock())
         if product is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
+        await _catalog_changed(uow, [product.id], ctx.clock())
         return render.product(product)
 
     return await _write(db, principal, key, 200, work)

@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from ...config import Settings
-from ...db import relay, watch
+from ...db import relay, stock_ops, watch
 from ...domain.types import Role
 from ...services.context import utcnow
 from ..decimal_json import DecimalRoute
@@ -44,12 +44,19 @@ class DatabaseFigures:
     sinks: Sequence[relay.SinkBacklog]
     exchange_success: dict[str, datetime] | None  # None: the exchange is switched off
     oldest_unconfirmed: datetime | None
+    negative_levels: int = 0
 
     def collect(self) -> Iterable[Metric]:
         yield GaugeMetricFamily(
             "ordersync_outbox_unsequenced",
             "Committed events the relay has not ordered yet.",
             value=self.unsequenced,
+        )
+        yield GaugeMetricFamily(
+            "ordersync_stock_negative_levels",
+            "Stock levels below zero (a till sold more than the hub knew of), until a receipt,"
+            " transfer or count settles them.",
+            value=self.negative_levels,
         )
         yield from self._relay()
         yield from self._exchange()
@@ -151,12 +158,13 @@ async def database_figures(db: Db, settings: Settings) -> DatabaseFigures:
     exchange = settings.exchange
     async with db.uow_read() as uow:
         unsequenced = await relay.unsequenced(uow.conn)
+        negative = await stock_ops.negative_levels(uow.conn)
         sinks = await relay.backlog(uow.conn, list(settings.sinks), now)
         success = oldest = None
         if exchange.enabled:
             success = await watch.last_exchange_success(uow.conn)
             oldest = await watch.oldest_unconfirmed_order(uow.conn, exchange.export_channels)
-    return DatabaseFigures(now, unsequenced, sinks, success, oldest)
+    return DatabaseFigures(now, unsequenced, sinks, success, oldest, negative)
 
 
 @router.get(

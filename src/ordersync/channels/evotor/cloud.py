@@ -86,6 +86,7 @@ class DocumentWindow:
     # set on the first window when the asked start was older than the cloud keeps documents
     # (six months): what closed before this moment can no longer be pulled
     truncated_before: datetime | None = None
+    raws: list[Any] = field(default_factory=list)  # each document as the cloud wrote it
 
 
 class EvotorCloud:
@@ -220,7 +221,8 @@ class EvotorCloud:
             body = self._json(await self._request("GET", path, params=params), "GET documents")
             if not isinstance(body, list):
                 raise CloudProtocolError("GET documents: not an array")
-            yield DocumentWindow(start, before, read_documents(body, store_uuid), truncated)
+            results = read_documents(body, store_uuid)
+            yield DocumentWindow(start, before, results, truncated, list(body))
             start, truncated = before, None
 
     # --- stores, devices, employees -------------------------------------------------------

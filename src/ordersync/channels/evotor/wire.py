@@ -28,6 +28,19 @@ def dumps(value: Any) -> str:
     return "".join(parts)
 
 
+def stored(value: Any) -> str:
+    """JSON as the hub keeps what it received (the inbox): compact, by the C encoder, with
+    each number read as a Decimal written as its exact decimal text in a string (`"1.000"`):
+    the readers take numbers and numeric strings alike. Floats are refused."""
+    return json.dumps(value, default=_as_text, ensure_ascii=False, separators=(",", ":"))
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def _encode(value: Any, out: list[str]) -> None:
     if value is None or isinstance(value, bool | str):
         out.append(json.dumps(value, ensure_ascii=False))
@@ -69,4 +82,4 @@ def _short(exc: BaseException) -> str:
     return str(exc)[:120]
 
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "stored"]
