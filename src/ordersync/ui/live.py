@@ -1,0 +1,214 @@
+"""The live stream behind the dashboards: one broadcaster per server process reads each new
+outbox event once and fans the changed orders out to every connected screen, each getting
+only what its role may see and what its filters ask for.
+
+It runs only while someone watches. It wakes on a commit (LISTEN ordersync_outbox on
+PostgreSQL, the trigger the relay uses; this process's own commits on SQLite) or after
+`poll_seconds`, and then at most every `interval_seconds`, so a burst of orders costs one read
+of the new events and one read of the changed orders, whatever the number of dashboards;
+rows are rendered once per language. Nothing is added to the placement path.
+
+Ids are not commit order on PostgreSQL (a transaction may take an id and commit after a later
+one): ids skipped at a read are asked for again for GAP_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..db import console_orders, outbox_reader
+from ..db.console_orders import OrderRow
+from ..db.unit_of_work import Database
+from ..domain.events import AGGREGATE_ORDER
+from ..domain.types import Channel, OrderStatus
+from ..relay.listener import OutboxListener
+from ..relay.worker import OUTBOX_CHANNEL
+
+log = logging.getLogger("ordersync.ui.live")
+GAP_SECONDS = 5.0
+MAX_GAPS = 10_000
+READ_LIMIT = 5000
+MAX_ROWS = 25  # changed orders sent per message; beyond that the screen is told to reload
+QUEUE_SIZE = 32
+
+RenderRows = Callable[[list[OrderRow], str], dict[str, str]]
+
+
+@dataclass
+class Watch:
+    """One connected screen: whose it is, and what it shows."""
+
+    locale: str
+    visible_stores: frozenset[int] | None  # None: every order
+    order_id: str | None = None  # an order's own page
+    channel: Channel | None = None
+    status: OrderStatus | None = None
+    store_id: int | None = None
+    attention: bool = False
+    inserts: bool = True  # the first page of an unsearched list: new orders are added on top
+    queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    missed: bool = False  # a message was dropped (a slow screen): tell it to reload
+
+    def sees(self, row: OrderRow) -> bool:
+        return self.visible_stores is None or bool(self.visible_stores & row.stores)
+
+    def matches(self, row: OrderRow) -> bool:
+        return (
+            (self.channel is None or row.channel is self.channel)
+            and (self.status is None or row.status is self.status)
+            and (self.store_id is None or self.store_id in row.stores)
+            and (not self.attention or row.attention)
+        )
+
+    def offer(self, event: str, data: object) -> None:
+        try:
+            self.queue.put_nowait((event, json.dumps(data)))
+        except asyncio.QueueFull:
+            self.missed = True
+
+
+class Broadcaster:
+    def __init__(
+        self,
+        db: Database,
+        render: RenderRows,
+        poll_seconds: float = 0.5,
+        interval_seconds: float = 0.2,
+    ) -> None:
+        self.db = db
+        self.render = render
+        self.poll_seconds = poll_seconds
+        self.interval_seconds = interval_seconds
+        self.watches: set[Watch] = set()
+        self.rounds = 0  # reads of the outbox (for tests and the bench)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._last_id = 0
+        self._gaps: dict[int, float] = {}
+
+    async def subscribe(self, watch: Watch) -> None:
+        self.watches.add(watch)
+        if self._task is None or self._task.done():
+            async with self.db.connect(autocommit=True) as conn:
+                self._last_id = await outbox_reader.last_id(conn)
+            self._gaps.clear()
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self._run(self._stop))
+
+    def unsubscribe(self, watch: Watch) -> None:
+        self.watches.discard(watch)
+        if not self.watches and self._task is not None:
+            self._stop.set()
+            self._wake.set()
+
+    async def close(self) -> None:
+        self.watches.clear()
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=5)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        listening: asyncio.Task[None] | None = None
+        if self.db.is_postgres:
+            listener = OutboxListener(self.db, OUTBOX_CHANNEL, self._wake)
+            listening = asyncio.create_task(listener.run(stop))
+        else:
+            self.db.commit_watchers.add(self._wake)
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                self._wake.clear()
+                if stop.is_set():
+                    break
+                try:
+                    await self.round()
+                except Exception as exc:  # a database hiccup must not end the stream
+                    log.warning("live stream: reading new events failed: %s", exc)
+                await asyncio.sleep(self.interval_seconds)
+        finally:
+            self.db.commit_watchers.discard(self._wake)
+            if listening is not None:
+                stop.set()
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await listening
+
+    async def round(self) -> int:
+        """Reads what is new and tells the screens; how many events it read."""
+        self.rounds += 1
+        now = time.monotonic()
+        self._gaps = {i: t for i, t in self._gaps.items() if t > now}
+        async with self.db.connect(autocommit=True) as conn:
+            found = await outbox_reader.events_after(conn, self._last_id, READ_LIMIT)
+            late = await outbox_reader.events_by_ids(conn, sorted(self._gaps))
+            events = late + found
+            if found:
+                self._remember_gaps([e.id for e in found], now)
+                self._last_id = found[-1].id
+            for event in late:
+                self._gaps.pop(event.id, None)
+            changed = list(
+                dict.fromkeys(
+                    e.aggregate_id for e in reversed(events) if e.aggregate_type == AGGREGATE_ORDER
+                )
+            )
+            rows = await console_orders.rows_by_ids(conn, changed[: MAX_ROWS * 4])
+        if rows:
+            await self.db.fresh_stores()  # the store codes the rows show
+            self._tell(rows, more=len(changed) > MAX_ROWS * 4)
+        if len(found) == READ_LIMIT:
+            self._wake.set()  # more waiting: read again after the interval
+        return len(events)
+
+    def _remember_gaps(self, ids: list[int], now: float) -> None:
+        expected = self._last_id + 1
+        for event_id in ids:
+            if event_id > expected and len(self._gaps) < MAX_GAPS:
+                for missing in range(expected, min(event_id, expected + MAX_GAPS)):
+                    self._gaps[missing] = now + GAP_SECONDS
+            expected = event_id + 1
+
+    def _tell(self, rows: list[OrderRow], more: bool) -> None:
+        html: dict[tuple[str, str], str] = {}  # (language, order id): the row, rendered once
+
+        def rendered(locale: str, wanted: list[OrderRow]) -> None:
+            missing = [r for r in wanted if (locale, r.id) not in html]
+            if missing:
+                html.update({(locale, k): v for k, v in self.render(missing, locale).items()})
+
+        for watch in list(self.watches):
+            if watch.order_id is not None:
+                for row in rows:
+                    if row.id == watch.order_id and watch.sees(row):
+                        watch.offer("order", {"id": row.id, "version": row.version})
+                continue
+            visible = [r for r in rows if watch.sees(r)]
+            if not visible:
+                continue
+            sent = visible[:MAX_ROWS]
+            rendered(watch.locale, sent)
+            missed, watch.missed = watch.missed, False
+            watch.offer(
+                "orders",
+                {
+                    "rows": [
+                        {
+                            "id": r.id,
+                            "html": html[(watch.locale, r.id)],
+                            "match": watch.matches(r),
+                            "insert": watch.inserts and watch.matches(r),
+                        }
+                        for r in reversed(sent)
+                    ],
+                    "more": more or missed or len(visible) > MAX_ROWS,
+                },
+            )
