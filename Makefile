@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(STAMP)  ## migrate, seed the demo network if empty, serve on http://127.0.0.1:8000
-	$(BIN)/ordersync serve
+run: $(STAMP)  ## migrate, seed the demo network if empty, serve on http://127.0.0.1:8000 with demo traffic
+	$(BIN)/ordersync serve --demo-traffic
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
