@@ -297,6 +297,7 @@ def install_console(app: FastAPI, settings: Settings) -> Console:
     """Mounts the console at /ui; the caller starts it with the database in its lifespan."""
     console = Console(settings)
     app.mount(PREFIX, console.asgi(), name="console")
+    app.state.console = console
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

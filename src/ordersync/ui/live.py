@@ -40,7 +40,7 @@ QUEUE_SIZE = 32
 RenderRows = Callable[[list[OrderRow], str], dict[str, str]]
 
 
-@dataclass
+@dataclass(eq=False)  # each screen is itself, however alike two are
 class Watch:
     """One connected screen: whose it is, and what it shows."""
 

@@ -64,4 +64,6 @@ async def live(
         finally:
             broadcaster.unsubscribe(watch)
 
-    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+    return EventSourceResponse(
+        stream(), ping=15, send_timeout=10, headers={"Cache-Control": "no-store"}
+    )

@@ -27,6 +27,7 @@
 
   function follow(url, handlers) {
     var source = new EventSource(url);
+    source.addEventListener("ready", function () { document.body.dataset.live = "on"; });
     Object.keys(handlers).forEach(function (name) {
       source.addEventListener(name, function (e) { handlers[name](JSON.parse(e.data)); });
     });
