@@ -403,13 +403,17 @@ def test_the_main_screens_fit_an_office_screen_and_the_pick_list_a_phone(
     hub: Hub, browser: Browser, contexts: list[BrowserContext]
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    hub.place({"fulfillment": "delivery", "lines": [{"sku": "COFFEE", "quantity": 2}, {"sku": "TEA", "quantity": 1}],
-               "customer": {"name": "Мария Соколова", "phone": "+7 903 123-45-67", "address": "ул. Ленина, 7"}},
-              role="online")  # fmt: skip
-    hub.api("POST", "/pos/sales", "pos", json={"store": "S01", "pos_id": "T1", "transaction_id": f"shot-{time.time()}",
-                                               "lines": [{"sku": "TEA", "quantity": 1}]})  # fmt: skip
-    pickup = hub.place({"fulfillment": "pickup", "store": "S01", "lines": [{"sku": "OOLONG-1", "quantity": 1}],
-                        "customer": {"name": "Павел Козлов", "phone": "+7 916 700-00-01"}})  # fmt: skip
+    maria = {"name": "Мария Соколова", "phone": "+7 903 123-45-67", "address": "ул. Ленина, 7"}
+    two = [{"sku": "COFFEE", "quantity": 2}, {"sku": "TEA", "quantity": 1}]
+    hub.place({"fulfillment": "delivery", "lines": two, "customer": maria}, role="online")
+    sale = {"store": "S01", "pos_id": "T1", "transaction_id": f"shot-{time.time()}",
+            "lines": [{"sku": "TEA", "quantity": 1}]}  # fmt: skip
+    hub.api("POST", "/pos/sales", "pos", json=sale)
+    pavel = {"name": "Павел Козлов", "phone": "+7 916 700-00-01"}
+    oolong = [{"sku": "OOLONG-1", "quantity": 1}]
+    pickup = hub.place(
+        {"fulfillment": "pickup", "store": "S01", "lines": oolong, "customer": pavel}
+    )
     hub.api("POST", f"/orders/{pickup['id']}/pay", "operator")
     context = new_context(browser, hub, contexts)
     admin = login(context, "root")

@@ -267,9 +267,12 @@ class Console:
         )
 
 
+MACHINE_PATHS = (f"{PREFIX}/live", f"{PREFIX}/products")  # read by the pages' scripts
+
+
 def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "") or request.url.path.endswith(
-        "/live"
+    return (
+        "application/json" in request.headers.get("accept", "") or request.url.path in MACHINE_PATHS
     )
 
 

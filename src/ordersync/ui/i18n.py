@@ -74,7 +74,9 @@ class Formats:
         return format_decimal(value, format="#,##0.###", locale=self.locale)
 
     def money(self, value: Decimal, currency: str = "RUB") -> str:
-        return format_currency(value, currency, locale=self.locale)
+        """349,00 ₽ in Russian; 349.00 RUB in English (whose symbol for the rouble is RUB)."""
+        pattern = None if self.locale == "ru" else "#,##0.00\xa0¤"
+        return format_currency(value, currency, format=pattern, locale=self.locale)
 
     def number(self, value: int) -> str:
         return format_decimal(value, locale=self.locale)

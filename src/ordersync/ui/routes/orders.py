@@ -11,12 +11,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ...db import catalog, console_orders, order_timeline
-from ...domain.errors import InvalidRequest, NotFound
+from ...domain.errors import Forbidden, InvalidRequest, NotFound
 from ...domain.orders import Order
 from ...domain.types import Channel, OrderStatus
 from ...services import attention as attention_cases
 from ...services import orders as use_cases
-from ..access import Staff, order_actions, target_status
+from ..access import ACTIONS, Staff, order_actions, target_status
 from .deps import Con, Me, blank, require, store_by_code, visible_stores
 
 router = APIRouter()
@@ -178,7 +178,9 @@ async def act(request: Request, con: Con, me: Me, number: int, action: str) -> R
     order = await _order(con, me, number)
     allowed = _actions(me, order)
     if action not in allowed:
-        if action in ("pay", "ship", "complete", "hand_over", "cancel"):
+        if action in ACTIONS and not me.manages_orders and action != "hand_over":
+            raise Forbidden("your role does not do this to orders", action=action)
+        if action in ACTIONS:
             return con.render(
                 request, me, "confirm.html", 409, order=order, action=action, refused=True
             )
