@@ -4,8 +4,16 @@ passwords from the command line; the password read from standard input."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
-from tests.e2e.test_cli import BINARY, Cli, cli  # noqa: F401  (the fixture)
+import pytest
+
+from tests.e2e.test_cli import BINARY, Cli
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
 
 
 def with_stdin(cli: Cli, text: str, *args: str) -> subprocess.CompletedProcess[str]:
