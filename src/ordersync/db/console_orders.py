@@ -27,6 +27,9 @@ from .tables import holds, order_attention, orders
 
 _NUMBER = re.compile(r"#?\s*([0-9]{1,15})")
 _PHONE_CHARS = re.compile(r"[0-9\s()+\-.]+")
+# Digits alone are an order number; as a phone they start with +, 7, 8 or carry its marks,
+# or are long enough to be no order number.
+_PHONE_LIKE = re.compile(r"^\s*(\+|[78]|.*[\s()\-.])")
 MAX_NUMBER = 2**62
 
 
@@ -118,7 +121,7 @@ def search_branches(text: str) -> list[ColumnElement[bool]]:
     number = _NUMBER.fullmatch(text)
     if number and int(number.group(1)) <= MAX_NUMBER:
         branches.append(o.number == int(number.group(1)))
-    if _PHONE_CHARS.fullmatch(text):
+    if _PHONE_CHARS.fullmatch(text) and (_PHONE_LIKE.match(text) or len(text) >= 10):
         phone = phone_prefix(text)
         if phone is not None:
             low, high = prefix_bounds(phone)

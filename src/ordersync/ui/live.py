@@ -34,7 +34,7 @@ log = logging.getLogger("ordersync.ui.live")
 GAP_SECONDS = 5.0
 MAX_GAPS = 10_000
 READ_LIMIT = 5000
-MAX_ROWS = 25  # changed orders sent per message; beyond that the screen is told to reload
+MAX_ROWS = 10  # changed orders sent per message; beyond that the screen is told to reload
 QUEUE_SIZE = 32
 
 RenderRows = Callable[[list[OrderRow], str], dict[str, str]]
@@ -66,9 +66,9 @@ class Watch:
             and (not self.attention or row.attention)
         )
 
-    def offer(self, event: str, data: object) -> None:
+    def offer(self, event: str, data: str) -> None:
         try:
-            self.queue.put_nowait((event, json.dumps(data)))
+            self.queue.put_nowait((event, data))
         except asyncio.QueueFull:
             self.missed = True
 
@@ -79,7 +79,7 @@ class Broadcaster:
         db: Database,
         render: RenderRows,
         poll_seconds: float = 0.5,
-        interval_seconds: float = 0.2,
+        interval_seconds: float = 0.25,
     ) -> None:
         self.db = db
         self.render = render
@@ -161,10 +161,10 @@ class Broadcaster:
                     e.aggregate_id for e in reversed(events) if e.aggregate_type == AGGREGATE_ORDER
                 )
             )
-            rows = await console_orders.rows_by_ids(conn, changed[: MAX_ROWS * 4])
+            rows = await console_orders.rows_by_ids(conn, changed[: MAX_ROWS * 2])
         if rows:
             await self.db.fresh_stores()  # the store codes the rows show
-            self._tell(rows, more=len(changed) > MAX_ROWS * 4)
+            self._tell(rows, more=len(changed) > MAX_ROWS * 2)
         if len(found) == READ_LIMIT:
             self._wake.set()  # more waiting: read again after the interval
         return len(events)
@@ -178,7 +178,10 @@ class Broadcaster:
             expected = event_id + 1
 
     def _tell(self, rows: list[OrderRow], more: bool) -> None:
-        html: dict[tuple[str, str], str] = {}  # (language, order id): the row, rendered once
+        """Each screen its message; rows are rendered once per language and a message once
+        per distinct content, however many screens get it."""
+        html: dict[tuple[str, str], str] = {}  # (language, order id): the row
+        encoded: dict[str, str] = {}  # a message's JSON by its content's key
 
         def rendered(locale: str, wanted: list[OrderRow]) -> None:
             missing = [r for r in wanted if (locale, r.id) not in html]
@@ -189,26 +192,25 @@ class Broadcaster:
             if watch.order_id is not None:
                 for row in rows:
                     if row.id == watch.order_id and watch.sees(row):
-                        watch.offer("order", {"id": row.id, "version": row.version})
+                        watch.offer("order", json.dumps({"id": row.id, "version": row.version}))
                 continue
             visible = [r for r in rows if watch.sees(r)]
             if not visible:
                 continue
             sent = visible[:MAX_ROWS]
-            rendered(watch.locale, sent)
             missed, watch.missed = watch.missed, False
-            watch.offer(
-                "orders",
-                {
-                    "rows": [
-                        {
-                            "id": r.id,
-                            "html": html[(watch.locale, r.id)],
-                            "match": watch.matches(r),
-                            "insert": watch.inserts and watch.matches(r),
-                        }
-                        for r in reversed(sent)
-                    ],
-                    "more": more or missed or len(visible) > MAX_ROWS,
-                },
-            )
+            flags = [(r.id, watch.matches(r), watch.inserts and watch.matches(r)) for r in sent]
+            told_more = more or missed or len(visible) > MAX_ROWS
+            key = repr((watch.locale, flags, told_more))
+            if key not in encoded:
+                rendered(watch.locale, sent)
+                encoded[key] = json.dumps(
+                    {
+                        "rows": [
+                            {"id": i, "html": html[(watch.locale, i)], "match": m, "insert": n}
+                            for i, m, n in reversed(flags)
+                        ],
+                        "more": told_more,
+                    }
+                )
+            watch.offer("orders", encoded[key])
