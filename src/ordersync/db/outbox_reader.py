@@ -5,25 +5,21 @@ take an id and commit after a later one; SQLite has one writer, so ids are commi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.events import AGGREGATE_ORDER
 from .tables import outbox_events
 
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    id: int
-    type: str
-    aggregate_type: str
-    aggregate_id: str
+# (event id, the order's id when it is an order's event): the stream needs no more.
+NewEvent = tuple[int, str | None]
 
 
-def _columns() -> Select[tuple[int, str, str, str]]:
+def _columns() -> Select[int, str | None]:
     e = outbox_events.c
-    return select(e.id, e.type, e.aggregate_type, e.aggregate_id)
+    order_id = case((e.aggregate_type == AGGREGATE_ORDER, e.aggregate_id), else_=None)
+    return select(e.id, order_id)
 
 
 async def last_id(conn: AsyncConnection) -> int:
@@ -33,7 +29,7 @@ async def last_id(conn: AsyncConnection) -> int:
 async def events_after(conn: AsyncConnection, after_id: int, limit: int) -> list[NewEvent]:
     e = outbox_events.c
     rows = await conn.execute(_columns().where(e.id > after_id).order_by(e.id).limit(limit))
-    return [NewEvent(r.id, r.type, r.aggregate_type, r.aggregate_id) for r in rows]
+    return [(r[0], r[1]) for r in rows]
 
 
 async def events_by_ids(conn: AsyncConnection, ids: Sequence[int]) -> list[NewEvent]:
@@ -41,4 +37,4 @@ async def events_by_ids(conn: AsyncConnection, ids: Sequence[int]) -> list[NewEv
         return []
     e = outbox_events.c
     rows = await conn.execute(_columns().where(e.id.in_(list(ids))).order_by(e.id))
-    return [NewEvent(r.id, r.type, r.aggregate_type, r.aggregate_id) for r in rows]
+    return [(r[0], r[1]) for r in rows]

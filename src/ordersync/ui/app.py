@@ -78,6 +78,7 @@ class Console:
         self._ctx: Context | None = None
         self.authenticator: Authenticator | None = None
         self.broadcaster: Broadcaster | None = None
+        self._row_macro: Any = None
         self.app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         self.app.state.console = self
         self._install_routes()
@@ -163,7 +164,10 @@ class Console:
 
     def render_rows(self, rows: list[Any], locale: str) -> dict[str, str]:
         """Order rows as the orders screen shows them, by order id (for the live stream)."""
-        macro = self.templates.get_template("_order_row.html").module.order_row  # type: ignore[attr-defined]
+        if self._row_macro is None:
+            module = self.templates.get_template("_order_row.html").module
+            self._row_macro = module.order_row  # type: ignore[attr-defined]
+        macro = self._row_macro
         values = self.context(locale)
         codes = self.db.store_codes()
         return {r.id: str(macro(r, codes, values["_"], values["fmt"], PREFIX)) for r in rows}

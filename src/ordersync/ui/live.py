@@ -4,7 +4,8 @@ only what its role may see and what its filters ask for.
 
 It runs only while someone watches. It wakes on a commit (LISTEN ordersync_outbox on
 PostgreSQL, the trigger the relay uses; this process's own commits on SQLite) or after
-`poll_seconds`, and then at most every `interval_seconds`, so a burst of orders costs one read
+`poll_seconds`, and then at most every `interval_seconds` (half a second: a lone order shows
+at once, a burst within a second), so a burst of orders costs one read
 of the new events and one read of the changed orders, whatever the number of dashboards;
 rows are rendered once per language. Nothing is added to the placement path.
 
@@ -25,7 +26,6 @@ from dataclasses import dataclass, field
 from ..db import console_orders, outbox_reader
 from ..db.console_orders import OrderRow
 from ..db.unit_of_work import Database
-from ..domain.events import AGGREGATE_ORDER
 from ..domain.types import Channel, OrderStatus
 from ..relay.listener import OutboxListener
 from ..relay.worker import OUTBOX_CHANNEL
@@ -79,7 +79,7 @@ class Broadcaster:
         db: Database,
         render: RenderRows,
         poll_seconds: float = 0.5,
-        interval_seconds: float = 0.25,
+        interval_seconds: float = 0.5,
     ) -> None:
         self.db = db
         self.render = render
@@ -152,14 +152,12 @@ class Broadcaster:
             late = await outbox_reader.events_by_ids(conn, sorted(self._gaps))
             events = late + found
             if found:
-                self._remember_gaps([e.id for e in found], now)
-                self._last_id = found[-1].id
-            for event in late:
-                self._gaps.pop(event.id, None)
+                self._remember_gaps([event_id for event_id, _ in found], now)
+                self._last_id = found[-1][0]
+            for event_id, _ in late:
+                self._gaps.pop(event_id, None)
             changed = list(
-                dict.fromkeys(
-                    e.aggregate_id for e in reversed(events) if e.aggregate_type == AGGREGATE_ORDER
-                )
+                dict.fromkeys(order_id for _, order_id in reversed(events) if order_id is not None)
             )
             rows = await console_orders.rows_by_ids(conn, changed[: MAX_ROWS * 2])
         if rows:
