@@ -112,3 +112,25 @@ def test_the_catalogs_translate_and_english_is_the_message_itself() -> None:
     plural = "%(n)s file", "%(n)s files"
     assert [catalogs.get("ru").ngettext(*plural, n) % {"n": n} for n in (1, 3, 5, 21)] == [
         "1 файл", "3 файла", "5 файлов", "21 файл"]  # fmt: skip
+
+
+def test_a_server_on_postgresql_needs_the_console_signing_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ordersync.config import Settings
+    from ordersync.domain.errors import ConfigError
+    from ordersync.entrypoints import asgi
+    from ordersync.ui.app import require_secret_key
+
+    postgres = "postgresql+asyncpg://hub@127.0.0.1:5432/hub"
+    with pytest.raises(ConfigError, match="ORDERSYNC_UI__SECRET_KEY"):
+        require_secret_key(Settings(master="hub", database_url=postgres))
+    require_secret_key(Settings(master="hub", database_url=postgres, ui={"secret_key": "k" * 32}))
+    require_secret_key(Settings(master="hub", database_url=postgres, ui={"enabled": False}))
+    require_secret_key(Settings(master="hub"))  # SQLite: `serve` keeps one in var/
+    for name in [n for n in __import__("os").environ if n.startswith("ORDERSYNC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ORDERSYNC_MASTER", "hub")
+    monkeypatch.setenv("ORDERSYNC_DATABASE_URL", postgres)
+    with pytest.raises(ConfigError):
+        asgi.create()

@@ -45,18 +45,26 @@ CSRF_FIELD = "csrftoken"
 log = logging.getLogger("ordersync.ui")
 
 
+def require_secret_key(settings: Settings) -> None:
+    """A server on PostgreSQL (several processes, restarts) needs the one key all of them sign
+    with: `serve` and the ASGI factory refuse to start without it."""
+    if settings.ui.enabled and not settings.ui.secret_key and not settings.is_sqlite:
+        raise ConfigError(
+            "ui.secret_key is not set: give the console's signing key in "
+            "ORDERSYNC_UI__SECRET_KEY (for example `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`), or switch the console off with "
+            "ui.enabled = false"
+        )
+
+
 def secret_key_of(settings: Settings) -> str:
-    """ui.secret_key; on SQLite without one a key for this process only (sessions end when it
-    stops: `serve` keeps one in var/ instead); on PostgreSQL it is required."""
+    """ui.secret_key, or (an app built in-process without one, as tests do) a key for this
+    process only: its sessions end with it. `serve` keeps one in var/ on SQLite."""
     if settings.ui.secret_key:
         return settings.ui.secret_key
-    if settings.is_sqlite:
-        return secrets.token_urlsafe(48)
-    raise ConfigError(
-        "ui.secret_key is not set: give the console's signing key in ORDERSYNC_UI__SECRET_KEY "
-        "(for example `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), or "
-        "switch the console off with ui.enabled = false"
-    )
+    if not settings.is_sqlite:
+        log.warning("ui.secret_key is not set: console sessions last as long as this process")
+    return secrets.token_urlsafe(48)
 
 
 class Console:
