@@ -107,8 +107,6 @@ async def test_every_screen_asks_for_a_login_and_only_the_login_page_and_files_d
     assert (await console.http.get("/ui/")).status_code == 200
     css = await console.http.get("/ui/static/console.css")
     assert css.status_code == 200 and "text/css" in css.headers["content-type"]
-    root = await console.http.get("/")
-    assert root.status_code == 307 and root.headers["location"] == "/ui/"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

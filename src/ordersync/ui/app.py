@@ -313,9 +313,4 @@ def install_console(app: FastAPI, settings: Settings) -> Console:
     console = Console(settings)
     app.mount(PREFIX, console.asgi(), name="console")
     app.state.console = console
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse(f"{PREFIX}/", status_code=307)
-
     return console
