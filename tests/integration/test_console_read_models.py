@@ -209,3 +209,27 @@ async def test_nothing_is_read_while_no_screen_watches(db: Database) -> None:
     await asyncio.sleep(0.3)
     assert broadcaster.rounds == rounds
     assert broadcaster._wake not in db.commit_watchers
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_screens_that_connect_at_once_start_one_reading_loop(db: Database) -> None:
+    await support.seed_network(db, STOCK)
+    broadcaster = Broadcaster(db, lambda rows, _: {}, poll_seconds=0.05, interval_seconds=0.01)
+    watches = [Watch("ru", None) for _ in range(20)]
+    await asyncio.gather(*(broadcaster.subscribe(w) for w in watches))
+
+    def loops() -> int:
+        return sum(
+            1 for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Broadcaster._run"
+        )  # type: ignore[union-attr]
+
+    assert loops() == 1
+    for w in watches:
+        broadcaster.unsubscribe(w)
+    await broadcaster.subscribe(watches[0])  # again before the loop noticed: still one
+    await asyncio.sleep(0.2)
+    assert loops() == 1
+    broadcaster.unsubscribe(watches[0])
+    await asyncio.sleep(0.2)
+    assert loops() == 0
+    await broadcaster.close()

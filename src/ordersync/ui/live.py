@@ -89,34 +89,32 @@ class Broadcaster:
         self.rounds = 0  # reads of the outbox (for tests and the bench)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        self._closing = False
         self._last_id = 0
         self._gaps: dict[int, float] = {}
 
     async def subscribe(self, watch: Watch) -> None:
+        """Adds a screen; the first one starts the reading (at most one loop runs: nothing is
+        awaited between the check and the start)."""
         self.watches.add(watch)
         if self._task is None or self._task.done():
-            async with self.db.connect(autocommit=True) as conn:
-                self._last_id = await outbox_reader.last_id(conn)
-            self._gaps.clear()
-            self._stop = asyncio.Event()
-            self._task = asyncio.create_task(self._run(self._stop))
+            self._task = asyncio.create_task(self._run())
 
     def unsubscribe(self, watch: Watch) -> None:
         self.watches.discard(watch)
-        if not self.watches and self._task is not None:
-            self._stop.set()
-            self._wake.set()
+        if not self.watches:
+            self._wake.set()  # the loop ends when it sees no screen
 
     async def close(self) -> None:
+        self._closing = True
         self.watches.clear()
-        self._stop.set()
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, timeout=5)
 
-    async def _run(self, stop: asyncio.Event) -> None:
+    async def _run(self) -> None:
+        stop = asyncio.Event()
         listening: asyncio.Task[None] | None = None
         if self.db.is_postgres:
             listener = OutboxListener(self.db, OUTBOX_CHANNEL, self._wake)
@@ -124,11 +122,15 @@ class Broadcaster:
         else:
             self.db.commit_watchers.add(self._wake)
         try:
-            while not stop.is_set():
+            while not await self._start_from_now():
+                if not self.watches or self._closing:
+                    return
+                await asyncio.sleep(self.poll_seconds)
+            while self.watches and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 self._wake.clear()
-                if stop.is_set():
+                if not self.watches or self._closing:
                     break
                 try:
                     await self.round()
@@ -137,10 +139,23 @@ class Broadcaster:
                 await asyncio.sleep(self.interval_seconds)
         finally:
             self.db.commit_watchers.discard(self._wake)
+            stop.set()
             if listening is not None:
-                stop.set()
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await listening
+            if self.watches and not self._closing:  # a screen came while this one ended
+                self._task = asyncio.create_task(self._run())
+
+    async def _start_from_now(self) -> bool:
+        """The stream tells what happens from now on: it starts at the newest event."""
+        try:
+            async with self.db.connect(autocommit=True) as conn:
+                self._last_id = await outbox_reader.last_id(conn)
+        except Exception as exc:
+            log.warning("live stream: cannot read the outbox yet: %s", exc)
+            return False
+        self._gaps.clear()
+        return True
 
     async def round(self) -> int:
         """Reads what is new and tells the screens; how many events it read."""
