@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(STAMP)  ## migrate, seed the demo network if empty, serve on http://127.0.0.1:8000
-	$(BIN)/ordersync serve
+run: $(STAMP)  ## migrate, seed the demo network if empty, serve on http://127.0.0.1:8000 with demo traffic
+	$(BIN)/ordersync serve --demo-traffic
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -38,9 +38,10 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
-bench: $(STAMP)  ## order placement (needs wrk) and the 1C stock import, on PostgreSQL
+bench: $(STAMP)  ## order placement (needs wrk), the 1C stock import and the console, on PostgreSQL
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/cml_import.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -634,6 +634,7 @@ def app_env(config: Path) -> dict[str, str]:
         ORDERSYNC_CONFIG=str(config),
         ORDERSYNC_SEED_DEMO="false",
         ORDERSYNC_SWEEPER_INTERVAL_SECONDS="60",
+        ORDERSYNC_UI__SECRET_KEY="bench-only-console-signing-key-0123456789",
     )
     return env
 

@@ -138,6 +138,7 @@ def app_env() -> dict[str, str]:
         ORDERSYNC_MASTER="hub",
         ORDERSYNC_SEED_DEMO="false",
         ORDERSYNC_SWEEPER_INTERVAL_SECONDS="60",
+        ORDERSYNC_UI__SECRET_KEY="bench-only-console-signing-key-0123456789",
     )
     return env
 

@@ -160,6 +160,32 @@ class RelaySettings(BaseModel):
     retention_hours: float = Field(default=72.0, gt=0)  # delivered events are kept this long
 
 
+class UiSettings(BaseModel):
+    """The console at /ui/ (the `[ui]` table): staff screens served by the hub."""
+
+    enabled: bool = True
+    # Signs the session cookies and CSRF tokens; from the environment:
+    # ORDERSYNC_UI__SECRET_KEY. `serve` on SQLite makes one and keeps it in var/; on
+    # PostgreSQL the hub does not start without it.
+    secret_key: str | None = Field(default=None, min_length=32)
+    idle_minutes: float = Field(default=30.0, gt=0)  # a session unused this long ends
+    login_delay_seconds: float = Field(default=1.0, ge=0)  # the answer to a wrong password
+    default_locale: Literal["ru", "en"] = "ru"  # when neither the user nor the browser says
+    timezone: str = "Europe/Moscow"  # times on the screens
+    timeline_days: int = Field(default=90, ge=1)  # an order's events are kept this long
+    page_size: int = Field(default=50, ge=10, le=500)  # orders per page
+    low_stock: Decimal = Field(default=Decimal(2), ge=0)  # available at or below: low
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ORDERSYNC_", env_nested_delimiter="__", extra="forbid"
@@ -190,6 +216,7 @@ class Settings(BaseSettings):
     relay: RelaySettings = RelaySettings()
     sinks: dict[str, SinkSettings] = Field(default_factory=dict)
     evotor: EvotorSettings = EvotorSettings()
+    ui: UiSettings = UiSettings()
 
     @field_validator("master", mode="before")
     @classmethod

@@ -56,10 +56,14 @@ class Served:
         time.sleep(0.1)  # the readers take the last lines
 
 
-def serve(tmp_path: Path, database_url: str, *options: str) -> Served:
+CONSOLE_KEY = "a-console-signing-key-for-the-tests-0123456789"
+
+
+def serve(tmp_path: Path, database_url: str, *options: str, console_key: bool = True) -> Served:
     config = tmp_path / "serve.toml"
     config.write_text(
         f'master = "hub"\ndatabase_url = "{database_url}"\nmetrics_dir = "{tmp_path / "metrics"}"\n'
+        + (f'[ui]\nsecret_key = "{CONSOLE_KEY}"\n' if console_key else "")
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERSYNC_", "PROMETHEUS"))}
     env["ORDERSYNC_CONFIG"] = str(config)
@@ -146,3 +150,36 @@ async def test_several_workers_say_once_that_they_listen_and_their_metrics_add_u
     files = list((tmp_path / "metrics" / str(served.port)).glob("counter_*.db"))
     assert len(files) >= 2  # both workers counted some of them
     assert len([line for line in served.out if "listening on" in line]) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_serve_refuses_postgresql_without_the_console_signing_key(
+    tmp_path: Path, database_url: str, stop_after: list[Served], backend: str
+) -> None:
+    served = serve(tmp_path, database_url, console_key=False)
+    stop_after.append(served)
+
+    assert served.process.wait(timeout=60) == 2
+    time.sleep(0.1)
+    assert any("ORDERSYNC_UI__SECRET_KEY" in line for line in served.err)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_serve_on_sqlite_makes_the_console_key_once_and_keeps_it_private(
+    tmp_path: Path, database_url: str, stop_after: list[Served], backend: str
+) -> None:
+    served = serve(tmp_path, database_url, console_key=False)
+    stop_after.append(served)
+    served.wait_for("listening on")
+    served.stop()
+    key_file = Path(database_url.split("///", 1)[1]).with_name("ordersync.console-key")
+    first = key_file.read_text()
+
+    again = serve(tmp_path, database_url, console_key=False)
+    stop_after.append(again)
+    again.wait_for("listening on")
+    again.stop()
+
+    assert key_file.read_text() == first and len(first.strip()) >= 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert any(f"console: http://127.0.0.1:{again.port}/ui/" in line for line in again.out)

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ..channels.evotor import http as evotor_http
 from ..config import Settings
@@ -16,10 +17,11 @@ from ..db.unit_of_work import Database
 from ..domain.types import Channel, Master
 from ..entrypoints.evotor_task import run_evotor
 from ..entrypoints.relay_task import run_relay
-from ..entrypoints.sweeper import run_sweeper
+from ..entrypoints.sweeper import run_sweeper, run_timeline_pruner
 from ..exchange import http as exchange_http
 from ..exchange.http import Exchange
 from ..services.context import Context, HoldPolicy
+from ..ui import Console, install_console
 from .auth import TokenCache
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
@@ -47,6 +49,8 @@ def _without_builtin_telemetry() -> dict[str, Any]:
 
 
 def create_app(settings: Settings, db: Database | None = None, sweeper: bool = True) -> FastAPI:
+    console: Console | None = None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or Database.from_url(
@@ -59,10 +63,13 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         app.state.context = context_from(settings)
         app.state.token_cache = TokenCache(settings.auth_cache_seconds)
         app.state.exchange = Exchange.build(database, settings, app.state.context)
+        if console is not None:
+            await console.start(database, app.state.context)
         async with (
             run_sweeper(
                 database, app.state.context, settings.sweeper_interval_seconds, enabled=sweeper
             ),
+            run_timeline_pruner(database, settings.ui.timeline_days, enabled=sweeper),
             run_relay(settings, database, enabled=sweeper and settings.is_sqlite),
             run_evotor(
                 settings.evotor,
@@ -74,10 +81,14 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
             yield
         if evotor is not None:
             await evotor.drain()
+        if console is not None:
+            await console.stop()
         if db is None:
             await database.dispose()
 
-    app = FastAPI(
+    # /docs with Swagger UI's files served by the hub itself (fastapi-offline ships them): it
+    # works on a network without internet, and its Authorize button takes a bearer token.
+    app = FastAPIOffline(
         **_without_builtin_telemetry(),
         title="ordersync",
         summary="One order stream and one stock ledger for a retail network",
@@ -110,4 +121,6 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
     # Before any route or body reader sees the request; only the request counter is outside.
     app.add_middleware(TextGuardMiddleware)
     install_metrics(app, settings)
+    if settings.ui.enabled:
+        console = install_console(app, settings)
     return app

@@ -11,6 +11,7 @@ from sqlalchemy import Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.allocation import Allocation
+from ..domain.customers import customer_keys
 from ..domain.orders import LineHold, Order, OrderLine
 from ..domain.types import Channel, Fulfillment, HoldState, OrderStatus, PaymentStatus, Source
 from ..services.ports import Hold
@@ -19,6 +20,7 @@ from .tables import holds, order_attention, order_lines, orders, products
 
 
 def order_values(order: Order) -> dict[str, Any]:
+    phone, name = customer_keys(order.customer)
     return {
         "id": order.id,
         "number": order.number,
@@ -42,6 +44,8 @@ def order_values(order: Order) -> dict[str, Any]:
         "shipped_at": order.shipped_at,
         "completed_at": order.completed_at,
         "cancelled_at": order.cancelled_at,
+        "customer_phone": phone,
+        "customer_name": name,
     }
 
 

@@ -1,4 +1,5 @@
-"""Writing outbox events; always inside the transaction of the change they describe."""
+"""Writing outbox events; always inside the transaction of the change they describe. An
+order's events are also copied to its timeline (order_timeline), which outlives the outbox."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import outbox_events
+from ..domain.events import AGGREGATE_ORDER
+from .tables import order_timeline, outbox_events
 
 
 async def add_event(
@@ -19,12 +21,19 @@ async def add_event(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
+    stmt = insert(outbox_events).values(
+        type=type_,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        payload=payload,
+        created_at=now,
+    )
+    if aggregate_type != AGGREGATE_ORDER:
+        await conn.execute(stmt)
+        return
+    event_id = (await conn.execute(stmt.returning(outbox_events.c.id))).scalar_one()
     await conn.execute(
-        insert(outbox_events).values(
-            type=type_,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            payload=payload,
-            created_at=now,
+        insert(order_timeline).values(
+            event_id=event_id, order_id=aggregate_id, type=type_, payload=payload, created_at=now
         )
     )

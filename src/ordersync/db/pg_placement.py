@@ -28,6 +28,7 @@ import asyncpg
 
 from ..domain import events
 from ..domain.allocation import Allocation, merge_by_stock_row
+from ..domain.customers import customer_keys
 from ..domain.errors import AlreadyRecorded, InvalidRequest, StockRace
 from ..domain.orders import Order
 from ..domain.quantities import MONEY_SCALE, QUANTITY_SCALE, from_units, to_units
@@ -38,16 +39,19 @@ from ..services.ports import IdempotencyRecord, Product, StockLevel
 # $8 total, $9 currency, $10 customer, $11 comment, $12 external id, $13 hold expiry, $14 now,
 # $15-$18 lines (no, product, quantity, price), $19-$22 holds (line, product, store,
 # quantity), $23 order.created payload, $24-$28 idempotency (principal, key, request hash,
-# status, body), $29 the order's number. Quantities and money are scaled integers.
+# status, body), $29 the order's number, $30-$31 the customer's search keys (phone, name).
+# Quantities and money are scaled integers. The order.created event is also the first entry
+# of the order's timeline.
 PREPARE_PLACE_ROWS = """
 PREPARE ordersync_place_rows (text, text, text, text, text, text, integer, bigint, text, json,
     text, text, timestamptz, timestamptz, integer[], integer[], bigint[], bigint[], integer[],
-    integer[], integer[], bigint[], json, text, text, text, integer, json, bigint) AS
+    integer[], integer[], bigint[], json, text, text, text, integer, json, bigint, text,
+    text) AS
 WITH new_order AS (
     INSERT INTO orders (id, number, channel, source, fulfillment, status, payment_status,
         store_id, total, currency, customer, comment, external_id, hold_expires_at, created_at,
-        updated_at)
-    VALUES ($1, $29, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+        updated_at, customer_phone, customer_name)
+    VALUES ($1, $29, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $30, $31)
 ),
 new_lines AS (
     INSERT INTO order_lines (order_id, line_no, product_id, quantity, price)
@@ -62,6 +66,11 @@ new_holds AS (
 order_event AS (
     INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
     VALUES ('order.created', 'order', $1, $23, $14)
+    RETURNING id
+),
+timeline AS (
+    INSERT INTO order_timeline (event_id, order_id, type, payload, created_at)
+    SELECT id, $1, 'order.created', $23, $14 FROM order_event
 )
 INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response, created_at)
 SELECT $24, $25, $26, $27, $28, $14 WHERE $25 IS NOT NULL
@@ -254,6 +263,7 @@ def _place_rows_args(
         json.dumps(events.order_summary(order)),
         *idem,
         order.number,
+        *customer_keys(order.customer),
     ]
 
 

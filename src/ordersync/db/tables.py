@@ -161,12 +161,18 @@ orders = Table(
     Column("exported_1c_at", UtcDateTime(), nullable=True),
     # Raised by every change of the order: 1C's НомерВерсии.
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # Search keys written at placement (domain/customers.py): the phone's digits, the folded
+    # name. Compared by prefix in binary order, so "C" on PostgreSQL whatever the locale.
+    Column("customer_phone", String(32).with_variant(String(32, collation="C"), "postgresql")),
+    Column("customer_name", String(255).with_variant(String(255, collation="C"), "postgresql")),
     Index("ix_orders_number", "number", unique=True),
     Index("ix_orders_created_at", "created_at", "id"),
     Index("ix_orders_channel_created_at", "channel", "created_at"),
     Index("ix_orders_store_created_at", "store_id", "created_at"),
     Index("ix_orders_status_created_at", "status", "created_at"),
     Index("ix_orders_hold_expires_at", "hold_expires_at"),
+    Index("ix_orders_customer_phone", "customer_phone"),
+    Index("ix_orders_customer_name", "customer_name"),
     UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
 )
 
@@ -241,6 +247,16 @@ holds = Table(
     CheckConstraint("quantity > 0", name="quantity_positive"),
     Index("ix_holds_order_id", "order_id"),
     Index("ix_holds_product_store_state", "product_id", "store_id", "state"),
+)
+
+# A store's pick list: the orders holding stock there now.
+_ACTIVE = "state = 'active'"
+Index(
+    "ix_holds_store_active",
+    holds.c.store_id,
+    holds.c.order_id,
+    postgresql_where=text(_ACTIVE),
+    sqlite_where=text(_ACTIVE),
 )
 
 # A till is known by its store and its own id: two stores' tills may share an id, and a token
@@ -342,6 +358,20 @@ outbox_events = Table(
     Index("ix_outbox_events_lane_seq", "lane", "seq"),
 )
 
+# An order's history for the console's timeline: a copy of each order event, written with it,
+# kept `ui.timeline_days` (the outbox itself is pruned once delivered).
+order_timeline = Table(
+    "order_timeline",
+    metadata,
+    Column("event_id", BigId, primary_key=True, autoincrement=False),
+    Column("order_id", String(36), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_order_timeline_order_id", "order_id", "event_id"),
+    Index("ix_order_timeline_created_at", "created_at"),
+)
+
 Index(
     "ix_outbox_events_unsequenced",
     outbox_events.c.id,
@@ -419,6 +449,25 @@ api_tokens = Table(
     Column("store_ids", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+
+# Staff of the console (ui/): operators, admins, and shop or warehouse staff (role "store",
+# scoped to their stores). `session_version` goes up when the password changes or the
+# account is disabled, which ends the account's sessions.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("store_ids", JSON, nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("locale", String(8), nullable=True),  # none: the browser's language
+    Column("session_version", Integer, nullable=False, server_default=text("1")),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
 )
 
 

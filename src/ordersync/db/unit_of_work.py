@@ -78,6 +78,8 @@ class Database:
         self._stores_at = 0.0
         self._cache_seconds = catalog_cache_seconds
         self.committed = asyncio.Event()  # set by every commit of this process
+        # More events to set at every commit (the console's live stream, while it runs).
+        self.commit_watchers: set[asyncio.Event] = set()
 
     @classmethod
     def from_url(
@@ -249,6 +251,8 @@ class SqlUnitOfWork:
         if self._tx is not None:
             await self._tx.commit()
             self.db.committed.set()  # an in-process relay need not wait for its next poll
+            for watcher in self.db.commit_watchers:
+                watcher.set()
 
     # catalog
     async def stores(self) -> list[Store]:

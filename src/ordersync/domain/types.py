@@ -90,6 +90,15 @@ class Role(StrEnum):
     EVOTOR = "evotor"  # the Evotor cloud: may call /evotor only
 
 
+class StaffRole(StrEnum):
+    """People at the console: an operator takes and manages orders; a store's staff see their
+    own stores; an admin sees everything, system health included."""
+
+    OPERATOR = "operator"
+    STORE = "store"
+    ADMIN = "admin"
+
+
 class Unit(StrEnum):
     """Units of measure; only pieces must be whole."""
 

@@ -6,7 +6,10 @@ from fastapi import FastAPI
 
 from ..api.app import create_app
 from ..config import load_settings
+from ..ui.app import require_secret_key
 
 
 def create() -> FastAPI:
-    return create_app(load_settings())
+    settings = load_settings()
+    require_secret_key(settings)
+    return create_app(settings)

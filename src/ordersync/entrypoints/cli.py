@@ -1,4 +1,4 @@
-"""The `ordersync` command: serve, migrate, token, seed-demo, check."""
+"""The `ordersync` command: serve, migrate, token, user, seed-demo, demo traffic, check."""
 
 from __future__ import annotations
 
@@ -19,13 +19,23 @@ from ..domain import events
 from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
-from . import cli_exchange, cli_relay, serving
+from . import cli_exchange, cli_relay, cli_users, serving
 from .cli_db import database
-from .demo import demo_token_file, is_empty, seed_demo
+from .demo import (
+    console_key,
+    demo_login_file,
+    demo_token_file,
+    is_empty,
+    seed_demo,
+    seed_demo_users,
+)
+from .demo_traffic import Traffic, in_background
 
 app = typer.Typer(help="ordersync: one order stream and one stock ledger.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed; shown once at creation).")
 app.add_typer(token_app, name="token")
+demo_app = typer.Typer(help="The demo network: orders from every channel against a hub.")
+app.add_typer(demo_app, name="demo")
 
 
 def _settings() -> Settings:
@@ -79,16 +89,43 @@ async def _apply_store_settings(settings: Settings, db: Database) -> None:
         await uow.commit()
 
 
-async def _prepare(settings: Settings) -> dict[str, str]:
+async def _prepare(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """(demo tokens, demo console logins) issued now, if any."""
     db = _db(settings)
     try:
         issued: dict[str, str] = {}
+        logins: dict[str, str] = {}
         if settings.seed_demo and await is_empty(db):
             issued = await seed_demo(db, demo_token_file(settings.database_url))
+        if settings.seed_demo:
+            logins = await seed_demo_users(db, demo_login_file(settings.database_url))
         await _apply_store_settings(settings, db)
-        return issued
+        return issued, logins
     finally:
         await db.dispose()
+
+
+def _console_key(settings: Settings) -> None:
+    """The console's signing key: from the environment; on SQLite made once and kept beside
+    the database (var/, owner only) so sessions survive a restart; on PostgreSQL required."""
+    if not settings.ui.enabled or settings.ui.secret_key:
+        return
+    if not settings.is_sqlite:
+        typer.echo(
+            "ordersync: the console needs a signing key on PostgreSQL: set "
+            "ORDERSYNC_UI__SECRET_KEY (or ui.enabled = false)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    os.environ["ORDERSYNC_UI__SECRET_KEY"] = console_key(settings.database_url)
+
+
+def _demo_tokens(settings: Settings) -> dict[str, str]:
+    path = demo_token_file(settings.database_url)
+    if not path.is_file():
+        return {}
+    pairs = (line.partition("=") for line in path.read_text().splitlines())
+    return {role: token for role, _, token in pairs if token}
 
 
 @app.command()
@@ -108,8 +145,16 @@ def serve(
             help="log a line per request",
         ),
     ] = None,
+    demo_traffic: Annotated[
+        bool,
+        typer.Option(
+            "--demo-traffic",
+            help="place demo orders from every channel a few times a second (make run)",
+        ),
+    ] = False,
 ) -> None:
-    """Migrate, seed the demo network into an empty database, and serve the API."""
+    """Migrate, seed the demo network into an empty database, and serve the API and the
+    console."""
     import uvicorn
 
     settings = _settings()
@@ -121,9 +166,13 @@ def serve(
     if settings.is_sqlite and workers > 1:
         typer.echo("SQLite takes one writer at a time: serving with 1 worker", err=True)
         workers = 1
+    _console_key(settings)
     upgrade(settings.database_url)
-    issued = asyncio.run(_prepare(settings))
+    issued, logins = asyncio.run(_prepare(settings))
     typer.echo(f"ordersync ({settings.master.value} is master) on {settings.database_url}")
+    if settings.ui.enabled:
+        typer.echo(f"console: http://{host}:{port}/ui/")
+        _say_logins(settings, logins)
     typer.echo(f"API docs: http://{host}:{port}/docs")
     if settings.exchange.enabled:
         unset = not settings.exchange.password_hash
@@ -145,6 +194,14 @@ def serve(
     if workers > 1:  # the workers' metrics add up in files there (api/metrics_middleware.py)
         serving.metrics_directory(settings.metrics_dir, port)
     serving.announce_when_ready(host, port, lambda line: typer.echo(line))
+    if demo_traffic:
+        tokens = _demo_tokens(settings)
+        if {"admin", "online", "operator", "pos"} <= set(tokens):
+            base = f"http://{serving.probe_host(host)}:{port}"
+            serving.when_ready(base, lambda: in_background(Traffic(base, tokens)))
+            typer.echo("demo traffic: a few orders a second from the site, the phone, the till")
+        else:
+            typer.echo("demo traffic needs the demo tokens (seed_demo on an empty database)")
     uvicorn.run(
         "ordersync.entrypoints.asgi:create",
         factory=True,
@@ -157,6 +214,37 @@ def serve(
         http="httptools",
         loop="uvloop",
     )
+
+
+def _say_logins(settings: Settings, logins: dict[str, str]) -> None:
+    path = demo_login_file(settings.database_url)
+    if not logins and path.is_file():
+        pairs = (line.partition(" ") for line in path.read_text().splitlines())
+        logins = {name: password for name, _, password in pairs if password}
+    if logins:
+        typer.echo(f"demo logins (also in {path}):")
+        for name, password in logins.items():
+            typer.echo(f"  {name:9} {password}")
+
+
+@demo_app.command("traffic")
+def demo_traffic_command(
+    url: Annotated[str, typer.Option(help="the running hub")] = "http://127.0.0.1:8000",
+    rate: Annotated[float, typer.Option(help="documents a second", min=0.1, max=1000)] = 3.0,
+    count: Annotated[int | None, typer.Option(help="stop after this many")] = None,
+) -> None:
+    """Place realistic orders from the three channels against a running hub (with the demo
+    tokens of the configured database), until stopped."""
+    tokens = _demo_tokens(_settings())
+    if not {"admin", "online", "operator", "pos"} <= set(tokens):
+        typer.echo("no demo tokens for this database: run `ordersync seed-demo` first", err=True)
+        raise typer.Exit(2)
+    stop = asyncio.Event()
+    try:
+        sent = asyncio.run(Traffic(url.rstrip("/"), tokens, rate).run(stop, count))
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"{sent} documents sent")
 
 
 @token_app.command("create")
@@ -243,22 +331,26 @@ def token_revoke(token_id: int) -> None:
 
 @app.command("seed-demo")
 def seed_demo_command() -> None:
-    """Seed the demo network into an empty database."""
+    """Seed the demo network (and its console logins) into an empty database."""
     settings = _settings()
     upgrade(settings.database_url)
 
-    async def run() -> dict[str, str]:
+    async def run() -> tuple[dict[str, str], dict[str, str]]:
         db = _db(settings)
         try:
             if not await is_empty(db):
                 typer.echo("the database is not empty: nothing seeded", err=True)
                 raise typer.Exit(1)
-            return await seed_demo(db, demo_token_file(settings.database_url))
+            issued = await seed_demo(db, demo_token_file(settings.database_url))
+            return issued, await seed_demo_users(db, demo_login_file(settings.database_url))
         finally:
             await db.dispose()
 
-    for role, token in asyncio.run(run()).items():
+    issued, logins = asyncio.run(run())
+    for role, token in issued.items():
         typer.echo(f"{role:9} {token}")
+    for name, password in logins.items():
+        typer.echo(f"login {name:9} {password}")
 
 
 @app.command()
@@ -288,6 +380,7 @@ def check() -> None:
 
 cli_exchange.register(app, _settings)
 cli_relay.register(app, _settings)
+cli_users.register(app, _settings)
 
 
 def main() -> None:

@@ -1,22 +1,25 @@
-"""A small demo network for `make run`: 3 stores, 20 products, stock, and a token per role."""
+"""A small demo network for `make run`: 3 stores, 20 products, stock, a token per role, and a
+console login per staff role."""
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from ..db import catalog, tokens
+from ..db import catalog, tokens, users
 from ..db.tables import stores
 from ..db.unit_of_work import Database
 from ..domain.commands import ProductRef, StockDocument, StockLine
-from ..domain.types import PosMode, Role, StoreKind, Unit
+from ..domain.types import PosMode, Role, StaffRole, StoreKind, Unit
 from ..services import stock
 from ..services.context import Context, utcnow
+from ..ui.accounts import hash_password
 
 STORES = [
     (
@@ -135,3 +138,66 @@ def _write_private(path: Path, content: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(content)
+
+
+_READABLE = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes to misread from a terminal
+# Console logins of the demo: (name, role, store codes).
+DEMO_USERS = [
+    ("operator", StaffRole.OPERATOR, ()),
+    ("admin", StaffRole.ADMIN, ()),
+    ("shop1", StaffRole.STORE, ("S01",)),
+]
+
+
+async def seed_demo_users(db: Database, login_file: Path | None) -> dict[str, str]:
+    """Console logins for the demo network, when it has none yet: passwords by user name,
+    written to a file only the owner can read (they are stored hashed)."""
+    async with db.uow() as uow:
+        if await users.count_users(uow.conn):
+            return {}
+        known = {s.code: s.id for s in await catalog.all_stores(uow.conn)}
+        issued: dict[str, str] = {}
+        for name, role, codes in DEMO_USERS:
+            if any(c not in known for c in codes):
+                continue
+            password = "".join(secrets.choice(_READABLE) for _ in range(12))
+            hashed = await hash_password(password)
+            await users.create_user(
+                uow.conn, name, role, [known[c] for c in codes], hashed, utcnow()
+            )
+            issued[name] = password
+        await uow.commit()
+    if login_file is not None and issued:
+        _write_private(login_file, "".join(f"{n} {p}\n" for n, p in issued.items()))
+    return issued
+
+
+def _beside_database(database_url: str, suffix: str, prefix: str) -> Path:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database)
+        return path.with_name(f"{path.stem}.{suffix}")
+    name = f"{url.host or 'localhost'}-{url.port or 5432}-{url.database or 'default'}"
+    return Path("var") / f"{prefix}-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.txt"
+
+
+def demo_login_file(database_url: str) -> Path:
+    """Where the demo's console logins of this database are kept (beside its tokens)."""
+    return _beside_database(database_url, "demo-logins.txt", "demo-logins")
+
+
+def console_key_file(database_url: str) -> Path:
+    """Where `serve` keeps the console's signing key of an SQLite database it made one for."""
+    return _beside_database(database_url, "console-key", "console-key")
+
+
+def console_key(database_url: str) -> str:
+    """The signing key kept for this database, made (readable by the owner only) if missing."""
+    path = console_key_file(database_url)
+    if path.is_file():
+        key = path.read_text().strip()
+        if len(key) >= 32:
+            return key
+    key = secrets.token_urlsafe(48)
+    _write_private(path, key + "\n")
+    return key

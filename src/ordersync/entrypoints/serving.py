@@ -65,5 +65,27 @@ def announce_when_ready(
     return thread
 
 
+def probe_host(host: str) -> str:
+    """The address to reach a server listening on `host` from this machine."""
+    return _bracketed({"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host))
+
+
+def when_ready(base_url: str, then: Callable[[], object], timeout_seconds: float = 300.0) -> None:
+    """Calls `then` from a thread once the server at `base_url` answers."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base_url}/healthz", timeout=2.0)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            then()
+            return
+
+    threading.Thread(target=wait, name="ordersync-when-ready", daemon=True).start()
+
+
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host

@@ -1,4 +1,5 @@
-"""Releases the holds of unpaid orders whose time is over, on a timer, inside `serve`."""
+"""Inside `serve`, on timers: releases the holds of unpaid orders whose time is over, and
+prunes order timelines older than `ui.timeline_days`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
+from ..db import order_timeline
 from ..db.unit_of_work import Database
-from ..services.context import Context
+from ..services.context import Context, utcnow
 from ..services.orders import expire_unpaid_holds
 
 log = logging.getLogger("ordersync.sweeper")
@@ -31,6 +34,45 @@ async def run_sweeper(
     db: Database, ctx: Context, interval: float, enabled: bool = True
 ) -> AsyncIterator[None]:
     task = asyncio.create_task(sweep_forever(db, ctx, interval)) if enabled else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+TIMELINE_PRUNE_SECONDS = 3600.0
+
+
+async def prune_timelines(db: Database, days: int) -> int:
+    """Deletes timeline entries older than `days`, in batches; how many it deleted."""
+    pruned = 0
+    before = utcnow() - timedelta(days=days)
+    while True:
+        async with db.uow() as uow:
+            count = await order_timeline.prune(uow.conn, before)
+            await uow.commit()
+        pruned += count
+        if count == 0:
+            return pruned
+
+
+async def _prune_forever(db: Database, days: int) -> None:
+    while True:
+        try:
+            await prune_timelines(db, days)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("timeline prune failed")
+        await asyncio.sleep(TIMELINE_PRUNE_SECONDS)
+
+
+@asynccontextmanager
+async def run_timeline_pruner(db: Database, days: int, enabled: bool = True) -> AsyncIterator[None]:
+    task = asyncio.create_task(_prune_forever(db, days)) if enabled else None
     try:
         yield
     finally:

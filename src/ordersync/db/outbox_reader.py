@@ -1,0 +1,40 @@
+"""Reading new outbox events for the console's live stream (ui/live.py): in id order from a
+high-water mark, and again by id for ids skipped at the time (on PostgreSQL a transaction can
+take an id and commit after a later one; SQLite has one writer, so ids are commit order)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.events import AGGREGATE_ORDER
+from .tables import outbox_events
+
+# (event id, the order's id when it is an order's event): the stream needs no more.
+NewEvent = tuple[int, str | None]
+
+
+def _columns() -> Select[int, str | None]:
+    e = outbox_events.c
+    order_id = case((e.aggregate_type == AGGREGATE_ORDER, e.aggregate_id), else_=None)
+    return select(e.id, order_id)
+
+
+async def last_id(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.max(outbox_events.c.id)))).scalar() or 0)
+
+
+async def events_after(conn: AsyncConnection, after_id: int, limit: int) -> list[NewEvent]:
+    e = outbox_events.c
+    rows = await conn.execute(_columns().where(e.id > after_id).order_by(e.id).limit(limit))
+    return [(r[0], r[1]) for r in rows]
+
+
+async def events_by_ids(conn: AsyncConnection, ids: Sequence[int]) -> list[NewEvent]:
+    if not ids:
+        return []
+    e = outbox_events.c
+    rows = await conn.execute(_columns().where(e.id.in_(list(ids))).order_by(e.id))
+    return [(r[0], r[1]) for r in rows]

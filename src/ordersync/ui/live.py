@@ -1,0 +1,229 @@
+"""The live stream behind the dashboards: one broadcaster per server process reads each new
+outbox event once and fans the changed orders out to every connected screen, each getting
+only what its role may see and what its filters ask for.
+
+It runs only while someone watches. It wakes on a commit (LISTEN ordersync_outbox on
+PostgreSQL, the trigger the relay uses; this process's own commits on SQLite) or after
+`poll_seconds`, and then at most every `interval_seconds` (half a second: a lone order shows
+at once, a burst within a second), so a burst of orders costs one read
+of the new events and one read of the changed orders, whatever the number of dashboards;
+rows are rendered once per language. Nothing is added to the placement path.
+
+Ids are not commit order on PostgreSQL (a transaction may take an id and commit after a later
+one): ids skipped at a read are asked for again for GAP_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..db import console_orders, outbox_reader
+from ..db.console_orders import OrderRow
+from ..db.unit_of_work import Database
+from ..domain.types import Channel, OrderStatus
+from ..relay.listener import OutboxListener
+from ..relay.worker import OUTBOX_CHANNEL
+
+log = logging.getLogger("ordersync.ui.live")
+GAP_SECONDS = 5.0
+MAX_GAPS = 10_000
+READ_LIMIT = 5000
+MAX_ROWS = 10  # changed orders sent per message; beyond that the screen is told to reload
+QUEUE_SIZE = 32
+
+RenderRows = Callable[[list[OrderRow], str], dict[str, str]]
+
+
+@dataclass(eq=False)  # each screen is itself, however alike two are
+class Watch:
+    """One connected screen: whose it is, and what it shows."""
+
+    locale: str
+    visible_stores: frozenset[int] | None  # None: every order
+    order_id: str | None = None  # an order's own page
+    channel: Channel | None = None
+    status: OrderStatus | None = None
+    store_id: int | None = None
+    attention: bool = False
+    inserts: bool = True  # the first page of an unsearched list: new orders are added on top
+    queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    missed: bool = False  # a message was dropped (a slow screen): tell it to reload
+
+    def sees(self, row: OrderRow) -> bool:
+        return self.visible_stores is None or bool(self.visible_stores & row.stores)
+
+    def matches(self, row: OrderRow) -> bool:
+        return (
+            (self.channel is None or row.channel is self.channel)
+            and (self.status is None or row.status is self.status)
+            and (self.store_id is None or self.store_id in row.stores)
+            and (not self.attention or row.attention)
+        )
+
+    def offer(self, event: str, data: str) -> None:
+        try:
+            self.queue.put_nowait((event, data))
+        except asyncio.QueueFull:
+            self.missed = True
+
+
+class Broadcaster:
+    def __init__(
+        self,
+        db: Database,
+        render: RenderRows,
+        poll_seconds: float = 0.5,
+        interval_seconds: float = 0.5,
+    ) -> None:
+        self.db = db
+        self.render = render
+        self.poll_seconds = poll_seconds
+        self.interval_seconds = interval_seconds
+        self.watches: set[Watch] = set()
+        self.rounds = 0  # reads of the outbox (for tests and the bench)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_id = 0
+        self._gaps: dict[int, float] = {}
+
+    async def subscribe(self, watch: Watch) -> None:
+        """Adds a screen; the first one starts the reading (at most one loop runs: nothing is
+        awaited between the check and the start)."""
+        self.watches.add(watch)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    def unsubscribe(self, watch: Watch) -> None:
+        self.watches.discard(watch)
+        if not self.watches:
+            self._wake.set()  # the loop ends when it sees no screen
+
+    async def close(self) -> None:
+        self._closing = True
+        self.watches.clear()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=5)
+
+    async def _run(self) -> None:
+        stop = asyncio.Event()
+        listening: asyncio.Task[None] | None = None
+        if self.db.is_postgres:
+            listener = OutboxListener(self.db, OUTBOX_CHANNEL, self._wake)
+            listening = asyncio.create_task(listener.run(stop))
+        else:
+            self.db.commit_watchers.add(self._wake)
+        try:
+            while not await self._start_from_now():
+                if not self.watches or self._closing:
+                    return
+                await asyncio.sleep(self.poll_seconds)
+            while self.watches and not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                self._wake.clear()
+                if not self.watches or self._closing:
+                    break
+                try:
+                    await self.round()
+                except Exception as exc:  # a database hiccup must not end the stream
+                    log.warning("live stream: reading new events failed: %s", exc)
+                await asyncio.sleep(self.interval_seconds)
+        finally:
+            self.db.commit_watchers.discard(self._wake)
+            stop.set()
+            if listening is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await listening
+            if self.watches and not self._closing:  # a screen came while this one ended
+                self._task = asyncio.create_task(self._run())
+
+    async def _start_from_now(self) -> bool:
+        """The stream tells what happens from now on: it starts at the newest event."""
+        try:
+            async with self.db.connect(autocommit=True) as conn:
+                self._last_id = await outbox_reader.last_id(conn)
+        except Exception as exc:
+            log.warning("live stream: cannot read the outbox yet: %s", exc)
+            return False
+        self._gaps.clear()
+        return True
+
+    async def round(self) -> int:
+        """Reads what is new and tells the screens; how many events it read."""
+        self.rounds += 1
+        now = time.monotonic()
+        self._gaps = {i: t for i, t in self._gaps.items() if t > now}
+        async with self.db.connect(autocommit=True) as conn:
+            found = await outbox_reader.events_after(conn, self._last_id, READ_LIMIT)
+            late = await outbox_reader.events_by_ids(conn, sorted(self._gaps))
+            events = late + found
+            if found:
+                self._remember_gaps([event_id for event_id, _ in found], now)
+                self._last_id = found[-1][0]
+            for event_id, _ in late:
+                self._gaps.pop(event_id, None)
+            changed = list(
+                dict.fromkeys(order_id for _, order_id in reversed(events) if order_id is not None)
+            )
+            rows = await console_orders.rows_by_ids(conn, changed[: MAX_ROWS * 2])
+        if rows:
+            await self.db.fresh_stores()  # the store codes the rows show
+            self._tell(rows, more=len(changed) > MAX_ROWS * 2)
+        if len(found) == READ_LIMIT:
+            self._wake.set()  # more waiting: read again after the interval
+        return len(events)
+
+    def _remember_gaps(self, ids: list[int], now: float) -> None:
+        expected = self._last_id + 1
+        for event_id in ids:
+            if event_id > expected and len(self._gaps) < MAX_GAPS:
+                for missing in range(expected, min(event_id, expected + MAX_GAPS)):
+                    self._gaps[missing] = now + GAP_SECONDS
+            expected = event_id + 1
+
+    def _tell(self, rows: list[OrderRow], more: bool) -> None:
+        """Each screen its message; rows are rendered once per language and a message once
+        per distinct content, however many screens get it."""
+        html: dict[tuple[str, str], str] = {}  # (language, order id): the row
+        encoded: dict[str, str] = {}  # a message's JSON by its content's key
+
+        def rendered(locale: str, wanted: list[OrderRow]) -> None:
+            missing = [r for r in wanted if (locale, r.id) not in html]
+            if missing:
+                html.update({(locale, k): v for k, v in self.render(missing, locale).items()})
+
+        for watch in list(self.watches):
+            if watch.order_id is not None:
+                for row in rows:
+                    if row.id == watch.order_id and watch.sees(row):
+                        watch.offer("order", json.dumps({"id": row.id, "version": row.version}))
+                continue
+            visible = [r for r in rows if watch.sees(r)]
+            if not visible:
+                continue
+            sent = visible[:MAX_ROWS]
+            missed, watch.missed = watch.missed, False
+            flags = [(r.id, watch.matches(r), watch.inserts and watch.matches(r)) for r in sent]
+            told_more = more or missed or len(visible) > MAX_ROWS
+            key = repr((watch.locale, flags, told_more))
+            if key not in encoded:
+                rendered(watch.locale, sent)
+                encoded[key] = json.dumps(
+                    {
+                        "rows": [
+                            {"id": i, "html": html[(watch.locale, i)], "match": m, "insert": n}
+                            for i, m, n in reversed(flags)
+                        ],
+                        "more": told_more,
+                    }
+                )
+            watch.offer("orders", encoded[key])
