@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export ORDERSYNC_CONFIG ?= $(CURDIR)/ordersync.example.toml
 
-.PHONY: run test lint typecheck test-unit test-integration test-e2e bench clean
+.PHONY: run test lint typecheck test-unit test-integration test-e2e screenshots bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,6 +37,9 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
+
+screenshots: $(STAMP)  ## the README's screenshots, by the browser tests, into docs/screenshots
+	ORDERSYNC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e/test_console_browser.py -k screens
 
 bench: $(STAMP)  ## order placement (needs wrk), the 1C stock import and the console, on PostgreSQL
 	$(BIN)/python bench/orders.py

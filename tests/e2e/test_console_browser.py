@@ -1,11 +1,13 @@
 """The console in a real browser: Debian's headless chromium driven by Playwright, against the
 hub served for real (uvicorn on a free port), on SQLite and, where the database changes what
 happens (the live stream's wake-up, Cyrillic search, placement), on PostgreSQL too. The
-screenshots in docs/screenshots are made here."""
+screenshots in docs/screenshots are made here (`make screenshots`)."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,7 +20,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from tests.e2e import console_hub
 from tests.e2e.console_hub import PASSWORD, Hub
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` writes the README's pictures into docs/screenshots; an ordinary test run
+# takes them all the same, into a scratch directory, so it leaves the tree as it found it.
+SCREENSHOTS = Path(
+    os.environ.get("ORDERSYNC_SCREENSHOTS")
+    or Path(tempfile.gettempdir()) / f"ordersync-screenshots-{os.getpid()}"
+)
 OFFICE = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 

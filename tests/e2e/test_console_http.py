@@ -313,3 +313,41 @@ async def test_product_search_gives_what_each_store_can_give_an_operator_now(
     (tea,) = [p for p in found if p["sku"] == "TEA"]
     by_store = {s["code"]: Decimal(s["available"]) for s in tea["stores"]}
     assert by_store == {"WH1": 50, "S01": 9, "S02": 5}  # S01 keeps 1 back (safety stock)
+
+
+async def test_a_till_line_that_matched_no_product_is_on_the_attention_screen_until_resolved(
+    console: Console,
+) -> None:
+    sale = {
+        "store": "S01",
+        "pos_id": "T1",
+        "transaction_id": "R-9",
+        "lines": [{"sku": "TEA", "quantity": "1"}, {"sku": "NO-SUCH-TEA", "quantity": "2"}],
+    }
+    headers = {"Authorization": f"Bearer {console.net.tokens['pos']}"}
+    assert (await console.http.post("/pos/sales", json=sale, headers=headers)).status_code == 201
+
+    await console.login("shop1")
+    page = await console.http.get("/ui/attention")
+    found = re.search(r'<tr data-item="(\d+)">', page.text)
+    assert found, page.text
+    assert "NO-SUCH-TEA" in page.text
+    assert "/ui/attention/till/" not in page.text  # store staff see it, managers sort it out
+    token = await console.token("/ui/attention")
+    refused = await console.http.post(
+        f"/ui/attention/till/{found.group(1)}", data={"csrftoken": token, "resolution": "x"}
+    )
+    assert refused.status_code == 403
+
+    await console.login("olga")
+    token = await console.token("/ui/attention")
+    done = await console.http.post(
+        f"/ui/attention/till/{found.group(1)}",
+        data={"csrftoken": token, "resolution": "a new product, entered in 1C"},
+    )
+    assert done.status_code == 303
+    assert 'data-item="' not in (await console.http.get("/ui/attention")).text
+    again = await console.http.post(
+        f"/ui/attention/till/{found.group(1)}", data={"csrftoken": token, "resolution": "x"}
+    )
+    assert again.status_code == 404

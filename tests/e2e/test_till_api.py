@@ -105,3 +105,22 @@ async def test_an_evotor_token_opens_nothing_of_the_hub_api(
         Decimal(0),
         Decimal(3),
     )
+
+
+async def test_a_completed_sale_keeps_a_line_of_an_unknown_product_and_records_the_rest(
+    client: httpx.AsyncClient, net: support.Network
+) -> None:
+    admin, pos = net.tokens["admin"], net.tokens["pos"]
+    body = sale("S01", "U1", line("TEA", 1), line("NO-SUCH-TEA", 2))
+
+    asked = await client.post("/pos/sales", json={**body, "completed": False}, headers=bearer(pos))
+    expect(asked, 422, "unknown_product")  # a till asking first is told
+    result = expect(await client.post("/pos/sales", json=body, headers=bearer(pos)), 201)
+
+    assert [x["sku"] for x in result["lines"]] == ["TEA"]
+    assert [(u["code"], u["quantity"]) for u in result["unmatched"]] == [("NO-SUCH-TEA", "2")]
+    assert (await level(client, admin, "TEA", "S01"))[0] == Decimal(2)
+    review = expect(await client.get("/pos/review", headers=bearer(admin)), 200)["items"]
+    assert [(x["kind"], x["code"]) for x in review] == [("unmatched_line", "NO-SUCH-TEA")]
+    again = expect(await client.post("/pos/sales", json=body, headers=bearer(pos)), 200)
+    assert again["replayed"] is True

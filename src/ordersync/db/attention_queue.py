@@ -3,8 +3,8 @@
 - open attention items of orders (an order short after a late till sale, a short site
   order, ...), newest first, served by ix_order_attention_open;
 - levels with more held or sold than on hand: console_stock.short_levels;
-- till lines that matched no product, and returns linked to no sale: written by the till
-  intake (issue 9) and read here once it lands; until then these answer nothing;
+- the till review queue: till lines that matched no product, returns linked to no sale,
+  till documents the hub could not apply (db/till_review.py);
 - dead letters: relay.dead_letters.
 """
 
@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.events import dec
 from ..domain.orders import Attention
 from ..domain.types import Channel, OrderStatus
-from .tables import holds, order_attention, orders
+from .tables import holds, order_attention, orders, till_review
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,13 @@ async def open_items(
 
 @dataclass(frozen=True, slots=True)
 class TillProblem:
-    """A till line or return the till intake could not place (issue 9's records)."""
+    """An open item of the till review queue (db/till_review.py): a till line that matched no
+    product, a return linked to no sale, a product created on a till the hub could not match,
+    a till document that could not be applied."""
 
-    store_id: int
-    kind: str  # "unmatched_line" or "unlinked_return"
+    id: int
+    store_id: int | None
+    kind: str  # unmatched_line, unlinked_return, unknown_till_product, failed_document
     detail: dict[str, Any]
     at: datetime
 
@@ -84,7 +88,30 @@ class TillProblem:
 async def till_problems(
     conn: AsyncConnection, store_ids: Sequence[int] | None, limit: int = 200
 ) -> list[TillProblem]:
-    """Unmatched till lines and unlinked returns, newest first. The seam for the till intake
-    (issue 9): it records them; until it does there are none."""
-    del conn, store_ids, limit
-    return []
+    """The open items of the till review queue, newest first (ix_till_review_open)."""
+    r = till_review.c
+    stmt = (
+        select(
+            r.id, r.store_id, r.kind, r.document_type, r.document_id, r.pos_id, r.code,
+            r.barcode, r.name, r.quantity, r.reason, r.created_at,
+        )
+        .where(r.resolved_at.is_(None))
+        .order_by(r.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    if store_ids is not None:
+        stmt = stmt.where(r.store_id.in_(list(store_ids)))
+    found: list[TillProblem] = []
+    for row in await conn.execute(stmt):
+        detail: dict[str, Any] = {
+            "document": f"{row.document_type} {row.document_id}",
+            "till": row.pos_id,
+            "code": row.code,
+            "barcode": row.barcode,
+            "name": row.name,
+            "quantity": None if row.quantity is None else dec(row.quantity),
+            "reason": row.reason,
+        }
+        kept = {k: v for k, v in detail.items() if v not in (None, "")}
+        found.append(TillProblem(row.id, row.store_id, row.kind, kept, row.created_at))
+    return found

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import exchange_files, exchange_log, exchange_sessions
+from .tables import evotor_inbox, exchange_files, exchange_log, exchange_sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ async def recent_log(conn: AsyncConnection, limit: int = 20) -> list[LogLine]:
 
 
 async def last_contacts(conn: AsyncConnection) -> dict[str, datetime | None]:
-    """When each inbound connection (the Bitrix site, the Evotor cloud) was last heard from.
-    The seam for the intakes of issues 9 and 10, which keep that; until then: none known."""
-    del conn
-    return {"bitrix": None, "evotor": None}
+    """When each inbound connection was last heard from: the Evotor cloud (the newest till
+    document it sent, by webhook or by the catch-up pull)."""
+    evotor = (await conn.execute(select(func.max(evotor_inbox.c.received_at)))).scalar()
+    return {"bitrix": None, "evotor": evotor}

@@ -20,7 +20,13 @@ from typing import Any
 
 from ..domain import events
 from ..domain.commands import LineInput, RecordPosReturn, RecordPosSale, UnmatchedLine
-from ..domain.errors import AlreadyRecorded, Conflict, InsufficientStock, InvalidRequest
+from ..domain.errors import (
+    AlreadyRecorded,
+    Conflict,
+    InsufficientStock,
+    InvalidRequest,
+    UnknownProduct,
+)
 from ..domain.events import dec
 from ..domain.orders import Order, OrderLine
 from ..domain.quantities import money, quantity
@@ -95,6 +101,34 @@ def _quantities(lines: tuple[LineInput, ...], products: list[Product]) -> list[I
         price = None if line.price is None else money(line.price, f"lines[{i}].price")
         result.append((product, qty, price))
     return result
+
+
+async def _matched(
+    uow: UnitOfWork, lines: tuple[LineInput, ...], keep_unknown: bool
+) -> tuple[tuple[LineInput, ...], list[Product], tuple[UnmatchedLine, ...]]:
+    """The lines whose products the hub has, with those products. A completed sale or return
+    happened whatever the catalog says: lines naming a product the hub does not know are
+    kept aside (UnmatchedLine, for the till review queue) instead of refusing the document."""
+    try:
+        return lines, await resolve_products(uow, [x.product for x in lines], inactive=True), ()
+    except UnknownProduct as unknown:
+        if not keep_unknown:
+            raise
+        missing = set(unknown.details["products"])
+    known = tuple(x for x in lines if x.product.label not in missing)
+    kept = tuple(
+        UnmatchedLine(
+            position=i + 1,
+            quantity=x.quantity,
+            reason="no product has this id, SKU or 1C Ид",
+            code=x.product.label,
+            price=x.price,
+        )
+        for i, x in enumerate(lines)
+        if x.product.label in missing
+    )
+    found = await resolve_products(uow, [x.product for x in known], inactive=True)
+    return known, found, kept
 
 
 def _totals(items: list[Item]) -> list[tuple[int, Decimal]]:
@@ -177,9 +211,9 @@ async def _record_sale(
     uow: UnitOfWork, cmd: RecordPosSale, store: Store, ctx: Context, request_hash: str
 ) -> dict[str, Any]:
     now = ctx.clock()
-    items = _quantities(
-        cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines], inactive=True)
-    )
+    lines, products, unknown = await _matched(uow, cmd.lines, keep_unknown=cmd.completed)
+    items = _quantities(lines, products)
+    unmatched = (*cmd.unmatched, *unknown)
     shift = till_shift.shift_of(cmd.shift, cmd.business_time, ctx.zone)
     order: Order | None = None
     shift_order: Order | None = None
@@ -202,7 +236,7 @@ async def _record_sale(
         "replayed": False,
         "displaced": [],
         "negative": [],
-        "unmatched": [_unmatched_shown(u) for u in cmd.unmatched],
+        "unmatched": [_unmatched_shown(u) for u in unmatched],
     }
     if shift_order is not None:
         result["shift_order_id"] = shift_order.id
@@ -242,7 +276,7 @@ async def _record_sale(
             await uow.update_pos_result(store.id, cmd.pos_id, cmd.transaction_id, result)
     else:
         await _deduct_or_refuse(uow, store, cmd, totals, now)
-    await _keep_unmatched(uow, store, SALE, cmd.pos_id, cmd.transaction_id, cmd.unmatched, now)
+    await _keep_unmatched(uow, store, SALE, cmd.pos_id, cmd.transaction_id, unmatched, now)
     return result
 
 
@@ -491,9 +525,9 @@ async def _record_return(
             f"no sale {cmd.original_transaction_id} at store {store.code} to return against",
             field="original_transaction_id",
         )
-    items = _quantities(
-        cmd.lines, await resolve_products(uow, [x.product for x in cmd.lines], inactive=True)
-    )
+    lines, products, unknown = await _matched(uow, cmd.lines, keep_unknown=cmd.completed)
+    items = _quantities(lines, products)
+    unmatched = (*cmd.unmatched, *unknown)
     shift = till_shift.shift_of(cmd.shift, cmd.business_time, ctx.zone)
     order = None
     if sale is not None and sale.order_id is not None:  # its order row before stock rows
@@ -509,7 +543,7 @@ async def _record_return(
         "lines": _shown(items),
         "replayed": False,
         "unlinked": [],
-        "unmatched": [_unmatched_shown(u) for u in cmd.unmatched],
+        "unmatched": [_unmatched_shown(u) for u in unmatched],
     }
     await uow.insert_pos_record(
         PosRecord(
@@ -557,7 +591,7 @@ async def _record_return(
                 now,
             )
         )
-    await _keep_unmatched(uow, store, RETURN, cmd.pos_id, cmd.transaction_id, cmd.unmatched, now)
+    await _keep_unmatched(uow, store, RETURN, cmd.pos_id, cmd.transaction_id, unmatched, now)
     return result
 
 

@@ -59,6 +59,11 @@ LABELS: dict[str, str] = {
     # attention codes
     "stock_taken_by_till_sale": N_("A till sale took units the order held"),
     "site_order_short": N_("The site order could not be held in full"),
+    # the till review queue
+    "unmatched_line": N_("A till line matched no product"),
+    "unlinked_return": N_("A till return linked to no sale"),
+    "unknown_till_product": N_("A product created on a till matched none of ours"),
+    "failed_document": N_("A till document could not be applied"),
 }
 
 # Headings of the error pages, and the refusals the console itself words.

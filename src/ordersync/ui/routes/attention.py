@@ -4,10 +4,13 @@ dead letters."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from typing import Annotated
 
-from ...db import attention_queue, console_stock, relay
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ...db import attention_queue, console_stock, relay, till_review
+from ...domain.errors import Forbidden, NotFound
 from .deps import Con, Me
 
 router = APIRouter()
@@ -33,3 +36,23 @@ async def attention_screen(request: Request, con: Con, me: Me) -> Response:
         dead=dead,
         stores=stores,
     )
+
+
+@router.post("/attention/till/{item_id}")
+async def resolve_till_item(
+    con: Con,
+    me: Me,
+    item_id: Annotated[int, Path(ge=1, le=2**62)],
+    resolution: Annotated[str, Form(min_length=1, max_length=200)],
+) -> Response:
+    """A manager closes an item of the till review queue (as POST /pos/review/{id}/resolve)."""
+    if not me.manages_orders:
+        raise Forbidden("only operators and administrators sort out till problems")
+    async with con.db.uow() as uow:
+        closed = await till_review.resolve(
+            uow.conn, item_id, f"user:{me.name}: {resolution.strip()}", con.ctx.clock()
+        )
+        if closed is None:
+            raise NotFound(f"no open till problem {item_id}", item_id=item_id)
+        await uow.commit()
+    return RedirectResponse("/ui/attention", status_code=303)
