@@ -61,6 +61,13 @@ PRODUCTS = [
 
 STOCK = {"WH1": Decimal(40), "S01": Decimal(6), "S02": Decimal(3)}
 
+# The demo shops linked to Evotor stores (their uuids in the Evotor cloud), so the demo's till
+# sales come in through /evotor as an Evotor cloud sends them.
+EVOTOR_STORES = {
+    "S01": "20200101-0000-4000-8000-0000000000a1",
+    "S02": "20200101-0000-4000-8000-0000000000a2",
+}
+
 
 async def is_empty(db: Database) -> bool:
     async with db.connect(autocommit=True) as conn:
@@ -103,6 +110,8 @@ async def seed_demo(db: Database, token_file: Path | None) -> dict[str, str]:
                 now,
             )
         store_ids = {s.code: s.id for s in await catalog.all_stores(uow.conn)}
+        for code, uuid in EVOTOR_STORES.items():  # the shops' tills speak Evotor
+            await catalog.update_store(uow.conn, store_ids[code], {"evotor_uuid": uuid}, now)
         issued = {}
         for role in Role:
             scope = [store_ids["S01"]] if role is Role.POS else []

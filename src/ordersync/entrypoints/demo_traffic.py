@@ -2,12 +2,10 @@
 channels against a running hub, so the dashboard shows the one order stream at work.
 
 Each channel is a pluggable source that speaks to the hub over HTTP as that channel does:
-phone orders through the API (an operator token), site orders and till sales through the
-API too for now. The site's intake (POST /bitrix/events, issue 10) and the Evotor intake
-(/evotor, issue 9) replace SiteOrders and TillSales by sources that post the documents those
-systems send; nothing else changes. A source that finds a store short of stock restocks it
-(an admin receipt), and a share of the traffic moves placed orders on (paid, shipped,
-handed over, cancelled), as a day in a shop does.
+phone orders through the API (an operator token), till sales as an Evotor cloud sends them
+(PUT /evotor/.../documents, an evotor token), site orders through the API for now. A source
+that finds a store short of stock restocks it (an admin receipt), and a share of the traffic
+moves placed orders on (paid, shipped, handed over, cancelled), as a day in a shop does.
 """
 
 from __future__ import annotations
@@ -17,8 +15,11 @@ import contextlib
 import logging
 import random
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
@@ -40,6 +41,8 @@ class Network:
     pickup_stores: list[str]
     till_stores: list[str]
     tokens: dict[str, str]
+    evotor_stores: dict[str, str] = field(default_factory=dict)  # store code -> Evotor uuid
+    prices: dict[str, Decimal] = field(default_factory=dict)
     counter: int = 0
 
     def headers(self, role: str) -> dict[str, str]:
@@ -112,27 +115,86 @@ class SiteOrders:
 
 @dataclass
 class TillSales:
-    """A sale at a shop's till (POST /pos/sales). Issue 9's Evotor intake takes over."""
+    """A sale at a shop's Evotor till, as the Evotor cloud sends it: a SELL document in
+    `PUT /evotor/api/v1/inventories/stores/{storeUuid}/documents` (an evotor token). Its lines
+    name products by code (the SKU); the hub matches them as it matches a real till's."""
 
     name: str = "till"
     weight: float = 0.2
 
     async def send(self, http: httpx.AsyncClient, rng: random.Random, net: Network) -> str:
-        if not net.till_stores:
+        if not net.evotor_stores:
             return "no till"
         net.counter += 1
-        store = rng.choice(net.till_stores)
+        code, store_uuid = rng.choice(sorted(net.evotor_stores.items()))
         sold = lines(rng, net, most=2)
-        body = {
-            "store": store,
-            "pos_id": "DEMO-1",
-            "transaction_id": f"demo-{rng.randint(0, 10**9)}-{net.counter}",
-            "lines": sold,
+        document = evotor_sale(
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            net.counter,
+            [
+                (x["sku"], Decimal(x["quantity"]), net.prices.get(x["sku"], Decimal(0)))
+                for x in sold
+            ],
+            datetime.now(UTC),
+        )
+        answer = await http.put(
+            f"/evotor/api/v1/inventories/stores/{store_uuid}/documents",
+            json=[document],
+            headers=net.headers("evotor"),
+        )
+        return f"Evotor sale at {code}: {answer.status_code}"
+
+
+def evotor_sale(
+    document_uuid: str, number: int, sold: Sequence[tuple[str, Decimal, Decimal]], at: datetime
+) -> dict[str, Any]:
+    """A SELL document in the shape of evotor/documentation-api's pos-docs/02-SELL.json:
+    DOCUMENT_OPEN, a REGISTER_POSITION per line, PAYMENT, DOCUMENT_CLOSE."""
+    moment = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
+    total = sum((q * p for _, q, p in sold), Decimal(0))
+    tx = {"creationDate": moment, "userUuid": DEMO_CASHIER, "uuid": None}
+    positions = [
+        {
+            **tx,
+            "id": str(i + 2),
+            "type": "REGISTER_POSITION",
+            "commodityUuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"ordersync-demo:{sku}")),
+            "commodityCode": sku,
+            "commodityName": sku,
+            "measureName": "шт",
+            "quantity": str(qty),
+            "price": str(price),
+            "resultPrice": str(price),
+            "sum": str(qty * price),
+            "resultSum": str(qty * price),
         }
-        answer = await http.post("/pos/sales", json=body, headers=net.headers("pos"))
-        if answer.status_code == 409:
-            await _restock(http, net, store, [x["sku"] for x in sold])
-        return f"till sale at {store}: {answer.status_code}"
+        for i, (sku, qty, price) in enumerate(sold)
+    ]
+    return {
+        "uuid": document_uuid,
+        "type": "SELL",
+        "number": number,
+        "openDate": moment,
+        "closeDate": moment,
+        "deviceUuid": DEMO_TILL,
+        "sessionUUID": DEMO_SESSION,
+        "openUserUuid": DEMO_CASHIER,
+        "closeUserUuid": DEMO_CASHIER,
+        "closeSum": str(total),
+        "closeResultSum": str(total),
+        "version": "V1",
+        "transactions": [
+            {**tx, "id": "1", "type": "DOCUMENT_OPEN"},
+            *positions,
+            {**tx, "id": "98", "type": "PAYMENT", "paymentType": "CARD", "sum": str(total)},
+            {**tx, "id": "99", "type": "DOCUMENT_CLOSE", "sum": str(total)},
+        ],
+    }
+
+
+DEMO_TILL = "20200101-0000-4000-8000-00000000d001"
+DEMO_SESSION = "20200101-0000-4000-8000-00000000d0a1"
+DEMO_CASHIER = "20200101-0000-4000-8000-00000000d0c1"
 
 
 @dataclass
@@ -201,6 +263,10 @@ async def learn(http: httpx.AsyncClient, tokens: dict[str, str]) -> Network:
         pickup_stores=[s["code"] for s in rows if s["is_pickup_point"]],
         till_stores=[s["code"] for s in rows if s["kind"] == "shop"][:1],
         tokens=tokens,
+        evotor_stores={
+            s["code"]: s["evotor_uuid"] for s in rows if s.get("evotor_uuid") and "evotor" in tokens
+        },
+        prices={p["sku"]: Decimal(p["price"]) for p in items if p.get("price")},
     )
 
 
@@ -212,10 +278,13 @@ class Traffic:
     sources: list[Source] = field(default_factory=default_sources)
     seed: int | None = None
     sent: int = 0
+    transport: httpx.AsyncBaseTransport | None = None  # tests: the app in-process
 
     async def run(self, stop: asyncio.Event, limit: int | None = None) -> int:
         rng = random.Random(self.seed)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as http:
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=10, transport=self.transport
+        ) as http:
             net = await learn(http, self.tokens)
             if not net.skus:
                 log.warning("demo traffic: the hub has no products with a price")
