@@ -127,6 +127,48 @@ class ExchangeSettings(BaseModel):
         return value
 
 
+class BitrixSettings(BaseModel):
+    """The 1C-Bitrix online store (the `[bitrix]` table), configured once for both ways: its
+    orders in (outgoing webhook to POST /bitrix/events, the catch-up poll of sale.order.list)
+    and the hub's stock, statuses and mirrored orders out (a sink of kind "bitrix" with no url
+    of its own reads this table). The site is connected when `url` is set."""
+
+    # https://<site>/rest/<user>/<code>/, the incoming webhook (a secret: ORDERSYNC_BITRIX__URL)
+    url: str | None = None
+    # The outgoing webhook's token, checked on every event (ORDERSYNC_BITRIX__APPLICATION_TOKEN)
+    application_token: str | None = None
+    poll_seconds: float = Field(default=60.0, gt=0)  # the catch-up poll of sale.order.list
+    overlap_seconds: float = Field(default=60.0, ge=0)  # the poll re-reads this far back
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Site -> hub mappings (site ids as numbers or strings)
+    pickup_deliveries: list[str | int] = Field(default_factory=list)  # delivery ids = pickup
+    pickup_stores: dict[str, str] = Field(default_factory=dict)  # delivery id -> hub store code
+    store_map: dict[str, str] = Field(default_factory=dict)  # site store id -> hub store code
+    property_codes: dict[str, str | list[str]] = Field(default_factory=dict)  # name/phone/...
+    status_map: dict[str, str] = Field(default_factory=dict)  # site statusId -> hub action
+    cod_pay_systems: list[str | int] = Field(default_factory=list)  # cash on delivery
+    short_status: str | None = None  # site statusId for an order the hub cannot hold in full
+    # Hub -> site
+    push_statuses: dict[str, str] = Field(default_factory=dict)  # hub status -> site statusId
+    stock_figure: Literal["sellable", "physical"] = "sellable"
+    stock_mode: Literal["documents", "storeproduct"] = "documents"
+    iblock_id: int | None = None  # the catalog's information block
+    mirror_channels: list[Channel] = Field(
+        default_factory=lambda: [Channel.POS, Channel.OPERATOR]
+    )
+    mirror_status: str = "F"  # the site status of a mirrored till or operator order
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.url)
+
+    @model_validator(mode="after")
+    def _url_is_http(self) -> BitrixSettings:
+        if self.url and not self.url.rstrip("/").startswith(("http://", "https://")):
+            raise ValueError("url must be the incoming webhook's http(s) address")
+        return self
+
+
 class SinkSettings(BaseModel):
     """One destination of the outbox (the `[sinks.<name>]` tables)."""
 
@@ -217,6 +259,7 @@ class Settings(BaseSettings):
     sinks: dict[str, SinkSettings] = Field(default_factory=dict)
     evotor: EvotorSettings = EvotorSettings()
     ui: UiSettings = UiSettings()
+    bitrix: BitrixSettings = BitrixSettings()
 
     @field_validator("master", mode="before")
     @classmethod
