@@ -153,9 +153,7 @@ class BitrixSettings(BaseModel):
     stock_figure: Literal["sellable", "physical"] = "sellable"
     stock_mode: Literal["documents", "storeproduct"] = "documents"
     iblock_id: int | None = None  # the catalog's information block
-    mirror_channels: list[Channel] = Field(
-        default_factory=lambda: [Channel.POS, Channel.OPERATOR]
-    )
+    mirror_channels: list[Channel] = Field(default_factory=lambda: [Channel.POS, Channel.OPERATOR])
     mirror_status: str = "F"  # the site status of a mirrored till or operator order
 
     @property
