@@ -743,7 +743,7 @@ Index(
 
 # Each site order the hub has seen and the site version it last applied: (site order,
 # version) acts once. order_id None: not a hub order (the hub's own order mirrored to the
-# site, or one deleted or cancelled before the hub saw it).
+# site, or one deleted before the hub saw it).
 bitrix_orders = Table(
     "bitrix_orders",
     metadata,
@@ -752,7 +752,7 @@ bitrix_orders = Table(
     Column("site_version", Integer, nullable=False),
     Column("account_number", String(64), nullable=True),
     Column("date_update", UtcDateTime(), nullable=True),
-    Column("state", String(16), nullable=False),  # linked, own, deleted, skipped
+    Column("state", String(16), nullable=False),  # linked, own, deleted
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_bitrix_orders_order_id", "order_id"),
 )

@@ -257,7 +257,7 @@ class SiteLink:
     site_order_id: str
     order_id: str | None
     site_version: int
-    state: str  # linked, own (the hub's own order mirrored to the site), deleted, skipped
+    state: str  # linked, own (the hub's own order mirrored to the site), deleted
     account_number: str | None = None
     date_update: datetime | None = None
 

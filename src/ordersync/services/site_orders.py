@@ -51,13 +51,13 @@ from .ports import OrderLineRow, Product, SiteLink, StockChange, Store, UnitOfWo
 SHORT = "site_order_short"
 UNMAPPED = "site_order_unmapped"
 CONFLICT = "site_order_conflict"
-LINKED, OWN, DELETED, SKIPPED = "linked", "own", "deleted", "skipped"
+LINKED, OWN, DELETED = "linked", "own", "deleted"
 SYNC_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Synced:
-    """What syncing a site order did: created, updated, unchanged, own, skipped, deleted."""
+    """What syncing a site order did: created, updated, unchanged, own, deleted."""
 
     outcome: str
     order_id: str | None = None
@@ -119,14 +119,12 @@ async def _sync_once(uow_factory: UowFactory, sync: SyncSiteOrder, ctx: Context)
 async def _first_sight(
     uow: UnitOfWork, sync: SyncSiteOrder, link: SiteLink | None, ctx: Context
 ) -> Synced:
-    if link is not None:  # the hub's own order, or one it skipped: stays so
+    if link is not None:  # the hub's own order, or one deleted first: stays so
         return Synced(link.state)
     if looks_like_hub_order_id(sync.xml_id):
         assert sync.xml_id is not None
         if await uow.get_order(sync.xml_id) is not None:
             return Synced(OWN)
-    if sync.cancelled:
-        return Synced(SKIPPED)  # cancelled before the hub saw it: nothing to hold
     order = await _create(uow, sync, ctx)
     return Synced("created", order.id)
 
@@ -138,6 +136,8 @@ async def _create(uow: UnitOfWork, sync: SyncSiteOrder, ctx: Context) -> Order:
     now = ctx.clock()
     stores = await uow.stores()
     candidates, store = _candidates(sync, stores)
+    if sync.cancelled:  # cancelled before the hub saw it: recorded, nothing held
+        candidates = []
     products, missing = await _products(uow, sync)
     order = Order(
         id=uuid7(),
@@ -161,7 +161,7 @@ async def _create(uow: UnitOfWork, sync: SyncSiteOrder, ctx: Context) -> Order:
     unmapped = [{"code": p.code, **p.detail} for p in sync.problems] + missing
     if unmapped:
         await raise_attention(uow, order, UNMAPPED, {"problems": unmapped}, now)
-    if short:
+    if short and not sync.cancelled:
         await raise_attention(uow, order, SHORT, _short_detail(sync, short), now)
     await _apply_flags(uow, order, sync, ctx)
     return order
