@@ -48,6 +48,9 @@ from ..sinks.bitrix_rest import BATCH_LIMIT, BitrixBatchError, BitrixError, Bitr
 
 log = logging.getLogger("ordersync.bitrix")
 IDLE_SECONDS = 1.0
+# Events applied side by side: their sale.order.get calls overlap (each a round trip to the
+# site); the same site order twice is safe (one version acts once, under its row lock).
+APPLY_AT_ONCE = 4
 LEASE = timedelta(minutes=15)
 SAVED = "ONSALEORDERSAVED"
 
@@ -74,6 +77,8 @@ class SiteTask:
         self._catalog: HubCatalog | None = None
         self._site_stores: dict[str, str] | None = None
         self._wake = asyncio.Event()
+        # SQLite has one writer: side by side, writers only wait on each other's lock.
+        self._writers = asyncio.Semaphore(APPLY_AT_ONCE if db.is_postgres else 1)
 
     def wake(self) -> None:
         """An event was stored: apply it now rather than at the next idle tick."""
@@ -87,8 +92,13 @@ class SiteTask:
     async def apply_due(self) -> int:
         """Events nobody is applying; how many were tried."""
         due = await site_inbox.due_events(self.db.uow, self.ctx)
-        for event_id in due:
-            await self.apply_event(event_id)
+        gate = asyncio.Semaphore(APPLY_AT_ONCE)
+
+        async def one(event_id: int) -> None:
+            async with gate:
+                await self.apply_event(event_id)
+
+        await asyncio.gather(*(one(x) for x in due))
         return len(due)
 
     async def apply_event(self, event_id: int) -> None:
@@ -122,7 +132,8 @@ class SiteTask:
     async def apply_order(self, result: Any) -> site_orders.Synced:
         order = read_order(result)
         sync = await self.map(order)
-        return await site_orders.sync_site_order(self.db.uow, sync, self.ctx)
+        async with self._writers:
+            return await site_orders.sync_site_order(self.db.uow, sync, self.ctx)
 
     async def map(self, order: Any) -> SyncSiteOrder:
         sync = map_site_order(order, self.mapping, await self.catalog())
@@ -202,10 +213,9 @@ class SiteTask:
                 if exc.retry_later:
                     raise
                 results = exc.results  # the others were deleted meanwhile: their events say so
-            for key in commands:
-                if key in results:
-                    await self.apply_order(results[key])
-                    brought += 1
+            found = [results[key] for key in commands if key in results]
+            await asyncio.gather(*(self.apply_order(x) for x in found))  # writers gated
+            brought += len(found)
         return brought
 
 
