@@ -3,13 +3,13 @@ the catch-up poll brings in the orders placed while the hub was down.
 
 Run from the repository root, with the package installed in .venv:
 
-    .venv/bin/python bench/site.py [--orders 300] [--outage-orders 5000] [--delay-ms 20]
-        [--postgres]
+    .venv/bin/python bench/site.py [--orders 300] [--per-second 5] [--outage-orders 5000]
+        [--delay-ms 20] [--postgres]
 
 What it does, in one process (the hub's app, its site worker and the Bitrix site simulator of
 the tests, tests/bitrix_sim.py, whose every REST answer is delayed by --delay-ms):
 
-1. Live: places --orders site orders one after another (about 20 a second); the site sends
+1. Live: places --orders site orders one after another (--per-second, 5); the site sends
    each ONSALEORDERSAVED to POST /bitrix/events, the hub stores it, its site worker reads the
    order (sale.order.get, one delayed call) and creates the hub order with its stock held.
    Prints p50, p99 and max of the time from the site's save to the hub's commit of the order
@@ -93,7 +93,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def live(
-    settings: Settings, db: Database, sim: BitrixSim, orders: int, delay: float
+    settings: Settings, db: Database, sim: BitrixSim, orders: int, delay: float, rate: float
 ) -> list[float]:
     bitrix = site_settings(sim)
     configured = settings.model_copy(update={"bitrix": bitrix})
@@ -101,8 +101,8 @@ async def live(
     held: dict[str, float] = {}
     apply_order = SiteTask.apply_order
 
-    async def timed(task: SiteTask, result: Any) -> Any:
-        synced = await apply_order(task, result)
+    async def timed(task: SiteTask, result: Any, inbox_id: int | None = None) -> Any:
+        synced = await apply_order(task, result, inbox_id)
         if synced.outcome == "created":
             held[str(result["order"]["id"])] = time.perf_counter()
         return synced
@@ -120,7 +120,7 @@ async def live(
             async with sim.event_pump(interval=0.001):
                 for n in range(orders):
                     saved[str(place(sim, n))] = time.perf_counter()
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(1 / rate)
                 for _ in range(600):
                     if len(held) == orders:
                         break
@@ -161,7 +161,9 @@ async def run(args: argparse.Namespace, url: str) -> None:
     try:
         await support.seed_network(db, {"WH1": stock})
         log(f"live: {args.orders} site orders, each REST answer after {args.delay_ms} ms")
-        latencies = await live(settings, db, sim, args.orders, args.delay_ms / 1000)
+        latencies = await live(
+            settings, db, sim, args.orders, args.delay_ms / 1000, args.per_second
+        )
         log(f"catch-up: {args.outage_orders} site orders placed while the hub was down")
         rate = await catch_up(settings, db, sim, args.outage_orders, args.delay_ms / 1000)
     finally:
@@ -169,7 +171,10 @@ async def run(args: argparse.Namespace, url: str) -> None:
         await db.dispose()
     ms = [x * 1000 for x in latencies]
     print(f"database: {'postgresql' if args.postgres else 'sqlite'}")
-    print(f"site event -> hub order holding stock ({len(ms)} orders, REST {args.delay_ms} ms):")
+    print(
+        f"site event -> hub order holding stock ({len(ms)} orders, {args.per_second:g} a "
+        f"second, REST {args.delay_ms:g} ms):"
+    )
     print(
         f"  p50 {percentile(ms, 0.5):.1f} ms   p99 {percentile(ms, 0.99):.1f} ms   "
         f"max {max(ms):.1f} ms   mean {statistics.fmean(ms):.1f} ms"
@@ -182,6 +187,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--outage-orders", type=int, default=5000)
     parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--per-second", type=float, default=5.0, help="site orders placed")
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
     if args.postgres:

@@ -226,3 +226,18 @@ async def test_the_poll_brings_in_orders_whose_events_were_lost_and_keeps_its_wa
     assert held(at_store) == {"TEA": D(2)}
     first = await hub_order(db, placed[0])
     assert first is not None and first.payment_status is PaymentStatus.PAID
+
+
+async def test_a_poll_the_site_refuses_midway_keeps_its_watermark_and_the_next_one_catches_up(
+    db: Database, clock: support.Clock
+) -> None:
+    await support.seed_network(db, {"WH1": {"TEA": 200}})
+    sim = make_site()
+    placed = [courier_order(sim, (TEA, 1)) for _ in range(60)]
+    ctx = support.context(clock)
+    async with site_task(db, sim, ctx) as task:
+        sim.fail_next("sale.order.list", "QUERY_LIMIT_EXCEEDED", "Too many requests", status=503)
+        assert await task.poll() == 0
+        assert await task.poll() == 60
+
+    assert sorted(await hub_orders(db), key=int) == [str(x) for x in placed]

@@ -108,7 +108,8 @@ class SiteTask:
         try:
             if event.event == SAVED:
                 if not await self._own(event.xml_id):
-                    await self.bring_in(event.site_order_id)
+                    await self.bring_in(event.site_order_id, event.id)
+                    return  # marked done with the order, in its transaction
             else:
                 await site_orders.site_order_deleted(self.db.uow, event.site_order_id, self.ctx)
         except (BadSitePayload, BitrixError) as exc:
@@ -125,15 +126,15 @@ class SiteTask:
             return
         await site_inbox.finish(self.db.uow, event.id, None, self.ctx)
 
-    async def bring_in(self, site_order_id: str) -> site_orders.Synced:
+    async def bring_in(self, site_order_id: str, inbox_id: int | None = None) -> site_orders.Synced:
         result = await self.rest.call("sale.order.get", {"id": int(site_order_id)})
-        return await self.apply_order(result)
+        return await self.apply_order(result, inbox_id)
 
-    async def apply_order(self, result: Any) -> site_orders.Synced:
+    async def apply_order(self, result: Any, inbox_id: int | None = None) -> site_orders.Synced:
         order = read_order(result)
         sync = await self.map(order)
         async with self._writers:
-            return await site_orders.sync_site_order(self.db.uow, sync, self.ctx)
+            return await site_orders.sync_site_order(self.db.uow, sync, self.ctx, inbox_id)
 
     async def map(self, order: Any) -> SyncSiteOrder:
         sync = map_site_order(order, self.mapping, await self.catalog())
@@ -193,7 +194,7 @@ class SiteTask:
                 reached = next_watermark(reached, stamps)
                 page = next_page(page, stamps)
             complete = True
-        except (BitrixError, BadSitePayload, httpx.HTTPError) as exc:
+        except (BitrixError, BadSitePayload, httpx.HTTPError, OrdersyncError) as exc:
             log.warning("bitrix: the catch-up poll stopped: %s", exc)
         finally:
             await site_inbox.move_watermark(self.db.uow, reached if complete else mark, self.ctx)
@@ -214,8 +215,16 @@ class SiteTask:
                     raise
                 results = exc.results  # the others were deleted meanwhile: their events say so
             found = [results[key] for key in commands if key in results]
-            await asyncio.gather(*(self.apply_order(x) for x in found))  # writers gated
-            brought += len(found)
+            outcomes = await asyncio.gather(
+                *(self.apply_order(x) for x in found), return_exceptions=True
+            )  # writers gated
+            failed = [x for x in outcomes if isinstance(x, BaseException)]
+            for refused in [x for x in failed if isinstance(x, BadSitePayload)]:
+                log.warning("bitrix: a listed order cannot be read: %s", refused)
+            brought += len(found) - len(failed)
+            transient = [x for x in failed if not isinstance(x, BadSitePayload)]
+            if transient:  # the watermark stays: the next poll tries them again
+                raise transient[0]
         return brought
 
 

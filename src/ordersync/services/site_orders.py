@@ -77,22 +77,31 @@ async def applied_versions(
         return await uow.bitrix.applied_versions(site_order_ids)
 
 
-async def sync_site_order(uow_factory: UowFactory, sync: SyncSiteOrder, ctx: Context) -> Synced:
+async def sync_site_order(
+    uow_factory: UowFactory, sync: SyncSiteOrder, ctx: Context, inbox_id: int | None = None
+) -> Synced:
     """Creates the hub order or applies the change; a version the hub has applied already
-    (the same event twice, an event and the poll) changes nothing."""
+    (the same event twice, an event and the poll) changes nothing. The inbox event that
+    brought it, if any, is marked done in the same transaction."""
     for _ in range(SYNC_ATTEMPTS):
         try:
-            return await _sync_once(uow_factory, sync, ctx)
+            return await _sync_once(uow_factory, sync, ctx, inbox_id)
         except (AlreadyRecorded, StockRace):
             continue  # a concurrent worker created it first, or took the stock planned
     raise StockRace(f"site order {sync.external_id}: could not be recorded, try again")
 
 
-async def _sync_once(uow_factory: UowFactory, sync: SyncSiteOrder, ctx: Context) -> Synced:
+async def _sync_once(
+    uow_factory: UowFactory, sync: SyncSiteOrder, ctx: Context, inbox_id: int | None
+) -> Synced:
     async with uow_factory() as uow:
         now = ctx.clock()
+        if inbox_id is not None:
+            await uow.bitrix.finish_event(inbox_id, "done", None, now)
         link = await uow.bitrix.link(sync.external_id, lock=True)
         if link is not None and link.site_version >= sync.version:
+            if inbox_id is not None:
+                await uow.commit()
             return Synced("unchanged", link.order_id)
         if link is None or link.order_id is None:
             synced = await _first_sight(uow, sync, link, ctx)
