@@ -91,8 +91,10 @@ def profile(args: argparse.Namespace, workdir: Path) -> None:
         pid = worker_pid(server)
         log(f"sampling worker {pid} for {args.duration} s under wrk")
         spy = subprocess.Popen(
-            [pyspy, "record", "--pid", str(pid), "--format", "raw", "--output", str(raw)]
-            + ["--duration", str(args.duration), "--rate", "100", "--nonblocking"],
+            [
+                *(pyspy, "record", "--pid", str(pid), "--format", "raw", "--output", str(raw)),
+                *("--duration", str(args.duration), "--rate", "100", "--nonblocking"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
@@ -102,7 +104,7 @@ def profile(args: argparse.Namespace, workdir: Path) -> None:
         try:
             spy.wait(timeout=args.duration + 60)
         except subprocess.TimeoutExpired:
-            stop_group(spy)  # type: ignore[arg-type]
+            stop_group(spy)
         if not raw.exists():
             raise BenchError("py-spy wrote no profile (is ptrace allowed here?)")
     finally:
