@@ -351,3 +351,44 @@ async def test_a_till_line_that_matched_no_product_is_on_the_attention_screen_un
         f"/ui/attention/till/{found.group(1)}", data={"csrftoken": token, "resolution": "x"}
     )
     assert again.status_code == 404
+
+
+async def test_an_operator_holds_a_cut_line_again_from_its_attention_item(
+    console: Console,
+) -> None:
+    order = await console.place(
+        {"fulfillment": "pickup", "store": "S01", "lines": [{"sku": "TEA", "quantity": "2"}]}
+    )
+    sale = {"store": "S01", "pos_id": "T1", "transaction_id": "R-10",
+            "lines": [{"sku": "TEA", "quantity": "10"}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {console.net.tokens['pos']}"}
+    assert (await console.http.post("/pos/sales", json=sale, headers=headers)).status_code == 201
+    number = order["number"]
+
+    await console.login("olga")
+    page = await console.http.get(f"/ui/orders/{number}")
+    assert 'class="inline-form line-fix" data-line="1"' in page.text
+    assert 'value="WH1"' not in page.text.split('data-line="1"')[1].split("</form>")[0]
+    confirm = await console.http.get(f"/ui/orders/{number}/lines/1/hold_line?store=S01")
+    assert confirm.status_code == 200 and 'name="store" value="S01"' in confirm.text
+    token = await console.token(f"/ui/orders/{number}/lines/1/hold_line?store=S01")
+    form = {"csrftoken": token, "store": "S01"}
+    short = await console.http.post(f"/ui/orders/{number}/lines/1/hold_line", data=form)
+    assert short.status_code == 409  # nothing free at S01 yet
+    dropped = await console.http.post(
+        f"/ui/orders/{number}/lines/1/drop_line", data={"csrftoken": token}
+    )
+    assert dropped.status_code == 409  # its only line: cancel the order instead
+
+    await support.receive(console.db, "S01", "R-S01", TEA=5)
+    done = await console.http.post(f"/ui/orders/{number}/lines/1/hold_line", data=form)
+    assert done.status_code == 303
+    page = await console.http.get(f"/ui/orders/{number}")
+    assert "line-fix" not in page.text and 'data-store="S01"' in page.text
+
+    await console.login("shop1")
+    token = await console.token(f"/ui/orders/{number}")
+    refused = await console.http.post(
+        f"/ui/orders/{number}/lines/1/hold_line", data={"csrftoken": token, "store": "S01"}
+    )
+    assert refused.status_code == 403

@@ -322,6 +322,23 @@ class SqlUnitOfWork:
     ) -> None:
         await displacement.carry_hold(self.conn, replaced, store_id, quantity, now)
 
+    async def add_hold(
+        self,
+        order_id: str,
+        line_no: int,
+        product_id: int,
+        store_id: int,
+        quantity: Decimal,
+        expires_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        await displacement.add_hold(
+            self.conn, order_id, line_no, product_id, store_id, quantity, expires_at, now
+        )
+
+    async def set_line_quantity(self, order_id: str, line_no: int, quantity: Decimal) -> None:
+        await orders.set_line_quantity(self.conn, order_id, line_no, quantity)
+
     # orders
     async def place_order(
         self,
