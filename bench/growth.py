@@ -47,7 +47,7 @@ TOLERANCE = 0.10
 MOVEMENTS = """
 INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
     document_id, business_time, recorded_at)
-SELECT p.lo + (g * 7919) % p.n, CASE WHEN g % 3 = 0 THEN p.s01 ELSE p.wh1 END,
+SELECT p.lo + (g::bigint * 7919) % p.n, CASE WHEN g % 3 = 0 THEN p.s01 ELSE p.wh1 END,
     CASE WHEN g % 4 = 0 THEN 5000 ELSE -1000 END,
     CASE WHEN g % 4 = 0 THEN 'receipt' ELSE 'sale' END,
     CASE WHEN g % 4 = 0 THEN 'receipt' ELSE 'pos_sale' END,
