@@ -19,7 +19,7 @@ from ..domain import events
 from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
-from . import cli_exchange, cli_relay, cli_users, serving
+from . import cli_bitrix, cli_exchange, cli_relay, cli_users, serving
 from .cli_db import database
 from .demo import (
     console_key,
@@ -381,6 +381,7 @@ def check() -> None:
 cli_exchange.register(app, _settings)
 cli_relay.register(app, _settings)
 cli_users.register(app, _settings)
+cli_bitrix.register(app, _settings)
 
 
 def main() -> None:
