@@ -940,6 +940,7 @@ class BitrixSim:
             "sale.order.delete": self._order_delete,
             "sale.basketitem.add": self._basketitem_add,
             "sale.payment.add": self._payment_add,
+            "sale.payment.update": self._payment_update,
             "sale.shipment.add": self._shipment_add,
             "sale.status.list": self._status_list,
             "sale.delivery.getlist": self._delivery_list,
@@ -1306,6 +1307,34 @@ class BitrixSim:
         if fields.get("xmlId"):
             record.xml_id = str(fields["xmlId"])
         order.payments.append(record)
+        order.recount()
+        self._save(order)
+        return Reply({"payment": payment(order, record, self._names())})
+
+    def _payment_update(self, params: dict[str, Any]) -> Reply:
+        """sale-payment-update.md: `id` and the fields to change (not orderId); the table marks
+        paySystemId required."""
+        if params.get("id") in (None, ""):
+            raise SimError(100, "Parameter id not specified")
+        payment_id = _int(params["id"], "id")
+        fields = self._fields(params)
+        if fields.get("paySystemId") in (None, ""):
+            raise SimError(0, "Required fields: paySystemId")
+        for name in fields:
+            if name not in PAYMENT_FIELDS or name == "orderId":
+                raise ProtocolError(f"sale.payment.update: unexpected field {name!r}")
+        owner = next(
+            (o for o in self.orders.values() if any(p.id == payment_id for p in o.payments)),
+            None,
+        )
+        if owner is None:
+            raise SimError(200640400001, "payment does not exist")
+        order = self._working(owner.id)
+        record = next(p for p in order.payments if p.id == payment_id)
+        if "paid" in fields:
+            record.paid = _flag(fields["paid"], "paid")
+        if fields.get("sum") not in (None, ""):
+            record.sum = _decimal(fields["sum"], "sum")
         order.recount()
         self._save(order)
         return Reply({"payment": payment(order, record, self._names())})

@@ -24,7 +24,7 @@ from ordersync.relay.configured import build_sinks
 from ordersync.relay.worker import Relay
 from ordersync.services.attention import raise_attention
 from ordersync.services.lookup import locked_order
-from ordersync.services.orders import change_status
+from ordersync.services.orders import change_status, pay_order
 from ordersync.services.pos import record_pos_sale
 from ordersync.sinks.base import OutboxEvent, Sink
 from tests import support
@@ -152,13 +152,18 @@ async def test_a_till_sale_appears_on_the_site_once_however_often_the_sink_retri
     relay, _ = await relay_to(db, sim, http)
     sim.lose_answer("sale.order.add", times=2)  # the site adds it, the hub never hears back
 
-    order_id = await till_sale(db, "T-77", ("TEA", 2), ("COFFEE", 1))
+    order_id = await till_sale(db, "T-77", ("TEA", 2), ("COFFEE", 1), ("MUG", 1))
     await drain(relay)
     await drain(relay)
 
     [order] = mirrored(sim, order_id)
     assert order.status_id == "F" and not order.canceled
-    assert sorted((i.product_id, i.quantity) for i in order.basket) == [(TEA, 2), (COFFEE, 1)]
+    assert sorted((i.product_id, i.quantity) for i in order.basket) == [
+        (0, 1),  # the site has no mug: a line by name (productId 0)
+        (TEA, 2),
+        (COFFEE, 1),
+    ]
+    assert [i.name for i in order.basket if i.product_id == 0] == ["Mug"]
     assert [(p.paid, p.sum) for p in order.payments] == [(True, order.price)]
     assert json.loads(order.additional_info) == {
         "source": "offline",
@@ -198,9 +203,12 @@ async def test_an_operator_order_is_mirrored_and_its_status_follows(
     assert site_kept.status_id == "N" and [p.paid for p in site_kept.payments] == [False]
     assert json.loads(site_kept.additional_info)["source"] == "operator"
 
+    await pay_order(db.uow, kept.id, support.context())
     await change_status(db.uow, kept.id, OrderStatus.SHIPPED, support.context())
     await drain(relay)
     assert mirrored(sim, kept.id)[0].status_id == "D"
+    assert [p.paid for p in mirrored(sim, kept.id)[0].payments] == [True]
+    assert mirrored(sim, kept.id)[0].payed
     await change_status(db.uow, kept.id, OrderStatus.COMPLETED, support.context())
     await change_status(db.uow, dropped.id, OrderStatus.CANCELLED, support.context())
     await drain(relay)

@@ -11,8 +11,8 @@ Exactly once: the orders are looked up first by `xmlId` (`sale.order.list`, `@xm
 retry after a lost answer finds the order instead of adding a second. An order found when its
 `order.created` is delivered again is read (`sale.order.get`) and completed: basket items whose
 `xmlId` (`<hub id>#<line>`) is missing are added, and a payment if it has none. Later events of
-a mirrored order (status changes, payment) update its status and `canceled` flag to what the
-hub order is now, only where the site differs.
+a mirrored order (status changes, payment) update its status, `canceled` flag and payment
+(`sale.payment.update` paid "Y") to what the hub order is now, only where the site differs.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class SiteMirror:
                 f"f{n}",
                 "sale.order.list",
                 {
-                    "select": ["id", "xmlId", "statusId", "canceled"],
+                    "select": ["id", "xmlId", "statusId", "canceled", "payed"],
                     "filter": {"@xmlId": list(ids[start : start + LOOKUP_PAGE])},
                 },
             )
@@ -194,3 +194,23 @@ class SiteMirror:
             fields["canceled"] = "Y"
         if fields:
             await sink._run([_Cmd("upd", "sale.order.update", {"id": site_id, "fields": fields})])
+        if order.paid and row.get("payed") != "Y":
+            await self._pay(sink, order, site_id)
+
+    async def _pay(self, sink: BitrixSink, order: HubOrder, site_id: int) -> None:
+        """The hub order was paid after it was recorded: its payment on the site is marked
+        paid (sale.payment.update), or one is added when it has none."""
+        got = await sink.rest.call("sale.order.get", {"id": site_id})
+        payments = ((got or {}).get("order") or {}).get("payments") or []
+        ours = [p for p in payments if p.get("xmlId") == f"{order.id}#payment"] or payments
+        if not ours:
+            await sink._run([self._payment(order, site_id)])
+            return
+        fields = {
+            "paySystemId": ours[0].get("paySystemId") or self.pay_system_id,
+            "paid": "Y",
+            "sum": _number(order.total),
+        }
+        await sink._run(
+            [_Cmd("pay", "sale.payment.update", {"id": ours[0]["id"], "fields": fields})]
+        )
