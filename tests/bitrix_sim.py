@@ -1235,6 +1235,13 @@ class BitrixSim:
                 setattr(order, attr, str(fields[name] or ""))
         if "externalOrder" in fields:
             order.external_order = _flag(fields["externalOrder"], "externalOrder")
+        if fields.get("dateInsert") not in (None, ""):
+            try:
+                moment = datetime.fromisoformat(str(fields["dateInsert"]))
+            except ValueError as exc:
+                raise SimError(0, f"Invalid value of dateInsert: {fields['dateInsert']!r}") from exc
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=SITE_TZ)
+            order.date_insert = moment.astimezone(SITE_TZ).replace(microsecond=0)
 
     def _order_delete(self, params: dict[str, Any]) -> Reply:
         self.delete_order(self._order_id_param(params))

@@ -34,6 +34,7 @@ from tests.integration.test_order_lifecycle import delivery, lines, pickup, plac
 from tests.integration.test_relay import FAST, drain
 
 IBLOCK = 14
+SOLD_AT = datetime(2026, 11, 28, 9, 15, 30, tzinfo=UTC)
 TEA, COFFEE = 501, 502  # the site's product ids
 WH1, S01, S02 = 71, 72, 73  # the site's store ids
 
@@ -80,7 +81,7 @@ def mirrored(sim: BitrixSim, hub_id: str) -> list[SimOrder]:
 
 
 async def till_sale(db: Database, transaction: str, *items: tuple[str, int]) -> str:
-    cmd = RecordPosSale("S01", "till-1", transaction, lines(*items), datetime.now(UTC))
+    cmd = RecordPosSale("S01", "till-1", transaction, lines(*items), SOLD_AT)
     result = await record_pos_sale(db.uow, cmd, support.context())
     assert isinstance(result, dict) and result["order_id"]
     return str(result["order_id"])
@@ -171,6 +172,8 @@ async def test_a_till_sale_appears_on_the_site_once_however_often_the_sink_retri
         "pos_transaction_id": "T-77",
     }
     assert sim.methods_called().count("sale.order.add") == 1
+    assert order.external_order
+    assert order.date_insert.astimezone(UTC) == SOLD_AT
 
 
 async def test_an_order_added_half_way_is_completed_by_the_retry(

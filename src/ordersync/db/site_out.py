@@ -89,6 +89,7 @@ async def hub_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[st
             external_id=r.external_id,
             pos_transaction_id=r.pos_transaction_id,
             lines=tuple(lines.get(r.id, ())),
+            created_at=r.created_at,
         )
         for r in found.values()
     }

@@ -13,6 +13,7 @@ adapter reads it and the Bitrix sink sends it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from ..domain.types import Channel, Source
@@ -51,6 +52,7 @@ class HubOrder:
     external_id: str | None
     pos_transaction_id: str | None
     lines: tuple[HubLine, ...]
+    created_at: datetime | None = None  # when it was placed (a till sale: at the till)
 
     @property
     def from_site(self) -> bool:

@@ -3,7 +3,8 @@ sales (api-reference/sale/order/sale-order-add.md, basket-item/sale-basket-item-
 payment/sale-payment-add.md): `sale.order.add` with `xmlId` = the hub order id, a basket item
 per line (`customPrice` "Y": the hub's price), one payment (paid when the hub order is paid),
 the final status (`mirror_status`) for a completed order, and `additionalInfo` carrying
-`{"source": "offline"|"operator", "store": <code>, "pos_transaction_id": ...}`. No shipment
+`{"source": "offline"|"operator", "store": <code>, "pos_transaction_id": ...}`, with
+`externalOrder` "Y" and `dateInsert` the hub order's time (a till sale's: at the till). No shipment
 is added: the site's stock is the hub's to send (a deducted shipment would count the sale
 twice).
 
@@ -151,9 +152,12 @@ class SiteMirror:
             "personTypeId": self.person_type_id,
             "currency": order.currency,
             "xmlId": order.id,
+            "externalOrder": "Y",
             "comments": f"ordersync order {order.number}",
             "additionalInfo": json.dumps(self.info(order), ensure_ascii=False),
         }
+        if order.created_at is not None:
+            fields["dateInsert"] = order.created_at.isoformat(timespec="seconds")
         status = self.target_status(order, sink.status_map)
         if status:
             fields["statusId"] = status
