@@ -14,12 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from ordersync.config import BitrixSettings, SinkSettings
+from ordersync.config import BitrixSettings, Settings, SinkSettings
+from ordersync.db import catalog, site_out
+from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
 from ordersync.domain import events as ev
 from ordersync.domain.commands import RecordPosSale
 from ordersync.domain.types import Channel, OrderStatus
+from ordersync.entrypoints.cli import _apply_store_settings
 from ordersync.relay.configured import build_sinks
 from ordersync.relay.worker import Relay
 from ordersync.services.attention import raise_attention
@@ -256,3 +260,44 @@ async def test_a_short_site_order_moves_to_the_short_status_and_then_follows(
     await drain(relay)
     assert sim.orders[1042].status_id == "D"
     assert len(sim.orders) == 1  # a site order is never mirrored back
+
+
+async def test_a_new_safety_stock_reaches_the_site_for_every_product_of_the_store(
+    db: Database, http: list[httpx.AsyncClient]
+) -> None:
+    await support.seed_network(db, {"S01": {"TEA": 5, "COFFEE": 3}, "WH1": {"TEA": 9}})
+    sim = site()
+    relay, _ = await relay_to(db, sim, http, mirror_channels=[])
+    await drain(relay)
+    assert (sim.amount(TEA, S01), sim.amount(COFFEE, S01)) == (D(4), D(2))  # safety 1
+
+    async with db.uow() as uow:
+        s01 = await catalog.store_by_code(uow.conn, "S01")
+        assert s01 is not None
+        await catalog.update_store(uow.conn, s01.id, {"safety_stock": D(2)}, datetime.now(UTC))
+        written = await site_out.announce_store_levels(uow.conn, s01.id, "S01", datetime.now(UTC))
+        await uow.commit()
+    await drain(relay)
+
+    assert written == 2
+    assert (sim.amount(TEA, S01), sim.amount(COFFEE, S01)) == (D(3), D(1))
+    assert sim.amount(TEA, WH1) == D(9)
+
+
+async def test_a_safety_stock_from_the_config_file_reaches_the_site_at_startup(
+    db: Database, http: list[httpx.AsyncClient], database_url: str
+) -> None:
+    await support.seed_network(db, {"S01": {"TEA": 5}})
+    sim = site()
+    relay, _ = await relay_to(db, sim, http, mirror_channels=[])
+    conf = Settings(master="hub", database_url=database_url, stores={"S01": {"safety_stock": 3}})  # type: ignore[arg-type]
+
+    await _apply_store_settings(conf, db)
+    await _apply_store_settings(conf, db)  # the next start: nothing changed, nothing written
+    await drain(relay)
+
+    assert sim.amount(TEA, S01) == D(2)
+    async with db.uow_read() as uow:
+        rows = await uow.conn.execute(select(outbox_events.c.payload))
+        reasons = [r.payload.get("reason") for r in rows]
+    assert reasons.count("safety_stock") == 1

@@ -1,17 +1,23 @@
 """What the Bitrix sink reads at delivery time: the sellable figure of (product, store) pairs
-and the orders it mirrors or whose status it pushes (services/site_out.py names both)."""
+and the orders it mirrors or whose status it pushes (services/site_out.py names both); and
+the `stock.changed` events a new safety stock writes, since it moves the sellable figure of
+every product of its store."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, func, not_, select
+from sqlalchemy import and_, func, insert, not_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain import events
 from ..domain.types import Channel, HoldState, PaymentStatus
 from ..services.site_out import HubLine, HubOrder, sellable
-from .tables import holds, order_lines, orders, products, stock_levels, stores
+from .tables import holds, order_lines, orders, outbox_events, products, stock_levels, stores
+
+SAFETY_STOCK = "safety_stock"  # the reason of the stock.changed a new safety stock writes
 
 Pair = tuple[int, int]  # (product_id, store_id)
 
@@ -93,3 +99,34 @@ async def hub_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[st
         )
         for r in found.values()
     }
+
+
+async def announce_store_levels(
+    conn: AsyncConnection, store_id: int, store_code: str, now: datetime
+) -> int:
+    """A `stock.changed` per stock level of the store (nothing moved: on_hand and reserved as
+    they are, reason "safety_stock"), inside the caller's transaction; how many."""
+    sl = stock_levels.c
+    rows = (
+        await conn.execute(
+            select(sl.product_id, sl.on_hand, sl.reserved)
+            .where(sl.store_id == store_id)
+            .order_by(sl.product_id)
+        )
+    ).all()
+    values = [
+        {
+            "type": events.STOCK_CHANGED,
+            "aggregate_type": events.AGGREGATE_STOCK,
+            "aggregate_id": events.stock_aggregate_id(r.product_id, store_id),
+            "payload": events.stock_changed(
+                r.product_id, store_id, Decimal(r.on_hand), Decimal(r.reserved),
+                SAFETY_STOCK, "store", f"store:{store_code}",
+            ),
+            "created_at": now,
+        }
+        for r in rows
+    ]  # fmt: skip
+    for start in range(0, len(values), 1000):
+        await conn.execute(insert(outbox_events), values[start : start + 1000])
+    return len(values)
