@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ordersync.config import BitrixSettings, Settings, SinkSettings
+from ordersync.config import Settings
 from ordersync.db import catalog, site_out
 from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
@@ -64,19 +64,20 @@ async def http() -> AsyncIterator[list[httpx.AsyncClient]]:
 async def relay_to(
     db: Database, sim: BitrixSim, clients: list[httpx.AsyncClient], **site_conf: Any
 ) -> tuple[Relay, Sink]:
-    conf = BitrixSettings(
-        url=sim.webhook_url,
-        iblock_id=IBLOCK,
-        push_statuses={"shipped": "D", "cancelled": "N"},
-        short_status="W",
+    """The relay as `serve` and `worker` build it from the settings: [bitrix] with a url and
+    no Bitrix sink configured gives the sink "bitrix"."""
+    site_conf = {
+        "url": sim.webhook_url,
+        "iblock_id": IBLOCK,
+        "push_statuses": {"shipped": "D", "cancelled": "N"},
+        "short_status": "W",
         **site_conf,
-    )
+    }
+    conf = Settings(master="hub", bitrix=site_conf)  # type: ignore[arg-type]
     client = httpx.AsyncClient(transport=sim.transport())
     clients.append(client)
-    sinks = await build_sinks(
-        db, {"bitrix": SinkSettings(kind="bitrix").with_site(conf)}, bitrix=conf,
-        bitrix_client=client,
-    )  # fmt: skip
+    sinks = await build_sinks(db, conf.sinks, bitrix=conf.bitrix, bitrix_client=client)
+    assert set(sinks) == {"bitrix"}
     return Relay(db, sinks, FAST), sinks["bitrix"]
 
 
