@@ -302,3 +302,28 @@ async def test_a_safety_stock_from_the_config_file_reaches_the_site_at_startup(
         rows = await uow.conn.execute(select(outbox_events.c.payload))
         reasons = [r.payload.get("reason") for r in rows]
     assert reasons.count("safety_stock") == 1
+
+
+async def test_many_till_sales_are_recorded_in_a_few_calls(
+    db: Database, http: list[httpx.AsyncClient]
+) -> None:
+    await support.seed_network(db, {"S01": {"TEA": 100}})
+    sim = site()
+    _, sink = await relay_to(db, sim, http)
+    ids = [await till_sale(db, f"T-{n}", ("TEA", 1)) for n in range(20)]
+    created = [
+        OutboxEvent(n, ev.ORDER_CREATED, "order", order_id,
+                    {"order_id": order_id, "channel": "pos", "source": "offline",
+                     "pos_transaction_id": f"T-{n}", "store_id": None},
+                    datetime.now(UTC))
+        for n, order_id in enumerate(ids)
+    ]  # fmt: skip
+
+    await sink.deliver(created)
+    calls = sim.http_requests
+    await sink.deliver(created)  # delivered again: found, nothing added
+
+    assert sorted(o.xml_id for o in sim.orders.values()) == sorted(ids)
+    assert calls <= 4  # the lookup, the product names, 60 commands in two batches
+    assert sim.http_requests - calls <= 3  # the lookup and one read of every order
+    assert all(len(o.basket) == 1 and len(o.payments) == 1 for o in sim.orders.values())

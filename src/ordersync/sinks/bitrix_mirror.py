@@ -72,6 +72,9 @@ class SiteMirror:
         }
 
     async def deliver(self, sink: BitrixSink, order_ids: Sequence[str], created: set[str]) -> None:
+        """Three round trips at most, whatever the number of orders (each in batches of 50
+        commands): the lookup by xmlId, the reads of orders found that may need completing or
+        paying, and every add, completion and update."""
         hub = await self.orders(order_ids)
         mine = [hub[i] for i in order_ids if i in hub and hub[i].mirrored(self.channels)]
         self.counts["not_mirrored"] += len(order_ids) - len(mine)
@@ -79,16 +82,25 @@ class SiteMirror:
             return
         found = await self._find(sink, [o.id for o in mine])
         await sink._resolve(sorted({line.product_xml_id for o in mine for line in o.lines}), [])
-        for order in mine:
+        reads = [
+            _Cmd(f"g{n}", "sale.order.get", {"id": int(found[o.id]["id"])})
+            for n, o in enumerate(mine)
+            if o.id in found and (o.id in created or self._unpaid(o, found[o.id]))
+        ]
+        read = await sink._run(reads)
+        writes: list[_Cmd] = []
+        for n, order in enumerate(mine):
             row = found.get(order.id)
             if row is None:
-                await self._add(sink, order)
+                writes += self._add(sink, order, n)
                 self.counts["added"] += 1
                 continue
-            site_id = int(row["id"])
+            site = ((read.get(f"g{n}") or {}).get("order")) or {}
             if order.id in created:
-                await self._complete(sink, order, site_id)
-            await self._follow(sink, order, site_id, row)
+                writes += self._complete(sink, order, n, int(row["id"]), site)
+            completing = order.id in created
+            writes += self._follow(sink, order, n, int(row["id"]), row, site, completing)
+        await sink._run(writes, halt=True)
 
     async def _find(self, sink: BitrixSink, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         commands = [
@@ -108,11 +120,15 @@ class SiteMirror:
                 found.setdefault(str(row.get("xmlId")), row)
         return found
 
-    def _item(self, sink: BitrixSink, order: HubOrder, index: int, ref: Any) -> _Cmd:
+    @staticmethod
+    def _unpaid(order: HubOrder, row: Mapping[str, Any]) -> bool:
+        return order.paid and row.get("payed") != "Y"
+
+    def _item(self, sink: BitrixSink, order: HubOrder, n: int, index: int, ref: Any) -> _Cmd:
         line = order.lines[index]
         price = _number(line.price)
         return _Cmd(
-            f"i{line.line_no}",
+            f"i{n}_{line.line_no}",
             "sale.basketitem.add",
             {
                 "fields": {
@@ -131,9 +147,9 @@ class SiteMirror:
             },
         )
 
-    def _payment(self, order: HubOrder, ref: Any) -> _Cmd:
+    def _payment(self, order: HubOrder, n: int, ref: Any) -> _Cmd:
         return _Cmd(
-            "pay",
+            f"p{n}",
             "sale.payment.add",
             {
                 "fields": {
@@ -146,7 +162,7 @@ class SiteMirror:
             },
         )
 
-    async def _add(self, sink: BitrixSink, order: HubOrder) -> None:
+    def _add(self, sink: BitrixSink, order: HubOrder, n: int) -> list[_Cmd]:
         fields: dict[str, Any] = {
             "lid": self.site_id,
             "personTypeId": self.person_type_id,
@@ -163,33 +179,40 @@ class SiteMirror:
             fields["statusId"] = status
         if order.status == OrderStatus.CANCELLED.value:
             fields["canceled"] = "Y"
-        ref = _DocRef("add", "order")
-        commands = [_Cmd("add", "sale.order.add", {"fields": fields})]
-        commands += [self._item(sink, order, n, ref) for n in range(len(order.lines))]
-        commands.append(self._payment(order, ref))
-        await sink._run(commands, halt=True)
+        ref = _DocRef(f"a{n}", "order")
+        commands = [_Cmd(f"a{n}", "sale.order.add", {"fields": fields})]
+        commands += [self._item(sink, order, n, i, ref) for i in range(len(order.lines))]
+        commands.append(self._payment(order, n, ref))
+        return commands
 
-    async def _complete(self, sink: BitrixSink, order: HubOrder, site_id: int) -> None:
-        """An order added by an attempt whose answer was lost or that stopped half-way."""
-        got = await sink.rest.call("sale.order.get", {"id": site_id})
-        site = (got or {}).get("order") or {}
+    def _complete(
+        self, sink: BitrixSink, order: HubOrder, n: int, site_id: int, site: Mapping[str, Any]
+    ) -> list[_Cmd]:
+        """An order added by an attempt whose answer was lost or that stopped half-way: the
+        basket items and the payment it lacks."""
         have = {str(item.get("xmlId")) for item in site.get("basketItems") or []}
         commands = [
-            self._item(sink, order, n, site_id)
-            for n, line in enumerate(order.lines)
+            self._item(sink, order, n, i, site_id)
+            for i, line in enumerate(order.lines)
             if f"{order.id}#{line.line_no}" not in have
         ]
         if not site.get("payments"):
-            commands.append(self._payment(order, site_id))
-        if commands:
-            self.counts["completed"] += 1
-            await sink._run(commands, halt=True)
-        else:
-            self.counts["found"] += 1
+            commands.append(self._payment(order, n, site_id))
+        self.counts["completed" if commands else "found"] += 1
+        return commands
 
-    async def _follow(
-        self, sink: BitrixSink, order: HubOrder, site_id: int, row: Mapping[str, Any]
-    ) -> None:
+    def _follow(
+        self,
+        sink: BitrixSink,
+        order: HubOrder,
+        n: int,
+        site_id: int,
+        row: Mapping[str, Any],
+        site: Mapping[str, Any],
+        completing: bool,
+    ) -> list[_Cmd]:
+        """Status, cancellation and payment as the hub order is now, where the site differs."""
+        commands: list[_Cmd] = []
         fields: dict[str, Any] = {}
         status = self.target_status(order, sink.status_map)
         if status and status != row.get("statusId"):
@@ -197,24 +220,18 @@ class SiteMirror:
         if order.status == OrderStatus.CANCELLED.value and row.get("canceled") != "Y":
             fields["canceled"] = "Y"
         if fields:
-            await sink._run([_Cmd("upd", "sale.order.update", {"id": site_id, "fields": fields})])
-        if order.paid and row.get("payed") != "Y":
-            await self._pay(sink, order, site_id)
-
-    async def _pay(self, sink: BitrixSink, order: HubOrder, site_id: int) -> None:
-        """The hub order was paid after it was recorded: its payment on the site is marked
-        paid (sale.payment.update), or one is added when it has none."""
-        got = await sink.rest.call("sale.order.get", {"id": site_id})
-        payments = ((got or {}).get("order") or {}).get("payments") or []
-        ours = [p for p in payments if p.get("xmlId") == f"{order.id}#payment"] or payments
-        if not ours:
-            await sink._run([self._payment(order, site_id)])
-            return
-        fields = {
-            "paySystemId": ours[0].get("paySystemId") or self.pay_system_id,
-            "paid": "Y",
-            "sum": _number(order.total),
-        }
-        await sink._run(
-            [_Cmd("pay", "sale.payment.update", {"id": ours[0]["id"], "fields": fields})]
-        )
+            commands.append(_Cmd(f"u{n}", "sale.order.update", {"id": site_id, "fields": fields}))
+        payments = site.get("payments") or []
+        if self._unpaid(order, row) and not payments and not completing:
+            commands.append(self._payment(order, n, site_id))  # paid, as the order is now
+        if self._unpaid(order, row) and payments:  # none: a payment is added, paid
+            ours = [p for p in payments if p.get("xmlId") == f"{order.id}#payment"] or payments
+            paid = {
+                "paySystemId": ours[0].get("paySystemId") or self.pay_system_id,
+                "paid": "Y",
+                "sum": _number(order.total),
+            }
+            commands.append(
+                _Cmd(f"q{n}", "sale.payment.update", {"id": ours[0]["id"], "fields": paid})
+            )
+        return commands
