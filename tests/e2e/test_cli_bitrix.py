@@ -166,3 +166,18 @@ def test_no_site_configured_exits_2(tmp_path: Path, database_url: str) -> None:
     path.write_text(f'master = "hub"\ndatabase_url = "{database_url}"\n')
     done = check(path)
     assert done.exit_code == 2 and "ORDERSYNC_BITRIX__URL" in done.stderr
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_hub_database_not_migrated_is_a_problem_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = site()
+    through(sim, monkeypatch)
+    empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+
+    done = check(config(tmp_path, empty, sim.webhook_url))
+
+    assert done.exit_code == 1, done.output
+    assert "site stores: 3" in done.stdout
+    assert "PROBLEM: the hub's stores could not be read" in done.stdout

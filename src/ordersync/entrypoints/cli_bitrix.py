@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Settings
+from ..domain.errors import OrdersyncError
 from ..sinks.bitrix_check import SiteFindings, SiteRefused, find_gaps, read_site
 from ..sinks.bitrix_rest import BitrixRest
 from .cli_db import opened
@@ -63,8 +65,12 @@ async def _check(conf: Settings) -> SiteFindings:
         found = await read_site(rest)
     finally:
         await client.aclose()
-    async with opened(conf) as db:
-        stores = await db.fresh_stores()
+    try:
+        async with opened(conf) as db:
+            stores = await db.fresh_stores()
+    except (OrdersyncError, SQLAlchemyError, OSError) as exc:
+        found.problems.append(f"the hub's stores could not be read ({exc}): migrate first?")
+        return found
     find_gaps(found, conf.bitrix, stores)
     return found
 
