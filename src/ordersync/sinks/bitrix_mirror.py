@@ -181,7 +181,11 @@ class SiteMirror:
             fields["canceled"] = "Y"
         ref = _DocRef(f"a{n}", "order")
         commands = [_Cmd(f"a{n}", "sale.order.add", {"fields": fields})]
-        commands += [self._item(sink, order, n, i, ref) for i in range(len(order.lines))]
+        commands += [
+            self._item(sink, order, n, i, ref)
+            for i, line in enumerate(order.lines)
+            if line.quantity > 0  # a line an operator cancelled keeps quantity 0
+        ]
         commands.append(self._payment(order, n, ref))
         return commands
 
@@ -194,7 +198,7 @@ class SiteMirror:
         commands = [
             self._item(sink, order, n, i, site_id)
             for i, line in enumerate(order.lines)
-            if f"{order.id}#{line.line_no}" not in have
+            if line.quantity > 0 and f"{order.id}#{line.line_no}" not in have
         ]
         if not site.get("payments"):
             commands.append(self._payment(order, n, site_id))
