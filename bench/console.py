@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ordersync = venv_bin("ordersync")
     wrk = hub.ensure_wrk()
-    server = hub.Server(ordersync, Path(tempfile.mkdtemp()) / "serve.log")
+    server = hub.Server.hub(ordersync, Path(tempfile.mkdtemp()) / "serve.log")
     try:
         hub.recreate_database()
         hub.migrate(ordersync)

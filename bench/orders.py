@@ -1,8 +1,8 @@
-"""Order placement through the HTTP API on PostgreSQL, against a naive pgbench baseline.
+"""Order placement through the HTTP API on PostgreSQL, beside a bare reference of the same writes.
 
 Run from the repository root, with the package installed in .venv:
 
-    .venv/bin/python bench/orders.py [--duration 10] [--clients 8,32] [--keep-db] [--skip-naive]
+    .venv/bin/python bench/orders.py [--duration 10] [--clients 8,32] [--keep-db] [--naive]
 
 What it does:
 
@@ -10,14 +10,19 @@ What it does:
    runs ``ordersync migrate`` on it and seeds 3 stores, 10,000 products and stock in WH1 and
    S01 large enough that no order ever runs out.
 2. Creates an online API token and starts ``ordersync serve --workers 2 --port 8765``.
-3. For hot (every order for SKU-00001) and spread (a random SKU per order) and each client
-   count: a 2 s wrk warm-up, then a wrk run of ``--duration`` seconds (bench/orders.lua), then
-   the same with pgbench running bench/naive.sql, the one-statement-per-round-trip version of
-   the same writes. Order tables are truncated before every run.
-4. Prints a table and the target checks, stops the server and drops the database (unless
-   ``--keep-db``).
+3. Starts the bare reference (bench/bare_app.py: a raw ASGI app with no framework, no auth,
+   no validation that writes the same rows in one statement) under the same server, uvicorn
+   with httptools and uvloop and the same worker count, on port 8766.
+4. For hot (every order for SKU-00001) and spread (a random SKU per order) and each client
+   count: a 2 s wrk warm-up, then a wrk run of ``--duration`` seconds (bench/orders.lua)
+   against the hub, then the same against the bare app; with ``--naive``, also pgbench
+   running bench/naive.sql, the one-statement-per-round-trip version of the same writes.
+   Order tables are truncated before every run.
+5. Prints a table, the hub/bare ratios and p99s and the target checks of issue 12 (at 32
+   clients: hub/bare >= 0.9 hot and >= 0.8 spread, hub p99 <= 1.5x bare p99), stops the
+   servers and drops the database (unless ``--keep-db``).
 
-Needs wrk (installed with apt-get when missing), pgbench and a PostgreSQL server.
+Needs wrk (installed with apt-get when missing), a PostgreSQL server, and pgbench for --naive.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ DATABASE_URL, BENCH_DSN = database_urls(DB_NAME)
 HUB_PORT = 8765
 HUB_WORKERS = 2
 HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
+BARE_PORT = 8766
+BARE_URL = f"http://127.0.0.1:{BARE_PORT}"
 
 PRODUCTS = 10_000
 ON_HAND_SCALED = 1_000_000_000 * 1000  # 1e9 units, quantities are stored *1000
@@ -71,9 +78,9 @@ WARMUP_SECONDS = 2
 SETTLE_SECONDS = 1.0  # lets requests still in flight when wrk stops finish
 SERVER_START_TIMEOUT = 60.0
 
-SPREAD_TARGET_CLIENTS = 32
-SPREAD_TARGET_RPS = 1500.0
-SPREAD_TARGET_P99_MS = 50.0
+TARGET_CLIENTS = 32
+TARGET_RATIO = {"hot": 0.9, "spread": 0.8}  # hub orders/s over bare orders/s
+TARGET_P99_FACTOR = 1.5  # hub p99 at most this times the bare p99
 
 BENCH_DIR = Path(__file__).resolve().parent
 LUA_SCRIPT = BENCH_DIR / "orders.lua"
@@ -118,13 +125,21 @@ class Row:
     clients: int
     hub: WrkResult
     stored_orders: int = 0
+    bare: WrkResult | None = None
+    bare_stored: int = 0
     naive: PgbenchResult | None = None
 
     @property
     def ratio(self) -> float | None:
-        if self.naive is None or self.naive.tps <= 0:
+        if self.bare is None or self.bare.orders_per_s <= 0:
             return None
-        return self.hub.orders_per_s / self.naive.tps
+        return self.hub.orders_per_s / self.bare.orders_per_s
+
+    @property
+    def p99_factor(self) -> float | None:
+        if self.bare is None or self.bare.p99_ms <= 0:
+            return None
+        return self.hub.p99_ms / self.bare.p99_ms
 
 
 # --------------------------------------------------------------------------- helpers
@@ -167,14 +182,14 @@ def ensure_wrk() -> str:
     return found
 
 
-def ensure_pgbench(skip_naive: bool) -> str | None:
-    if skip_naive:
+def ensure_pgbench(naive: bool) -> str | None:
+    if not naive:
         return None
     found = shutil.which("pgbench")
     if not found:
         raise BenchError(
             "pgbench not on PATH (Debian: postgresql-client / postgresql-contrib); "
-            "or run with --skip-naive"
+            "or run without --naive"
         )
     return found
 
@@ -311,27 +326,50 @@ def create_token(ordersync: Path) -> str:
 
 
 class Server:
-    """`ordersync serve` in its own process group, logging to a file."""
+    """A server (the hub, or the bare reference) in its own process group, logging to a file."""
 
-    def __init__(self, ordersync: Path, log_path: Path) -> None:
-        self.ordersync = ordersync
+    def __init__(self, command: list[str], port: int, log_path: Path, env: dict[str, str]) -> None:
+        self.command = command
+        self.port = port
+        self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def hub(cls, ordersync: Path, log_path: Path) -> Server:
+        command = [str(ordersync), "serve", "--workers", str(HUB_WORKERS), "--port"]
+        return cls([*command, str(HUB_PORT)], HUB_PORT, log_path, app_env())
+
+    @classmethod
+    def bare(cls, log_path: Path) -> Server:
+        command = [
+            str(venv_bin("uvicorn")),
+            "bare_app:app",
+            "--app-dir",
+            str(BENCH_DIR),
+            "--workers",
+            str(HUB_WORKERS),
+            "--port",
+            str(BARE_PORT),
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSYNC_")}
+        env["ORDERSYNC_BARE_DSN"] = BENCH_DSN
+        return cls(command, BARE_PORT, log_path, env)
+
     def start(self) -> None:
-        if port_in_use(HUB_PORT):
-            raise BenchError(f"port {HUB_PORT} is already in use; stop whatever listens there")
+        if port_in_use(self.port):
+            raise BenchError(f"port {self.port} is already in use; stop whatever listens there")
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                [
-                    str(self.ordersync),
-                    "serve",
-                    "--workers",
-                    str(HUB_WORKERS),
-                    "--port",
-                    str(HUB_PORT),
-                ],
-                env=app_env(),
+                self.command,
+                env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -341,13 +379,13 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError(
-                    f"ordersync serve exited with {self.proc.returncode}\n{self.log_tail()}"
+                    f"{self.command[0]} exited with {self.proc.returncode}\n{self.log_tail()}"
                 )
-            if healthz_ok():
+            if answers(self.port):
                 return
             time.sleep(0.25)
         raise BenchError(
-            f"{HUB_URL}/healthz did not return 200 within "
+            f"port {self.port} did not answer HTTP within "
             f"{SERVER_START_TIMEOUT:.0f} s\n{self.log_tail()}"
         )
 
@@ -371,10 +409,13 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def healthz_ok() -> bool:
+def answers(port: int) -> bool:
+    """The server is up: /healthz answers 200 (the hub) or anything at all (the bare app)."""
     try:
-        with urllib.request.urlopen(f"{HUB_URL}/healthz", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
             return int(resp.status) == 200
+    except urllib.error.HTTPError:
+        return port == BARE_PORT
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
@@ -384,7 +425,9 @@ def healthz_ok() -> bool:
 WRK_LINE = re.compile(r"^BENCH (.*)$", re.MULTILINE)
 
 
-def run_wrk(wrk: str, case: str, clients: int, seconds: int, token: str) -> WrkResult:
+def run_wrk(
+    wrk: str, case: str, clients: int, seconds: int, token: str, url: str = HUB_URL
+) -> WrkResult:
     threads = min(WRK_THREADS, clients)
     cmd = [
         wrk,
@@ -398,7 +441,7 @@ def run_wrk(wrk: str, case: str, clients: int, seconds: int, token: str) -> WrkR
         "10s",
         "-s",
         str(LUA_SCRIPT),
-        f"{HUB_URL}/orders",
+        f"{url}/orders",
         "--",
         case,
         token,
@@ -507,76 +550,63 @@ def fmt(value: float | None, spec: str = ".0f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_report(rows: list[Row], duration: int, skip_naive: bool) -> None:
+def print_report(rows: list[Row], duration: int) -> None:
     print()
     print(
         f"ordersync order placement, PostgreSQL, {duration} s per run, "
-        f"wrk -t {WRK_THREADS}, hub --workers {HUB_WORKERS}, {os.cpu_count()} CPUs"
+        f"wrk -t {WRK_THREADS}, hub and bare app --workers {HUB_WORKERS}, {os.cpu_count()} CPUs"
     )
     header = (
-        f"{'case':<7} {'clients':>7} {'hub orders/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'non-2xx':>7} {'naive tps':>9} {'hub/naive':>9}"
+        f"{'case':<7} {'clients':>7} {'hub o/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'bare o/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'hub/bare':>8} {'p99 x':>6} "
+        f"{'naive tps':>9}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
+        bare = r.bare
+        bare_rate = None if bare is None else bare.orders_per_s
+        bare_p50 = None if bare is None else bare.p50_ms
+        bare_p99 = None if bare is None else bare.p99_ms
         naive_tps = None if r.naive is None else r.naive.tps
         print(
-            f"{r.case:<7} {r.clients:>7} {r.hub.orders_per_s:>12.0f} {r.hub.p50_ms:>7.1f} "
-            f"{r.hub.p99_ms:>7.1f} {r.hub.non2xx:>7} {fmt(naive_tps):>9} "
-            f"{fmt(r.ratio, '.2f'):>9}"
+            f"{r.case:<7} {r.clients:>7} {r.hub.orders_per_s:>8.0f} {r.hub.p50_ms:>7.1f} "
+            f"{r.hub.p99_ms:>7.1f} {fmt(bare_rate):>8} "
+            f"{fmt(bare_p50, '.1f'):>7} {fmt(bare_p99, '.1f'):>7} "
+            f"{fmt(r.ratio, '.2f'):>8} {fmt(r.p99_factor, '.2f'):>6} "
+            f"{fmt(naive_tps):>9}"
         )
     print()
     for r in rows:
-        if r.hub.non2xx > 0:
-            print(
-                f"WARNING {r.case}/{r.clients}: {r.hub.non2xx} non-2xx responses "
-                f"of {r.hub.requests} (status:count {r.hub.statuses})"
-            )
-        if r.stored_orders < r.hub.ok:
-            print(
-                f"WARNING {r.case}/{r.clients}: {r.hub.ok} 2xx responses "
-                f"but only {r.stored_orders} orders stored"
-            )
-        if r.hub.socket_errors > 0:
-            print(f"WARNING {r.case}/{r.clients}: {r.hub.socket_errors} socket errors/timeouts")
-        if r.naive is not None and r.naive.failed > 0:
-            print(
-                f"WARNING {r.case}/{r.clients}: pgbench reported {r.naive.failed} "
-                "failed transactions"
-            )
-
-    spread = next(
-        (r for r in rows if r.case == "spread" and r.clients == SPREAD_TARGET_CLIENTS), None
-    )
-    target = (
-        f"spread-{SPREAD_TARGET_CLIENTS} target (>= {SPREAD_TARGET_RPS:.0f} orders/s "
-        f"and p99 < {SPREAD_TARGET_P99_MS:.0f} ms)"
-    )
-    if spread is None:
-        print(f"N/A  {target}: not run (add {SPREAD_TARGET_CLIENTS} to --clients)")
-    else:
-        ok = (
-            spread.hub.orders_per_s >= SPREAD_TARGET_RPS
-            and spread.hub.p99_ms < SPREAD_TARGET_P99_MS
-            and spread.hub.non2xx == 0
-        )
-        print(
-            f"{'PASS' if ok else 'MISS'} {target}: {spread.hub.orders_per_s:.0f} orders/s, "
-            f"p99 {spread.hub.p99_ms:.1f} ms, {spread.hub.non2xx} non-2xx"
-        )
+        runs = (("hub", r.hub, r.stored_orders), ("bare", r.bare, r.bare_stored))
+        for who, result, stored in runs:
+            if result is None:
+                continue
+            if result.non2xx > 0:
+                print(
+                    f"WARNING {r.case}/{r.clients} {who}: {result.non2xx} non-2xx responses "
+                    f"of {result.requests} (status:count {result.statuses})"
+                )
+            if stored < result.ok:
+                print(
+                    f"WARNING {r.case}/{r.clients} {who}: {result.ok} 2xx responses "
+                    f"but only {stored} orders stored"
+                )
+            if result.socket_errors > 0:
+                print(f"WARNING {r.case}/{r.clients} {who}: {result.socket_errors} socket errors")
     for r in rows:
-        if r.case != "hot":
+        if r.clients != TARGET_CLIENTS or r.ratio is None or r.p99_factor is None:
             continue
-        target = f"hot-{r.clients} target (hub >= naive)"
-        if skip_naive or r.naive is None:
-            print(f"N/A  {target}: naive baseline skipped")
-            continue
-        ok = r.hub.orders_per_s >= r.naive.tps and r.hub.non2xx == 0
+        want = TARGET_RATIO[r.case]
+        ok = r.ratio >= want and r.hub.non2xx == 0
+        print(f"{'PASS' if ok else 'MISS'} {r.case}-{r.clients} hub/bare >= {want}: {r.ratio:.2f}")
+        ok = r.p99_factor <= TARGET_P99_FACTOR
         print(
-            f"{'PASS' if ok else 'MISS'} {target}: hub {r.hub.orders_per_s:.0f} orders/s "
-            f"vs naive {r.naive.tps:.0f} tps"
+            f"{'PASS' if ok else 'MISS'} {r.case}-{r.clients} hub p99 <= "
+            f"{TARGET_P99_FACTOR}x bare: {r.p99_factor:.2f}x"
         )
+    if not any(r.clients == TARGET_CLIENTS for r in rows):
+        print(f"N/A  targets: not run (add {TARGET_CLIENTS} to --clients)")
 
 
 # --------------------------------------------------------------------------- main
@@ -593,7 +623,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-db", action="store_true", help=f"keep the {DB_NAME} database afterwards"
     )
-    parser.add_argument("--skip-naive", action="store_true", help="do not run the pgbench baseline")
+    parser.add_argument(
+        "--naive", action="store_true", help="also run the pgbench baseline (bench/naive.sql)"
+    )
     args = parser.parse_args(argv)
     if args.duration < 1:
         parser.error("--duration must be at least 1")
@@ -610,12 +642,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
     duration: int = args.duration
     clients: list[int] = args.client_counts
-    skip_naive: bool = args.skip_naive
-    for path in (LUA_SCRIPT, NAIVE_SQL):
+    for path in (LUA_SCRIPT, NAIVE_SQL, BENCH_DIR / "bare_app.py"):
         if not path.is_file():
             raise BenchError(f"{path} is missing (it ships with bench/orders.py)")
     wrk = ensure_wrk()
-    pgbench = ensure_pgbench(skip_naive)
+    pgbench = ensure_pgbench(args.naive)
     ordersync = venv_bin("ordersync")
 
     log(f"recreating database {DB_NAME}")
@@ -626,11 +657,13 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
     seeded = seed()
     token = create_token(ordersync)
 
-    server = Server(ordersync, workdir / "server.log")
+    server = Server.hub(ordersync, workdir / "server.log")
+    bare = Server.bare(workdir / "bare.log")
     rows: list[Row] = []
     try:
-        log(f"starting ordersync serve on port {HUB_PORT}")
+        log(f"starting ordersync serve on port {HUB_PORT}, the bare app on {BARE_PORT}")
         server.start()
+        bare.start()
         for case in CASES:
             for n in clients:
                 reset_orders()
@@ -644,6 +677,17 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 if not server.alive():
                     raise BenchError(f"the server died during {case}/{n}\n{server.log_tail()}")
                 row = Row(case, n, hub, stored_orders=count_orders())
+                reset_orders()
+                log(f"{case}/{n}: bare app warm-up {WARMUP_SECONDS} s")
+                run_wrk(wrk, case, n, WARMUP_SECONDS, token, BARE_URL)
+                time.sleep(SETTLE_SECONDS)
+                reset_orders()
+                log(f"{case}/{n}: bare app {duration} s")
+                row.bare = run_wrk(wrk, case, n, duration, token, BARE_URL)
+                time.sleep(SETTLE_SECONDS)
+                if not bare.alive():
+                    raise BenchError(f"the bare app died during {case}/{n}\n{bare.log_tail()}")
+                row.bare_stored = count_orders()
                 if pgbench is not None:
                     reset_orders()
                     log(f"{case}/{n}: pgbench warm-up {WARMUP_SECONDS} s")
@@ -652,12 +696,14 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
                     log(f"{case}/{n}: pgbench {duration} s")
                     row.naive = run_pgbench(pgbench, case, n, duration, seeded)
                 log(
-                    f"{case}/{n}: hub {hub.orders_per_s:.0f} orders/s p99 {hub.p99_ms:.1f} ms"
+                    f"{case}/{n}: hub {hub.orders_per_s:.0f} orders/s p99 {hub.p99_ms:.1f} ms, "
+                    f"bare {row.bare.orders_per_s:.0f} orders/s p99 {row.bare.p99_ms:.1f} ms"
                     + ("" if row.naive is None else f", naive {row.naive.tps:.0f} tps")
                 )
                 rows.append(row)
     finally:
         server.stop()
+        bare.stop()
     return rows
 
 
@@ -682,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except (OSError, asyncpg.PostgresError) as exc:
                     print(f"could not drop {DB_NAME}: {exc}", file=sys.stderr)
     if rows:
-        print_report(rows, args.duration, args.skip_naive)
+        print_report(rows, args.duration)
     return code
 
 

@@ -191,7 +191,7 @@ async def place_orders(rate: float, seconds: float, token: str, url: str, produc
 
 def through_the_api(args: argparse.Namespace) -> None:
     """Latency with the hub's API placing orders (orders.py seeds and serves the hub)."""
-    ordersync = hub.venv_bin("ordersync")
+    ordersync = venv_bin("ordersync")
     hub.recreate_database()
     hub.migrate(ordersync)
     hub.seed()
@@ -210,7 +210,7 @@ def through_the_api(args: argparse.Namespace) -> None:
         )
         workers = start_workers(args.workers, config)
         try:
-            while not hub.healthz_ok():
+            while not hub.answers(hub.HUB_PORT):
                 time.sleep(0.2)
             orders_rate = args.rate / 2  # an order writes order.created and stock.changed
             placed = asyncio.run(

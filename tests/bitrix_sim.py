@@ -129,6 +129,72 @@ UPDATE_FIELDS = frozenset(
     }
 )
 ADD_FIELDS = UPDATE_FIELDS | {"lid", "personTypeId", "currency", "userId"}
+# sale-basket-item-add.md: the fields of a basket item added to an existing order
+BASKET_ITEM_FIELDS = frozenset(
+    {
+        "orderId",
+        "sort",
+        "productId",
+        "price",
+        "basePrice",
+        "discountPrice",
+        "currency",
+        "customPrice",
+        "quantity",
+        "xmlId",
+        "name",
+        "weight",
+        "dimensions",
+        "measureCode",
+        "measureName",
+        "canBuy",
+        "vatRate",
+        "vatIncluded",
+        "catalogXmlId",
+        "productXmlId",
+    }
+)
+# sale-payment-add.md: the fields of a new payment
+PAYMENT_FIELDS = frozenset(
+    {
+        "orderId",
+        "paySystemId",
+        "paid",
+        "datePaid",
+        "empPaidId",
+        "psStatus",
+        "psStatusCode",
+        "psStatusDescription",
+        "psStatusMessage",
+        "psSum",
+        "psCurrency",
+        "psResponseDate",
+        "payVoucherNum",
+        "payVoucherDate",
+        "datePayBefore",
+        "dateBill",
+        "xmlId",
+        "sum",
+        "companyId",
+        "payReturnNum",
+        "priceCod",
+        "payReturnDate",
+        "empReturnId",
+        "payReturnComment",
+        "responsibleId",
+        "empResponsibleId",
+        "isReturn",
+        "comments",
+        "updated1c",
+        "id1c",
+        "version1c",
+        "externalPayment",
+        "psInvoiceId",
+        "marked",
+        "reasonMarked",
+        "empMarkedId",
+    }
+)
 FLAG_FIELDS = frozenset({"marked", "recountFlag", "updated1c", "externalOrder", "canceled"})
 
 STORE_SCHEMA = Schema(
@@ -323,6 +389,7 @@ class BitrixSim:
         self._pending: list[tuple[datetime, SimOrder]] = []  # late commits
         self._limited = 0
         self._failures: list[tuple[str, SimError]] = []
+        self._lost: list[str] = []  # methods whose next request's answer never arrives
         self._next_id = 1000
         self._next_order = 1
         self._next_account = 301  # account numbers differ from ids, as on real sites
@@ -395,6 +462,11 @@ class BitrixSim:
     ) -> None:
         """The next call of `method` (direct or in a batch) answers this error."""
         self._failures.append((method, SimError(code, description, status)))
+
+    def lose_answer(self, method: str, times: int = 1) -> None:
+        """The next `times` requests calling `method` (direct or in a batch) are carried out,
+        and their answer is lost on the way back (the client sees a read timeout)."""
+        self._lost.extend([method] * times)
 
     def methods_called(self) -> list[str]:
         return [c.method for c in self.calls]
@@ -713,6 +785,16 @@ class BitrixSim:
     # --- HTTP -----------------------------------------------------------------------------
 
     def handler(self, request: httpx.Request) -> httpx.Response:
+        before = len(self.calls)
+        response = self._handle(request)
+        called = {c.method for c in self.calls[before:]}
+        for index, method in enumerate(self._lost):
+            if method in called:
+                del self._lost[index]
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         self.http_requests += 1
         if request.method != "POST":
             raise ProtocolError(f"{request.method} {request.url}: the client posts")
@@ -858,6 +940,7 @@ class BitrixSim:
             "sale.order.delete": self._order_delete,
             "sale.basketitem.add": self._basketitem_add,
             "sale.payment.add": self._payment_add,
+            "sale.payment.update": self._payment_update,
             "sale.shipment.add": self._shipment_add,
             "sale.status.list": self._status_list,
             "sale.delivery.getlist": self._delivery_list,
@@ -1152,6 +1235,13 @@ class BitrixSim:
                 setattr(order, attr, str(fields[name] or ""))
         if "externalOrder" in fields:
             order.external_order = _flag(fields["externalOrder"], "externalOrder")
+        if fields.get("dateInsert") not in (None, ""):
+            try:
+                moment = datetime.fromisoformat(str(fields["dateInsert"]))
+            except ValueError as exc:
+                raise SimError(0, f"Invalid value of dateInsert: {fields['dateInsert']!r}") from exc
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=SITE_TZ)
+            order.date_insert = moment.astimezone(SITE_TZ).replace(microsecond=0)
 
     def _order_delete(self, params: dict[str, Any]) -> Reply:
         self.delete_order(self._order_id_param(params))
@@ -1159,6 +1249,17 @@ class BitrixSim:
 
     def _basketitem_add(self, params: dict[str, Any]) -> Reply:
         fields = self._fields(params)
+        for name in fields:
+            if name not in BASKET_ITEM_FIELDS:
+                raise ProtocolError(f"sale.basketitem.add: undocumented field {name!r}")
+        if _flag(fields.get("customPrice", "N"), "customPrice"):
+            # customPrice Y: price, basePrice and discountPrice given, basePrice = price + discount
+            given = [fields.get(n) for n in ("price", "basePrice", "discountPrice")]
+            if any(v in (None, "") for v in given):
+                raise SimError(0, "customPrice Y needs price, basePrice and discountPrice")
+            price_, base, discount = (_decimal(v, "price") for v in given)
+            if base != price_ + discount:
+                raise SimError(0, "basePrice must be price + discountPrice")
         if fields.get("orderId") in (None, ""):
             raise SimError(200140400008, "Required fields: fields[ORDER_ID]")
         for required in ("productId", "currency", "quantity"):
@@ -1195,6 +1296,9 @@ class BitrixSim:
 
     def _payment_add(self, params: dict[str, Any]) -> Reply:
         fields = self._fields(params)
+        for name in fields:
+            if name not in PAYMENT_FIELDS:
+                raise ProtocolError(f"sale.payment.add: undocumented field {name!r}")
         for required in ("orderId", "paySystemId"):
             if fields.get(required) in (None, ""):
                 raise SimError(0, f"Required fields: {required}")
@@ -1210,6 +1314,34 @@ class BitrixSim:
         if fields.get("xmlId"):
             record.xml_id = str(fields["xmlId"])
         order.payments.append(record)
+        order.recount()
+        self._save(order)
+        return Reply({"payment": payment(order, record, self._names())})
+
+    def _payment_update(self, params: dict[str, Any]) -> Reply:
+        """sale-payment-update.md: `id` and the fields to change (not orderId); the table marks
+        paySystemId required."""
+        if params.get("id") in (None, ""):
+            raise SimError(100, "Parameter id not specified")
+        payment_id = _int(params["id"], "id")
+        fields = self._fields(params)
+        if fields.get("paySystemId") in (None, ""):
+            raise SimError(0, "Required fields: paySystemId")
+        for name in fields:
+            if name not in PAYMENT_FIELDS or name == "orderId":
+                raise ProtocolError(f"sale.payment.update: unexpected field {name!r}")
+        owner = next(
+            (o for o in self.orders.values() if any(p.id == payment_id for p in o.payments)),
+            None,
+        )
+        if owner is None:
+            raise SimError(200640400001, "payment does not exist")
+        order = self._working(owner.id)
+        record = next(p for p in order.payments if p.id == payment_id)
+        if "paid" in fields:
+            record.paid = _flag(fields["paid"], "paid")
+        if fields.get("sum") not in (None, ""):
+            record.sum = _decimal(fields["sum"], "sum")
         order.recount()
         self._save(order)
         return Reply({"payment": payment(order, record, self._names())})

@@ -168,6 +168,11 @@ class BitrixSettings(BaseModel):
     iblock_id: int | None = None  # the catalog's information block
     mirror_channels: list[Channel] = Field(default_factory=lambda: [Channel.POS, Channel.OPERATOR])
     mirror_status: str = "F"  # the site status of a mirrored till or operator order
+    # What sale.order.add needs for a mirrored order: the site (lid), the payer type, and the
+    # pay system of its payment (sale.paysystem.list; usually the site's cash pay system)
+    site_id: str = "s1"
+    person_type_id: int = Field(default=1, ge=1)
+    mirror_pay_system_id: int = Field(default=1, ge=1)
 
     @property
     def connected(self) -> bool:
@@ -185,8 +190,10 @@ class SinkSettings(BaseModel):
 
     kind: Literal["webhook", "onec_push", "rabbitmq", "bitrix"]
     # http(s) for webhook and 1C push; amqp:// for RabbitMQ; the site's incoming-webhook URL
-    # https://<site>/rest/<user>/<code>/ for Bitrix (it is a secret: keep it in the env)
-    url: str
+    # https://<site>/rest/<user>/<code>/ for Bitrix (it is a secret: keep it in the env). A
+    # Bitrix sink without one is the site of the [bitrix] table (url, iblock_id, stock_mode,
+    # push_statuses come from there).
+    url: str | None = None
     secret: str | None = None  # webhook HMAC key; better in ORDERSYNC_SINKS__<NAME>__SECRET
     login: str | None = None  # 1C push (HTTP Basic)
     password: str | None = None
@@ -194,9 +201,38 @@ class SinkSettings(BaseModel):
     iblock_id: int | None = None  # Bitrix: the catalog's information block
     stock_mode: Literal["documents", "storeproduct"] = "documents"  # Bitrix
     status_map: dict[str, str] = Field(default_factory=dict)  # Bitrix: hub status -> statusId
+    # Bitrix: the per-store figure sent (see BitrixSettings); unset: [bitrix].stock_figure
+    stock_figure: Literal["sellable", "physical"] | None = None
     types: list[str] | None = None  # event types; unset: all
     stores: list[str] | None = None  # store codes; unset: all
     timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _url_unless_bitrix(self) -> SinkSettings:
+        if not self.url and self.kind != "bitrix":
+            raise ValueError(f"a {self.kind} sink needs a url")
+        return self
+
+    def with_site(self, site: BitrixSettings) -> SinkSettings:
+        """A Bitrix sink without a url of its own: the [bitrix] site's url, iblock, stock
+        mode and statuses (what the sink itself sets wins)."""
+        if self.kind != "bitrix" or self.url:
+            return self
+        given = self.model_fields_set
+        return self.model_copy(
+            update={
+                "url": site.url,
+                "iblock_id": self.iblock_id if "iblock_id" in given else site.iblock_id,
+                "stock_mode": self.stock_mode if "stock_mode" in given else site.stock_mode,
+                "status_map": self.status_map if "status_map" in given else site.push_statuses,
+                "timeout_seconds": self.timeout_seconds
+                if "timeout_seconds" in given
+                else site.timeout_seconds,
+            }
+        )
+
+
+BITRIX_SINK = "bitrix"  # the sink the [bitrix] site gets when no Bitrix sink is configured
 
 
 class RelaySettings(BaseModel):
@@ -271,6 +307,23 @@ class Settings(BaseSettings):
     evotor: EvotorSettings = EvotorSettings()
     ui: UiSettings = UiSettings()
     bitrix: BitrixSettings = BitrixSettings()
+
+    @model_validator(mode="after")
+    def _one_site(self) -> Settings:
+        """The [bitrix] site is one sink: Bitrix sinks without a url take it, and a site with
+        a url and no Bitrix sink configured gets one named "bitrix"."""
+        sinks = {name: conf.with_site(self.bitrix) for name, conf in self.sinks.items()}
+        for name, conf in sinks.items():
+            if conf.kind == "bitrix" and not conf.url:
+                raise ValueError(
+                    f"sink {name}: no url, and [bitrix] has none (ORDERSYNC_BITRIX__URL)"
+                )
+        if self.bitrix.connected and not any(c.kind == "bitrix" for c in sinks.values()):
+            if BITRIX_SINK in sinks:
+                raise ValueError(f'the sink name "{BITRIX_SINK}" is the [bitrix] site\'s')
+            sinks[BITRIX_SINK] = SinkSettings(kind="bitrix").with_site(self.bitrix)
+        self.sinks = sinks
+        return self
 
     @field_validator("master", mode="before")
     @classmethod

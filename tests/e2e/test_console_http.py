@@ -8,8 +8,9 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from ordersync.db import users
 from ordersync.db.tables import outbox_events, relay_dead
 from ordersync.db.unit_of_work import Database
 from ordersync.domain.types import StaffRole
+from ordersync.services.attention import raise_attention
 from ordersync.services.context import utcnow
 from ordersync.ui.accounts import hash_password
 from tests import support
@@ -351,3 +353,74 @@ async def test_a_till_line_that_matched_no_product_is_on_the_attention_screen_un
         f"/ui/attention/till/{found.group(1)}", data={"csrftoken": token, "resolution": "x"}
     )
     assert again.status_code == 404
+
+
+async def test_an_operator_holds_a_cut_line_again_from_its_attention_item(
+    console: Console,
+) -> None:
+    order = await console.place(
+        {"fulfillment": "pickup", "store": "S01", "lines": [{"sku": "TEA", "quantity": "2"}]}
+    )
+    sale = {"store": "S01", "pos_id": "T1", "transaction_id": "R-10",
+            "lines": [{"sku": "TEA", "quantity": "10"}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {console.net.tokens['pos']}"}
+    assert (await console.http.post("/pos/sales", json=sale, headers=headers)).status_code == 201
+    number = order["number"]
+
+    await console.login("olga")
+    page = await console.http.get(f"/ui/orders/{number}")
+    assert 'class="inline-form line-fix" data-line="1"' in page.text
+    assert 'value="WH1"' not in page.text.split('data-line="1"')[1].split("</form>")[0]
+    confirm = await console.http.get(f"/ui/orders/{number}/lines/1/hold_line?store=S01")
+    assert confirm.status_code == 200 and 'name="store" value="S01"' in confirm.text
+    token = await console.token(f"/ui/orders/{number}/lines/1/hold_line?store=S01")
+    form = {"csrftoken": token, "store": "S01"}
+    short = await console.http.post(f"/ui/orders/{number}/lines/1/hold_line", data=form)
+    assert short.status_code == 409  # nothing free at S01 yet
+    dropped = await console.http.post(
+        f"/ui/orders/{number}/lines/1/drop_line", data={"csrftoken": token}
+    )
+    assert dropped.status_code == 409  # its only line: cancel the order instead
+
+    await support.receive(console.db, "S01", "R-S01", TEA=5)
+    done = await console.http.post(f"/ui/orders/{number}/lines/1/hold_line", data=form)
+    assert done.status_code == 303
+    page = await console.http.get(f"/ui/orders/{number}")
+    assert "line-fix" not in page.text and 'data-store="S01"' in page.text
+
+    await console.login("shop1")
+    token = await console.token(f"/ui/orders/{number}")
+    refused = await console.http.post(
+        f"/ui/orders/{number}/lines/1/hold_line", data={"csrftoken": token, "store": "S01"}
+    )
+    assert refused.status_code == 403
+
+
+async def test_the_orders_screen_filters_by_attention_and_by_the_day_placed(
+    console: Console,
+) -> None:
+    tea = [{"sku": "TEA", "quantity": 1}]
+    calm = await console.place({"fulfillment": "delivery", "lines": tea})
+    flagged = await console.place({"fulfillment": "delivery", "lines": tea})
+    async with console.db.uow() as uow:
+        order = await uow.get_order(str(flagged["id"]), lock=True)
+        assert order is not None
+        await raise_attention(uow, order, "site_order_short", {"lines": [1]}, utcnow())
+        await uow.commit()
+    await console.login("olga")
+
+    async def listed(**params: str) -> set[int]:
+        page = await console.http.get("/ui/orders", params=params)
+        assert page.status_code == 200, page.text
+        return {int(n) for n in re.findall(r'data-number="(\d+)"', page.text)}
+
+    both = {calm["number"], flagged["number"]}
+    assert await listed() == both
+    assert await listed(attention="1") == {flagged["number"]}
+    today = datetime.now(ZoneInfo("Europe/Moscow")).date()
+    assert await listed(date_from=today.isoformat(), date_to=today.isoformat()) == both
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    assert await listed(date_from=tomorrow) == set()
+    assert await listed(date_to=(today - timedelta(days=1)).isoformat()) == set()
+    bad = await console.http.get("/ui/orders", params={"date_from": "29.11.2026"})
+    assert bad.status_code == 422

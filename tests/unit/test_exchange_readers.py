@@ -1244,3 +1244,11 @@ def test_a_buyer_known_only_by_e_mail_gets_a_stable_12_digit_id() -> None:
     assert len(user_id) == 12 and user_id.isdigit()
     assert (login, name) == ("olga@example.ru", "Ольга")
     assert customer_id_1c({"email": "olga@example.ru", "name": "Ольга"}) == first
+
+
+def test_a_line_an_operator_dropped_is_not_in_the_document() -> None:
+    kept, dropped = OrderLine(1, 1, D("2"), D("100")), OrderLine(2, 2, D("0"), D("199.99"))
+    root = _parse(orders_document([_order(lines=[kept, dropped])], REFS, NOW, "utf-8"))
+    items = root.findall("Документ/Товары/Товар")
+    assert [x.findtext("Ид") for x in items] == ["guid-tea"]
+    assert root.findtext("Документ/Сумма") == "200.00"

@@ -165,6 +165,12 @@ class AttentionResolutionIn(Strict):
     )
 
 
+class LineStoreIn(Strict):
+    store: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="the code of the store that is to hold the whole line"
+    )
+
+
 class PosLineIn(ProductRefIn):
     quantity: Qty
     price: Price | None = None

@@ -111,6 +111,31 @@ async def close_hold(conn: AsyncConnection, hold_id: int, state: HoldState, now:
     )
 
 
+async def add_hold(
+    conn: AsyncConnection,
+    order_id: str,
+    line_no: int,
+    product_id: int,
+    store_id: int,
+    quantity: Decimal,
+    expires_at: datetime | None,
+    now: datetime,
+) -> None:
+    """A new active hold of an order's line (an operator held the line at another store)."""
+    await conn.execute(
+        insert(holds).values(
+            order_id=order_id,
+            line_no=line_no,
+            product_id=product_id,
+            store_id=store_id,
+            quantity=quantity,
+            state=HoldState.ACTIVE.value,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+
+
 async def carry_hold(
     conn: AsyncConnection,
     replaced: StoreHold,

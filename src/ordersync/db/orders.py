@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, or_, select, text, update
@@ -263,6 +264,17 @@ async def set_order_fields(conn: AsyncConnection, order_id: str, **values: Any) 
     """Every change of an order goes through here and raises its version."""
     await conn.execute(
         update(orders).where(orders.c.id == order_id).values(version=orders.c.version + 1, **values)
+    )
+
+
+async def set_line_quantity(
+    conn: AsyncConnection, order_id: str, line_no: int, quantity: Decimal
+) -> None:
+    """The caller holds the order's lock and raises its version (set_order_fields)."""
+    await conn.execute(
+        update(order_lines)
+        .where(order_lines.c.order_id == order_id, order_lines.c.line_no == line_no)
+        .values(quantity=quantity)
     )
 
 

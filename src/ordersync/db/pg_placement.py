@@ -116,9 +116,12 @@ SELECT ordersync_assert((SELECT count(*) FROM held) = $5, 'stock_race')
 
 # One read for the plan: the products named by id, SKU or 1C Ид, with their stock levels at
 # the candidate stores ($4). A product without stock there comes back with NULL figures.
+# The order's number is taken in the same round trip (evaluated once, when a product is found):
+# a number taken for an order that is then refused is skipped, as after any rollback.
 PRODUCTS_WITH_STOCK = """
+WITH next_number AS (SELECT nextval('orders_number_seq') AS number)
 SELECT p.id, p.sku, p.xml_id, p.name, p.unit, p.barcode, p.price, p.active,
-       s.store_id, s.on_hand, s.reserved
+       s.store_id, s.on_hand, s.reserved, (SELECT number FROM next_number) AS number
 FROM products p
 LEFT JOIN stock_levels s ON s.product_id = p.id AND s.store_id = ANY($4::integer[])
 WHERE p.id = ANY($1::integer[]) OR p.sku = ANY($2::text[]) OR p.xml_id = ANY($3::text[])
@@ -181,10 +184,13 @@ async def products_with_stock(
     skus: Sequence[str],
     xml_ids: Sequence[str],
     store_ids: Sequence[int],
-) -> tuple[list[Product], list[StockLevel]]:
+) -> tuple[list[Product], list[StockLevel], int | None]:
+    """The products and their stock at `store_ids`, and the next order number (None when no
+    product was found)."""
     rows = await apg.fetch(
         PRODUCTS_WITH_STOCK, list(ids), list(skus), list(xml_ids), list(store_ids)
     )
+    number = int(rows[0]["number"]) if rows else None
     products: dict[int, Product] = {}
     stock: list[StockLevel] = []
     for r in rows:
@@ -209,7 +215,7 @@ async def products_with_stock(
                     from_units(r["reserved"], QUANTITY_SCALE),
                 )
             )
-    return list(products.values()), stock
+    return list(products.values()), stock, number
 
 
 async def read_stock(

@@ -221,7 +221,8 @@ order_lines = Table(
     Column("price", Money(), nullable=False),
     # Units customers brought back to a till (returns linked to this order's sale).
     Column("returned", Quantity(), nullable=False, server_default=text("0")),
-    CheckConstraint("quantity > 0", name="quantity_positive"),
+    # 0: an operator dropped the line (services/line_sourcing.py)
+    CheckConstraint("quantity >= 0", name="quantity_not_negative"),
 )
 
 # A hold's product and store carry no foreign keys: a hold is only ever written in the

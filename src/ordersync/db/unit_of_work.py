@@ -327,6 +327,23 @@ class SqlUnitOfWork:
     ) -> None:
         await displacement.carry_hold(self.conn, replaced, store_id, quantity, now)
 
+    async def add_hold(
+        self,
+        order_id: str,
+        line_no: int,
+        product_id: int,
+        store_id: int,
+        quantity: Decimal,
+        expires_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        await displacement.add_hold(
+            self.conn, order_id, line_no, product_id, store_id, quantity, expires_at, now
+        )
+
+    async def set_line_quantity(self, order_id: str, line_no: int, quantity: Decimal) -> None:
+        await orders.set_line_quantity(self.conn, order_id, line_no, quantity)
+
     # orders
     async def place_order(
         self,
@@ -517,6 +534,7 @@ class PgPlacementUnitOfWork(SqlUnitOfWork):
         super().__init__(db, autocommit=True)
         self._apg: asyncpg.Connection | None = None
         self._pool: asyncpg.Pool | None = None
+        self._number: int | None = None  # taken by the planning read
 
     async def __aenter__(self) -> Self:
         return self
@@ -539,6 +557,9 @@ class PgPlacementUnitOfWork(SqlUnitOfWork):
         return await self.db.fresh_stores()
 
     async def next_order_number(self) -> int:
+        number, self._number = self._number, None
+        if number is not None:
+            return number
         return int(await (await self._driver()).fetchval(pg_placement.NEXT_NUMBER))
 
     async def products_with_stock(
@@ -548,9 +569,10 @@ class PgPlacementUnitOfWork(SqlUnitOfWork):
         xml_ids: Sequence[str],
         store_ids: Sequence[int],
     ) -> tuple[list[Product], list[StockLevel]]:
-        return await pg_placement.products_with_stock(
+        products, stock, self._number = await pg_placement.products_with_stock(
             await self._driver(), ids, skus, xml_ids, store_ids
         )
+        return products, stock
 
     async def read_stock(
         self, product_ids: Sequence[int], store_ids: Sequence[int] | None = None

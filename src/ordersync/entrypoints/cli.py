@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..config import LogLevel, Settings, load_settings
-from ..db import ledger, tokens
+from ..db import ledger, site_out, tokens
 from ..db.catalog import all_stores, update_store
 from ..db.migrate import downgrade, upgrade
 from ..db.outbox import add_event
@@ -19,7 +19,7 @@ from ..domain import events
 from ..domain.errors import ConfigError
 from ..domain.types import Role
 from ..services.context import utcnow
-from . import cli_exchange, cli_relay, cli_users, serving
+from . import cli_bitrix, cli_exchange, cli_relay, cli_users, serving
 from .cli_db import database
 from .demo import (
     console_key,
@@ -81,6 +81,9 @@ async def _apply_store_settings(settings: Settings, db: Database) -> None:
                 values["pos_mode"] = values["pos_mode"].value
             if values:
                 await update_store(uow.conn, known[code].id, values, utcnow())
+            if values.get("safety_stock", known[code].safety_stock) != known[code].safety_stock:
+                # what the online store may sell moved at every product of the store
+                await site_out.announce_store_levels(uow.conn, known[code].id, code, utcnow())
             if values.get("evotor_uuid", known[code].evotor_uuid) != known[code].evotor_uuid:
                 # newly linked to Evotor: its tills get the whole catalog
                 payload = {"store_id": known[code].id, "all": True, "source": "evotor_link"}
@@ -381,6 +384,7 @@ def check() -> None:
 cli_exchange.register(app, _settings)
 cli_relay.register(app, _settings)
 cli_users.register(app, _settings)
+cli_bitrix.register(app, _settings)
 
 
 def main() -> None:

@@ -89,7 +89,7 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
 
 async def _work(conf: Settings) -> None:
     async with opened(conf, pool_size=4) as db:  # lanes are drained side by side
-        sinks = await build_sinks(db, conf.sinks, conf.evotor)
+        sinks = await build_sinks(db, conf.sinks, conf.evotor, bitrix=conf.bitrix)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -125,7 +125,9 @@ async def _retry(conf: Settings, sink_name: str, ids: list[int] | None) -> int:
     if sink_name not in conf.sinks:
         raise typer.BadParameter(f"no sink {sink_name} in the configuration")
     async with opened(conf) as db:
-        sink = (await build_sinks(db, {sink_name: conf.sinks[sink_name]}))[sink_name]
+        sink = (await build_sinks(db, {sink_name: conf.sinks[sink_name]}, bitrix=conf.bitrix))[
+            sink_name
+        ]
         try:
             async with db.uow_read() as uow:
                 dead = await relay_store.dead_letters(uow.conn, sink_name)

@@ -19,7 +19,7 @@ async def run_relay(settings: Settings, db: Database, enabled: bool) -> AsyncIte
     if not enabled:
         yield
         return
-    sinks = await build_sinks(db, settings.sinks, settings.evotor)
+    sinks = await build_sinks(db, settings.sinks, settings.evotor, bitrix=settings.bitrix)
     stop = asyncio.Event()
     task = asyncio.create_task(Relay(db, sinks, policy(settings.relay)).run(stop))
     try:

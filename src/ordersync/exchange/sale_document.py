@@ -112,6 +112,8 @@ def _document(doc: etree._Element, order: Order, refs: Refs, versioned: bool) ->
     _stores(doc, stores, refs)
     goods = etree.SubElement(doc, "Товары")
     for line in order.lines:
+        if line.quantity == 0:  # dropped by an operator: not in the document, as in Bitrix
+            continue
         _line(etree.SubElement(goods, "Товар"), line, refs, list(taken[line.line_no].items()))
     _properties(etree.SubElement(doc, "ЗначенияРеквизитов"), order, refs)
 

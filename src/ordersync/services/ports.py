@@ -395,6 +395,19 @@ class UnitOfWork(Protocol):
     async def carry_hold(
         self, replaced: StoreHold, store_id: int, quantity: Decimal, now: datetime
     ) -> None: ...
+    async def add_hold(
+        self,
+        order_id: str,
+        line_no: int,
+        product_id: int,
+        store_id: int,
+        quantity: Decimal,
+        expires_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """A new active hold row; the caller took the stock with hold_stock."""
+
+    async def set_line_quantity(self, order_id: str, line_no: int, quantity: Decimal) -> None: ...
 
     # orders
     async def place_order(

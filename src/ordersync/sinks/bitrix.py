@@ -1,9 +1,18 @@
 """The Bitrix site sink: keeps the online store's per-store stock true and pushes the status of
 orders that came from the site, through the site's REST API (see bitrix_rest).
 
-Stock: per (product, store) only the batch's last `stock.changed` counts, and what is sent is
-its physical amount (`on_hand`), never `available`: Bitrix subtracts its own reservations from
-the per-store physical amount itself, so sending `available` would count them twice.
+Stock: per (product, store) only the batch's last `stock.changed` counts. What is sent is, with
+`figures` (stock_figure "sellable", the default), the pair's sellable figure read from the hub
+when the batch is delivered (services/site_out.py: on_hand minus the holds of orders that are
+not the site's, minus safety stock), so a late retry never sends an old figure; without it
+(stock_figure "physical"), the event's `on_hand`. Never `available`: Bitrix subtracts its own
+reservations from the per-store amount itself, so the site's own orders' holds must stay in.
+Every hold placed or released writes a `stock.changed` of its pair, so a phone order's hold
+reaches the site too.
+
+Orders: statuses of the site's own orders (sale.order.update, `status_map`; an open
+`site_order_short` attention moves the order to `short_status`), and, with `mirror`, till and
+operator orders recorded on the site (sinks/bitrix_mirror.py).
 
 - mode "documents" (inventory management on, the only way the official REST API changes
   stock): read the current per-store amounts (`catalog.storeproduct.list`), and turn the
@@ -35,13 +44,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from ..domain import events as ev
 from .base import DeliveryFailed, OutboxEvent
 from .bitrix_rest import BATCH_LIMIT, BitrixError, BitrixRateLimited, BitrixRest
+
+if TYPE_CHECKING:
+    from .bitrix_mirror import SiteMirror
 
 Mode = Literal["documents", "storeproduct"]
 
@@ -55,6 +67,7 @@ class HubRefs:
 
 
 RefsFn = Callable[[Sequence[int], Sequence[int]], Awaitable[HubRefs]]
+FiguresFn = Callable[[Sequence[tuple[int, int]]], Awaitable[Mapping[tuple[int, int], Decimal]]]
 OrderRefsFn = Callable[[Sequence[str]], Awaitable[Mapping[str, int]]]
 EventFilter = Callable[[OutboxEvent], bool]
 
@@ -62,13 +75,17 @@ STOCK_TYPES = frozenset({ev.STOCK_CHANGED})
 ORDER_TYPES = frozenset({ev.ORDER_STATUS_CHANGED, ev.ORDER_PAID})
 CANCELLED = "cancelled"
 PAID = "paid"  # the status_map key for order.paid
+SHORT = "short"  # an open site_order_short attention: the status_map key, else short_status
+SITE_ORDER_SHORT = "site_order_short"
 
 
 @dataclass(frozen=True)
 class _DocRef:
-    """A document id known only once its catalog.document.add has run."""
+    """An id known only once an earlier command has run: `result[<key>][<entity>][id]`
+    (catalog.document.add answers `document`, sale.order.add `order`)."""
 
     key: str
+    entity: str = "document"
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,9 @@ class BitrixSink:
         responsible_id: int = 1,
         storeproduct_update_method: str = "catalog.storeproduct.update",
         storeproduct_add_method: str = "catalog.storeproduct.add",
+        figures: FiguresFn | None = None,
+        short_status: str | None = None,
+        mirror: SiteMirror | None = None,
     ) -> None:
         if mode not in ("documents", "storeproduct"):
             raise ValueError(f"unknown Bitrix stock mode {mode!r}")
@@ -134,6 +154,9 @@ class BitrixSink:
         self.responsible_id = responsible_id
         self.update_method = storeproduct_update_method
         self.add_method = storeproduct_add_method
+        self.figures = figures  # None: the events' physical on_hand
+        self.short_status = short_status
+        self.mirror = mirror
         self._products: dict[str, int] = {}  # xml_id -> Bitrix product id
         self._stores: dict[str, int] = {}  # xml_id -> Bitrix store id
         self.skipped: Counter[str] = Counter()  # why events or lines were not sent, in total
@@ -142,15 +165,36 @@ class BitrixSink:
     # --- Sink -----------------------------------------------------------------------------
 
     def wants(self, event: OutboxEvent) -> bool:
-        if event.type not in STOCK_TYPES and event.type not in ORDER_TYPES:
+        if not (
+            event.type in STOCK_TYPES
+            or event.type in ORDER_TYPES
+            or (event.type == ev.ORDER_ATTENTION and self._short(event))
+            or (
+                event.type == ev.ORDER_CREATED
+                and self.mirror is not None
+                and self.mirror.wants(event.payload)
+            )
+        ):
             return False
         return self.event_filter is None or self.event_filter(event)
+
+    def _short(self, event: OutboxEvent) -> bool:
+        p = event.payload
+        return (
+            (self.short_status is not None or SHORT in self.status_map)
+            and p.get("code") == SITE_ORDER_SHORT
+            and p.get("state") == "open"
+        )
 
     async def deliver(self, events: Sequence[OutboxEvent]) -> None:
         mine = [e for e in events if self.wants(e)]
         try:
             await self._push_stock([e for e in mine if e.type in STOCK_TYPES])
-            await self._push_orders([e for e in mine if e.type in ORDER_TYPES])
+            order_events = [e for e in mine if e.type not in STOCK_TYPES]
+            others = await self._push_orders(order_events)
+            if self.mirror is not None and others:
+                created = {e.aggregate_id for e in order_events if e.type == ev.ORDER_CREATED}
+                await self.mirror.deliver(self, others, created)
         except BitrixError as exc:
             retry = exc.retry_after if exc.retry_later else None
             raise DeliveryFailed(
@@ -175,8 +219,8 @@ class BitrixSink:
             def resolve(value: Any, in_chunk: set[str] = in_chunk) -> Any:
                 if isinstance(value, _DocRef):
                     if value.key in in_chunk:
-                        return f"$result[{value.key}][document][id]"
-                    return results[value.key]["document"]["id"]
+                        return f"$result[{value.key}][{value.entity}][id]"
+                    return results[value.key][value.entity]["id"]
                 if isinstance(value, dict):
                     return {k: resolve(v) for k, v in value.items()}
                 return value
@@ -195,6 +239,9 @@ class BitrixSink:
         for event in stock_events:  # in order: the last one of a pair wins
             p = event.payload
             last[(int(p["product_id"]), int(p["store_id"]))] = Decimal(str(p["on_hand"]))
+        if self.figures is not None:  # the sellable figure as it is now
+            now = await self.figures(list(last))
+            last = {pair: now[pair] for pair in last if pair in now}
         hub_products = sorted({k[0] for k in last})
         hub_stores = sorted({k[1] for k in last})
         refs = await self.refs(hub_products, hub_stores)
@@ -364,15 +411,26 @@ class BitrixSink:
 
     # --- orders ---------------------------------------------------------------------------
 
-    async def _push_orders(self, order_events: Sequence[OutboxEvent]) -> None:
+    async def _push_orders(self, order_events: Sequence[OutboxEvent]) -> list[str]:
+        """Pushes the statuses of the site's own orders; returns the other orders the events
+        name, in order of first mention (the mirror's candidates)."""
         if not order_events:
-            return
+            return []
         status: dict[str, str] = {}  # hub order id -> last hub status of the batch
         cancelled: set[str] = set()
         known: dict[str, int] = {}
+        named: dict[str, None] = {}
         for event in order_events:
             order_id = str(event.payload.get("order_id") or event.aggregate_id)
-            hub_status = PAID if event.type == ev.ORDER_PAID else str(event.payload.get("to"))
+            named.setdefault(order_id, None)
+            if event.type == ev.ORDER_CREATED:
+                continue  # a site order is the site's; other orders are the mirror's
+            if event.type == ev.ORDER_ATTENTION:
+                hub_status = SHORT
+            elif event.type == ev.ORDER_PAID:
+                hub_status = PAID
+            else:
+                hub_status = str(event.payload.get("to"))
             if event.type == ev.ORDER_PAID and PAID not in self.status_map:
                 continue  # payment is a payment entity in Bitrix: only a mapped status is sent
             status[order_id] = hub_status
@@ -381,17 +439,20 @@ class BitrixSink:
             enriched = event.payload.get("bitrix_order_id")
             if enriched:
                 known[order_id] = int(enriched)
-        missing = sorted(set(status) - known.keys())
+        missing = sorted(set(named) - known.keys())
         if missing and self.order_refs is not None:
             known.update({k: int(v) for k, v in (await self.order_refs(missing)).items()})
         commands: list[_Cmd] = []
         for n, (order_id, hub_status) in enumerate(status.items()):
             if order_id not in known:
-                self.skipped["order_not_from_site"] += 1
+                if self.mirror is None:
+                    self.skipped["order_not_from_site"] += 1
                 continue
             fields: dict[str, Any] = {}
             if hub_status in self.status_map:
                 fields["statusId"] = self.status_map[hub_status]
+            elif hub_status == SHORT and self.short_status:
+                fields["statusId"] = self.short_status
             if order_id in cancelled:
                 fields["canceled"] = "Y"
             if not fields:
@@ -401,6 +462,7 @@ class BitrixSink:
                 _Cmd(f"o{n}", "sale.order.update", {"id": known[order_id], "fields": fields})
             )
         await self._run(commands)
+        return [order_id for order_id in named if order_id not in known]
 
 
 __all__ = ["BitrixRateLimited", "BitrixSink", "HubRefs"]

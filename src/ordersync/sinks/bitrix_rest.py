@@ -173,6 +173,20 @@ class BitrixRest:
         body = await self._post(method, dict(params or {}))
         return body["result"]
 
+    async def call_all(
+        self, method: str, params: Mapping[str, Any], key: str, max_pages: int = 100
+    ) -> list[Any]:
+        """Every row of a list method (`result[key]`, 50 a page), following `next`."""
+        rows: list[Any] = []
+        start: int | None = 0
+        for _ in range(max_pages):
+            body = await self._post(method, {**params, "start": start})
+            rows.extend((body["result"] or {}).get(key) or [])
+            start = body.get("next")
+            if start is None:
+                break
+        return rows
+
     async def _post(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         response = await self.client.post(f"{self.base}{method}.json", json=params)
         try:

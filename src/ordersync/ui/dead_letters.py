@@ -20,7 +20,7 @@ async def retry(db: Database, settings: Settings, sink_name: str, event_id: int)
     conf = settings.sinks.get(sink_name)
     if conf is None:
         return f"no sink {sink_name} is configured"
-    sink = (await build_sinks(db, {sink_name: conf}))[sink_name]
+    sink = (await build_sinks(db, {sink_name: conf}, bitrix=settings.bitrix))[sink_name]
     try:
         await redeliver_dead(db, sink, [event_id])
     except (DeliveryFailed, TimeoutError, OSError) as exc:

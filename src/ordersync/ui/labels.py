@@ -38,12 +38,16 @@ LABELS: dict[str, str] = {
     "hand_over": N_("Hand over"),
     "cancel": N_("Cancel the order"),
     "resolve": N_("Resolved"),
+    "hold_line": N_("Hold the line here"),
+    "drop_line": N_("Drop the line"),
     # events of the timeline
     "order.created": N_("Order placed"),
     "order.paid": N_("Paid"),
     "order.confirmed": N_("Confirmed"),
     "order.status_changed": N_("Status changed"),
     "order.attention": N_("Attention"),
+    "order.holds_moved": N_("Stock moved"),
+    "order.line_cancelled": N_("Line dropped"),
     # roles
     "store": N_("Store staff"),
     "admin": N_("Administrator"),
@@ -97,6 +101,7 @@ MESSAGES = (
     N_("a quantity is not a number"),
     N_("a quantity must be above zero"),
     N_("the form has no valid token: reload the page"),
+    N_("choose a store"),
 )
 
 # What an action's confirmation asks.

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from ...db import catalog
+from ...db import catalog, site_out
 from ...db.unit_of_work import Database, SqlUnitOfWork
 from ...domain import events
 from ...domain.errors import NotFound
@@ -109,6 +109,8 @@ async def update_store(
         store = await catalog.update_store(uow.conn, current.id, _store_values(body), ctx.clock())
         assert store is not None
         await _linked_to_evotor(uow, store, current.evotor_uuid, ctx.clock())
+        if store.safety_stock != current.safety_stock:  # what the online store may sell moved
+            await site_out.announce_store_levels(uow.conn, store.id, store.code, ctx.clock())
         return render.store(store)
 
     return await _write(db, principal, key, 200, work)

@@ -1,4 +1,5 @@
-"""/orders: place, read, list, pay, confirm, cancel, ship, complete."""
+"""/orders: place, read, list, pay, confirm, cancel, ship, complete; attention; a short line
+held elsewhere or dropped."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from ...domain.errors import AlreadyRecorded, Forbidden, InvalidRequest, Unknown
 from ...domain.orders import Order
 from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import attention as attention_cases
+from ...services import line_sourcing
 from ...services import orders as use_cases
 from .. import render
 from ..auth import Principal, with_article
 from ..decimal_json import DecimalRoute
 from ..deps import Auth, Ctx, Db, IdemKey, as_utc, idempotency, respond
 from ..openapi import refusals
-from ..schemas import AttentionResolutionIn, OrderIn, QueryTime
+from ..schemas import AttentionResolutionIn, LineStoreIn, OrderIn, QueryTime
 
 router = APIRouter(prefix="/orders", tags=["orders"], route_class=DecimalRoute)
 TRANSITION = refusals(403, 404, 409)
@@ -253,4 +255,53 @@ async def resolve_attention(
     idem = idempotency(principal, key, 200, show)
     resolution = f"{principal.role.value}:{principal.name}: {body.resolution}"
     result = await attention_cases.resolve(db.uow, order_id, attention_id, resolution, ctx, idem)
+    return respond(result, 200, show)
+
+
+LineNo = Annotated[int, Path(ge=1, le=10_000, description="the line's number")]
+
+
+@router.post(
+    "/{order_id}/lines/{line_no}/hold",
+    summary="Hold the whole line at one store (operators and admins): what it holds elsewhere "
+    "is released, what it lacks is held there, or 409 insufficient_stock and nothing changes",
+    responses=refusals(403, 404, 409, 422),
+)
+async def hold_line(
+    order_id: str,
+    line_no: LineNo,
+    body: LineStoreIn,
+    principal: Auth,
+    db: Db,
+    ctx: Ctx,
+    key: IdemKey,
+) -> JSONResponse:
+    principal.require(Role.OPERATOR, Role.ADMIN)
+    await db.fresh_stores()
+
+    def show(o: Order) -> dict[str, Any]:
+        return render.order(o, db.store_codes())
+
+    idem = idempotency(principal, key, 200, show)
+    result = await line_sourcing.hold_line_at(db.uow, order_id, line_no, body.store, ctx, idem)
+    return respond(result, 200, show)
+
+
+@router.post(
+    "/{order_id}/lines/{line_no}/cancel",
+    summary="Drop a line from a placed order (operators and admins): its holds are released "
+    "and the total follows; the last line cannot be dropped (cancel the order)",
+    responses=TRANSITION,
+)
+async def cancel_line(
+    order_id: str, line_no: LineNo, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
+) -> JSONResponse:
+    principal.require(Role.OPERATOR, Role.ADMIN)
+    await db.fresh_stores()
+
+    def show(o: Order) -> dict[str, Any]:
+        return render.order(o, db.store_codes())
+
+    idem = idempotency(principal, key, 200, show)
+    result = await line_sourcing.cancel_line(db.uow, order_id, line_no, ctx, idem)
     return respond(result, 200, show)

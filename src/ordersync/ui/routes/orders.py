@@ -12,9 +12,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from ...db import catalog, console_orders, order_timeline
 from ...domain.errors import Forbidden, InvalidRequest, NotFound
-from ...domain.orders import Order
+from ...domain.orders import Order, OrderLine
 from ...domain.types import Channel, OrderStatus
 from ...services import attention as attention_cases
+from ...services import line_sourcing
 from ...services import orders as use_cases
 from ..access import ACTIONS, Staff, order_actions, target_status
 from .deps import Con, Me, blank, require, store_by_code, visible_stores
@@ -167,9 +168,67 @@ async def order_screen(
         stores=stores,
         timeline=timeline,
         actions=_actions(me, order),
+        names_line=line_sourcing.names_line,
         done=done,
         live_url="/ui/live?" + urlencode({"view": "order", "id": order.id}),
     )
+
+
+LINE_ACTIONS = ("hold_line", "drop_line")
+
+
+async def _line_action(
+    con: Con, me: Me, number: int, line_no: int, action: str
+) -> tuple[Order, OrderLine]:
+    require(me, "new")  # operators and admins manage orders
+    if action not in LINE_ACTIONS:
+        raise NotFound(f"no line action {action}", action=action)
+    order = await _order(con, me, number)
+    line = next((x for x in order.lines if x.line_no == line_no), None)
+    if line is None:
+        raise NotFound(f"order {number} has no line {line_no}", line=line_no)
+    return order, line
+
+
+@router.get("/orders/{number}/lines/{line_no}/{action}")
+async def confirm_line_screen(
+    request: Request,
+    con: Con,
+    me: Me,
+    number: int,
+    line_no: int,
+    action: str,
+    store: str | None = None,
+) -> Response:
+    order, line = await _line_action(con, me, number, line_no, action)
+    target = None
+    if action == "hold_line":
+        target = store_by_code(await con.db.fresh_stores(), blank(store))
+        if target is None:
+            raise InvalidRequest("choose a store", field="store")
+    return con.render(
+        request, me, "line_confirm.html", order=order, line=line, action=action, store=target
+    )
+
+
+@router.post("/orders/{number}/lines/{line_no}/{action}")
+async def act_on_line(
+    con: Con,
+    me: Me,
+    number: int,
+    line_no: int,
+    action: str,
+    store: Annotated[str | None, Form(max_length=64)] = None,
+) -> Response:
+    order, _ = await _line_action(con, me, number, line_no, action)
+    if action == "hold_line":
+        code = blank(store)
+        if code is None:
+            raise InvalidRequest("choose a store", field="store")
+        await line_sourcing.hold_line_at(con.db.uow, order.id, line_no, code, con.ctx)
+    else:
+        await line_sourcing.cancel_line(con.db.uow, order.id, line_no, con.ctx)
+    return RedirectResponse(f"/ui/orders/{number}?done={action}", status_code=303)
 
 
 @router.get("/orders/{number}/{action}")

@@ -7,8 +7,8 @@ catch-up watermark; orders.confirmed_at
 - `orders.confirmed_at`: an order confirmed (by phone, by the site's status or cash on delivery)
   keeps its unpaid holds to the channel's longer confirmed limit.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-29
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
