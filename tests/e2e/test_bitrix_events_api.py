@@ -132,3 +132,18 @@ async def test_without_an_application_token_the_hub_takes_no_site_events(
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
     assert await inbox(db) == []
+
+
+async def test_serve_on_sqlite_runs_the_site_worker_when_the_site_is_connected(
+    settings: Settings, db: Database, backend: str
+) -> None:
+    site = BitrixSettings(url="http://127.0.0.1:9/rest/1/x/", application_token=TOKEN)
+    app = create_app(settings.model_copy(update={"bitrix": site}), db=db, sweeper=True)
+    async with app.router.lifespan_context(app):
+        running = app.state.site_task
+        unconnected = settings.model_copy(update={"bitrix": BitrixSettings()})
+    bare = create_app(unconnected, db=db, sweeper=True)
+    async with bare.router.lifespan_context(bare):
+        assert bare.state.site_task is None
+    # on PostgreSQL `ordersync worker` runs it, as it runs the relay
+    assert (running is not None) is (backend == "sqlite")
