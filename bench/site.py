@@ -154,9 +154,9 @@ async def catch_up(
 
 
 async def run(args: argparse.Namespace, url: str) -> None:
-    settings = Settings(master="hub", database_url=url, catalog_cache_seconds=0)
+    settings = Settings(master="hub", database_url=url)
     stock = {"TEA": 10 * (args.orders + args.outage_orders), "COFFEE": 10**6}
-    db = Database.from_url(url, pool_size=10, catalog_cache_seconds=0)
+    db = Database.from_url(url, pool_size=10, catalog_cache_seconds=2.0)
     sim = make_site()
     try:
         await support.seed_network(db, {"WH1": stock})
