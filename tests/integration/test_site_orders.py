@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from ordersync.db.tables import bitrix_inbox
 from ordersync.db.unit_of_work import Database
 from ordersync.domain import events
 from ordersync.domain.commands import LineInput, PlaceOrder, ProductRef
@@ -241,3 +242,23 @@ async def test_a_poll_the_site_refuses_midway_keeps_its_watermark_and_the_next_o
         assert await task.poll() == 60
 
     assert sorted(await hub_orders(db), key=int) == [str(x) for x in placed]
+
+
+async def test_a_saved_event_of_an_order_deleted_since_is_done_not_failed(
+    db: Database, clock: support.Clock
+) -> None:
+    await support.seed_network(db, {"WH1": {"TEA": 10}})
+    sim = make_site()
+    ctx = support.context(clock)
+    site_id = courier_order(sim, (TEA, 1))
+    sim.delete_order(site_id)
+    async with site_task(db, sim, ctx) as task:
+        inbox_id = await site_inbox.store_event(
+            db.uow, "ONSALEORDERSAVED", str(site_id), None, "{}", ctx
+        )
+        assert await task.apply_due() == 1
+        assert await task.apply_due() == 0
+
+    [row] = await dbstate.rows(db, bitrix_inbox, bitrix_inbox.c.id == inbox_id)
+    assert (row.state, row.error) == ("done", None)
+    assert await hub_orders(db) == []
