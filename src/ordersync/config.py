@@ -23,15 +23,28 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/ordersync.db"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
+class ConfirmedHoldSettings(BaseModel):
+    """How long a confirmed, unpaid order keeps its stock, in minutes, per channel (the
+    `[holds.confirmed]` table): cash on delivery is paid at the door, days later."""
+
+    online: int = Field(default=72 * 60, ge=1)
+    operator: int = Field(default=72 * 60, ge=1)
+    pos: int = Field(default=24 * 60, ge=1)
+
+
 class HoldSettings(BaseModel):
     """How long an unpaid order keeps its stock, in minutes, per channel."""
 
     online: int = Field(default=30, ge=1)
     operator: int = Field(default=120, ge=1)
     pos: int = Field(default=60, ge=1)
+    confirmed: ConfirmedHoldSettings = Field(default_factory=ConfirmedHoldSettings)
 
     def minutes(self, channel: Channel) -> int:
         return int(getattr(self, channel.value))
+
+    def confirmed_minutes(self, channel: Channel) -> int:
+        return int(getattr(self.confirmed, channel.value))
 
 
 class StoreSettings(BaseModel):

@@ -64,9 +64,15 @@ def test_what_each_role_may_do_with_an_order() -> None:
     placed, unpaid = OrderStatus.PLACED, PaymentStatus.UNPAID
     operator, shop = _staff(StaffRole.OPERATOR), _staff(StaffRole.STORE, frozenset({1}))
     assert order_actions(operator, placed, unpaid, Fulfillment.DELIVERY, None) == [
-        "pay", "ship", "complete", "cancel"]  # fmt: skip
+        "confirm", "pay", "ship", "complete", "cancel"]  # fmt: skip
     assert order_actions(operator, placed, unpaid, Fulfillment.PICKUP, 1) == [
-        "pay", "hand_over", "cancel"]  # fmt: skip
+        "confirm", "pay", "hand_over", "cancel"]  # fmt: skip
+    assert order_actions(
+        operator, placed, unpaid, Fulfillment.PICKUP, 1, confirmed=True
+    ) == ["pay", "hand_over", "cancel"]  # fmt: skip
+    assert "confirm" not in order_actions(
+        operator, placed, PaymentStatus.PAID, Fulfillment.DELIVERY, None
+    )
     assert order_actions(shop, placed, unpaid, Fulfillment.PICKUP, 1) == ["hand_over"]
     assert order_actions(shop, placed, unpaid, Fulfillment.PICKUP, 2) == []
     assert order_actions(shop, placed, unpaid, Fulfillment.DELIVERY, None) == []

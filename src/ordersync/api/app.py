@@ -11,12 +11,14 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
+from ..channels.bitrix import http as bitrix_http
 from ..channels.evotor import http as evotor_http
 from ..config import Settings
 from ..db.unit_of_work import Database
 from ..domain.types import Channel, Master
 from ..entrypoints.evotor_task import run_evotor
 from ..entrypoints.relay_task import run_relay
+from ..entrypoints.site_task import run_site
 from ..entrypoints.sweeper import run_sweeper, run_timeline_pruner
 from ..exchange import http as exchange_http
 from ..exchange.http import Exchange
@@ -33,7 +35,10 @@ from .routes import catalog, health, metrics, orders, pos, stock
 
 def context_from(settings: Settings) -> Context:
     return Context(
-        holds=HoldPolicy({c: settings.holds.minutes(c) for c in Channel}),
+        holds=HoldPolicy(
+            {c: settings.holds.minutes(c) for c in Channel},
+            {c: settings.holds.confirmed_minutes(c) for c in Channel},
+        ),
         shift_orders=settings.master is Master.HUB,
         zone=ZoneInfo(settings.exchange.timezone),
     )
@@ -77,7 +82,11 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
                 app.state.context,
                 enabled=sweeper and settings.is_sqlite,
             ),
+            run_site(
+                settings.bitrix, database, app.state.context, enabled=sweeper and settings.is_sqlite
+            ) as site_task,
         ):
+            app.state.site_task = site_task
             yield
         if evotor is not None:
             await evotor.drain()
@@ -112,6 +121,9 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         evotor_app, evotor = evotor_http.build(app, settings.evotor)
         app.mount(evotor_http.PREFIX, evotor_app)
     app.state.evotor = evotor
+    # The Bitrix site's outgoing events: form-encoded, known by their application token (a
+    # 404 when [bitrix] application_token is not set). Kept out of the JSON API's document.
+    app.include_router(bitrix_http.router(settings.bitrix), include_in_schema=False)
     exempt: tuple[str, ...] = ()
     if settings.exchange.enabled:
         # 1C's plain-text protocol (see the README), not a JSON API: kept out of the document.

@@ -66,6 +66,7 @@ def order(o: Order, store_codes: dict[int, str]) -> dict[str, Any]:
         "shipped_at": _time(o.shipped_at),
         "completed_at": _time(o.completed_at),
         "cancelled_at": _time(o.cancelled_at),
+        "confirmed_at": _time(o.confirmed_at),
         "attention": [
             {"id": a.id, "code": a.code, "detail": a.detail, "at": _time(a.at)} for a in o.attention
         ],

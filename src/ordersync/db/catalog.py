@@ -183,3 +183,8 @@ async def create_store_from_1c(conn: AsyncConnection, xml_id: str, name: str, no
     values = store_values(code, name[:255] or xml_id, StoreKind.WAREHOUSE, xml_id=xml_id)
     await conn.execute(insert(stores).values(**values, created_at=now, updated_at=now))
     return code
+
+
+async def product_xml_ids(conn: AsyncConnection) -> frozenset[str]:
+    """Every product's 1C Ид: what site orders name their lines by (read once per worker)."""
+    return frozenset((await conn.execute(select(products.c.xml_id))).scalars())

@@ -45,6 +45,7 @@ def order_values(order: Order) -> dict[str, Any]:
         "shipped_at": order.shipped_at,
         "completed_at": order.completed_at,
         "cancelled_at": order.cancelled_at,
+        "confirmed_at": order.confirmed_at,
         "customer_phone": phone,
         "customer_name": name,
     }
@@ -118,6 +119,7 @@ def _order(row: Row[Any], lines: list[OrderLine]) -> Order:
         shipped_at=row.shipped_at,
         completed_at=row.completed_at,
         cancelled_at=row.cancelled_at,
+        confirmed_at=row.confirmed_at,
         comment=row.comment,
         number=row.number,
         version=row.version,
@@ -315,6 +317,15 @@ async def keep_holds(conn: AsyncConnection, order_id: str) -> None:
         update(holds)
         .where(holds.c.order_id == order_id, holds.c.state == HoldState.ACTIVE.value)
         .values(expires_at=None)
+    )
+
+
+async def extend_holds(conn: AsyncConnection, order_id: str, until: datetime) -> None:
+    """A confirmed order's active holds expire later."""
+    await conn.execute(
+        update(holds)
+        .where(holds.c.order_id == order_id, holds.c.state == HoldState.ACTIVE.value)
+        .values(expires_at=until)
     )
 
 

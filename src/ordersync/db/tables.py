@@ -157,6 +157,9 @@ orders = Table(
     Column("shipped_at", UtcDateTime(), nullable=True),
     Column("completed_at", UtcDateTime(), nullable=True),
     Column("cancelled_at", UtcDateTime(), nullable=True),
+    # Confirmed by a person or by the site (cash on delivery): the unpaid holds keep to the
+    # channel's longer confirmed limit (README, order lifecycle).
+    Column("confirmed_at", UtcDateTime(), nullable=True),
     # The `updated_at` that 1C last confirmed receiving (sale exchange, mode=success).
     Column("exported_1c_at", UtcDateTime(), nullable=True),
     # Raised by every change of the order: 1C's НомерВерсии.
@@ -712,4 +715,55 @@ evotor_accounts = Table(
     Column("cloud_token", Text, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The Bitrix site's outgoing events (POST /bitrix/events), stored before they are answered
+# and applied by the site worker (entrypoints/site_task.py). pending -> done; failed: refused
+# for good (kept for a person); a site call that fails leaves it pending until next_attempt_at.
+bitrix_inbox = Table(
+    "bitrix_inbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event", String(64), nullable=False),  # upper case, as Bitrix sends it
+    Column("site_order_id", String(32), nullable=True),
+    Column("xml_id", String(128), nullable=True),
+    Column("body", Text, nullable=False),  # the form fields as JSON
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),  # also: held by a worker until
+    Column("error", Text, nullable=True),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("applied_at", UtcDateTime(), nullable=True),
+)
+Index(
+    "ix_bitrix_inbox_pending",
+    bitrix_inbox.c.id,
+    postgresql_where=text(_PENDING),
+    sqlite_where=text(_PENDING),
+)
+
+# Each site order the hub has seen and the site version it last applied: (site order,
+# version) acts once. order_id None: not a hub order (the hub's own order mirrored to the
+# site, or one deleted before the hub saw it).
+bitrix_orders = Table(
+    "bitrix_orders",
+    metadata,
+    Column("site_order_id", String(32), primary_key=True),
+    Column("order_id", String(36), nullable=True),
+    Column("site_version", Integer, nullable=False),
+    Column("account_number", String(64), nullable=True),
+    Column("date_update", UtcDateTime(), nullable=True),
+    Column("state", String(16), nullable=False),  # linked, own, deleted
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_bitrix_orders_order_id", "order_id"),
+)
+
+# The catch-up poll's watermark: the latest dateUpdate a complete poll of sale.order.list saw.
+bitrix_watermarks = Table(
+    "bitrix_watermarks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("date_update", UtcDateTime(), nullable=True),
+    Column("polled_at", UtcDateTime(), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
 )

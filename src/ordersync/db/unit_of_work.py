@@ -47,6 +47,7 @@ from . import (
     tokens,
 )
 from .availability import connecting
+from .bitrix import BitrixSql
 from .engine import READ_ONLY, create_engine
 from .evotor import EvotorSql
 from .pg_till_batch import PgSaleBatches
@@ -227,6 +228,10 @@ class SqlUnitOfWork:
     def evotor(self) -> EvotorSql:
         return EvotorSql(self.conn)
 
+    @property
+    def bitrix(self) -> BitrixSql:
+        return BitrixSql(self.conn)
+
     async def __aenter__(self) -> Self:
         async with connecting():
             self._conn = await self.db.engine_for(self.autocommit).connect().start()
@@ -384,6 +389,9 @@ class SqlUnitOfWork:
 
     async def keep_holds(self, order_id: str) -> None:
         await orders.keep_holds(self.conn, order_id)
+
+    async def extend_holds(self, order_id: str, until: datetime) -> None:
+        await orders.extend_holds(self.conn, order_id, until)
 
     async def orders_with_expired_holds(self, now: datetime, limit: int) -> list[str]:
         return await orders.orders_with_expired_holds(self.conn, now, limit)

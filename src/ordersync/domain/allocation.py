@@ -79,6 +79,42 @@ def allocate(
     return allocations
 
 
+def allocate_available(
+    lines: Sequence[LineRequest],
+    stores_by_priority: Sequence[int],
+    available: Mapping[StockKey, Decimal],
+) -> tuple[list[Allocation], list[dict[str, object]]]:
+    """As much of every line as the stores have, in order: for an order that exists already
+    (a site order the customer was told is placed) and is recorded short rather than refused.
+    Returns the allocations and the lines not covered in full (requested, held)."""
+    remaining: dict[StockKey, Decimal] = defaultdict(Decimal)
+    remaining.update(available)
+    allocations: list[Allocation] = []
+    short: list[dict[str, object]] = []
+    for line in lines:
+        need = line.quantity
+        for store_id in stores_by_priority:
+            if need <= 0:
+                break
+            free = remaining[(line.product_id, store_id)]
+            if free <= 0:
+                continue
+            take = min(free, need)
+            allocations.append(Allocation(line.line_no, line.product_id, store_id, take))
+            remaining[(line.product_id, store_id)] -= take
+            need -= take
+        if need > 0:
+            short.append(
+                {
+                    "line": line.line_no,
+                    "product": line.label,
+                    "requested": dec(line.quantity),
+                    "held": dec(line.quantity - need),
+                }
+            )
+    return allocations, short
+
+
 def merge_by_stock_row(allocations: Sequence[Allocation]) -> list[tuple[int, int, Decimal]]:
     """Total quantity per (product, store), in the one fixed order in which rows are locked."""
     totals: dict[StockKey, Decimal] = defaultdict(Decimal)

@@ -11,6 +11,7 @@ STOCK_CHANGED = "stock.changed"
 ORDER_CREATED = "order.created"
 ORDER_STATUS_CHANGED = "order.status_changed"
 ORDER_PAID = "order.paid"
+ORDER_CONFIRMED = "order.confirmed"  # confirmed by a person or the site: holds keep longer
 ORDER_ATTENTION = "order.attention"  # an order needs a person (and when that is resolved)
 ORDER_HOLDS_MOVED = "order.holds_moved"  # a till sale or an operator moved a line's holds
 ORDER_LINE_CANCELLED = "order.line_cancelled"  # an operator dropped a line (short of stock)

@@ -77,6 +77,8 @@ class Order:
     shipped_at: datetime | None = None
     completed_at: datetime | None = None
     cancelled_at: datetime | None = None
+    # Confirmed (by phone, the site's status, cash on delivery): unpaid holds keep longer.
+    confirmed_at: datetime | None = None
     comment: str | None = None
     # Short and sequential, given at placement: what an operator reads out and 1C shows.
     number: int = 0
@@ -134,6 +136,21 @@ def needs_payment(status: OrderStatus, payment: PaymentStatus, order_id: str) ->
             order_id=order_id,
             status=status.value,
             requested="paid",
+        )
+    return True
+
+
+def needs_confirmation(order: Order) -> bool:
+    """False when the order is confirmed already (a repeat changes nothing); True for a placed
+    order; InvalidTransition for one that is shipped, completed, cancelled or expired."""
+    if order.confirmed_at is not None:
+        return False
+    if order.status is not OrderStatus.PLACED:
+        raise InvalidTransition(
+            f"order {order.id} is {order.status.value} and cannot be confirmed",
+            order_id=order.id,
+            status=order.status.value,
+            requested="confirmed",
         )
     return True
 

@@ -18,6 +18,7 @@ from ..relay.worker import Relay, redeliver_dead
 from ..sinks.base import DeliveryFailed
 from .cli_db import opened
 from .evotor_task import run_evotor
+from .site_task import run_site
 
 events_app = typer.Typer(help="Outbox events that could not be delivered.")
 
@@ -29,7 +30,8 @@ def register(app: typer.Typer, settings: Callable[[], Settings]) -> None:
         Run several for throughput: lanes are shared out, each aggregate stays in order.
         With no sink configured it still orders and prunes the outbox, which stays bounded.
         It also pulls the documents of stores linked to Evotor (the catch-up) and applies
-        till documents left waiting in the inbox."""
+        till documents left waiting in the inbox, and brings in the Bitrix site's orders (its
+        events' inbox and the catch-up poll) when [bitrix] is connected."""
         conf = settings()
         if not conf.sinks:
             typer.echo("no sinks configured: the outbox is only ordered and pruned", err=True)
@@ -94,7 +96,11 @@ async def _work(conf: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             # The Evotor channel's catch-up and leftover documents run beside the relay.
-            async with run_evotor(conf.evotor, db, context_from(conf), enabled=True):
+            ctx = context_from(conf)
+            async with (
+                run_evotor(conf.evotor, db, ctx, enabled=True),
+                run_site(conf.bitrix, db, ctx, enabled=True),
+            ):
                 await Relay(db, sinks, policy(conf.relay)).run(stop)
         finally:
             for sink in sinks.values():

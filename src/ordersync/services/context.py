@@ -19,8 +19,20 @@ class HoldPolicy:
         default_factory=lambda: {Channel.ONLINE: 30, Channel.OPERATOR: 120, Channel.POS: 60}
     )
 
+    # A confirmed, unpaid order (cash on delivery) keeps its holds this long instead.
+    confirmed_minutes_by_channel: dict[Channel, int] = field(
+        default_factory=lambda: {
+            Channel.ONLINE: 72 * 60,
+            Channel.OPERATOR: 72 * 60,
+            Channel.POS: 24 * 60,
+        }
+    )
+
     def minutes(self, channel: Channel) -> int:
         return self.minutes_by_channel[channel]
+
+    def confirmed_minutes(self, channel: Channel) -> int:
+        return self.confirmed_minutes_by_channel[channel]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from ..domain.orders import (
     applies_safety_stock,
     close_holds,
     consumes_holds,
+    needs_confirmation,
     needs_payment,
     needs_transition,
     releases_holds,
@@ -321,30 +322,103 @@ async def pay_order(
         if replayed is not None:
             return replayed
         order = await locked_order(uow, order_id)
-        now = ctx.clock()
-        if needs_payment(order.status, order.payment_status, order.id):
-            order.payment_status = PaymentStatus.PAID
-            order.paid_at = order.updated_at = now
-            order.hold_expires_at = None
-            await uow.set_order_fields(
-                order.id,
-                payment_status=PaymentStatus.PAID.value,
-                paid_at=now,
-                updated_at=now,
-                hold_expires_at=None,
-            )
-            order.version += 1
-            await uow.keep_holds(order.id)
-            await uow.add_event(
-                events.ORDER_PAID,
-                events.AGGREGATE_ORDER,
-                order.id,
-                {"order_id": order.id, "paid_at": now.isoformat()},
-                now,
-            )
+        await mark_paid(uow, order, ctx.clock())
         await remember(uow, idem, order)
         await uow.commit()
         return order
+
+
+async def mark_paid(uow: UnitOfWork, order: Order, now: datetime) -> bool:
+    """Inside the caller's transaction, the order locked: paid, its holds kept for good.
+    False when it was paid already."""
+    if not needs_payment(order.status, order.payment_status, order.id):
+        return False
+    order.payment_status = PaymentStatus.PAID
+    order.paid_at = order.updated_at = now
+    order.hold_expires_at = None
+    await uow.set_order_fields(
+        order.id,
+        payment_status=PaymentStatus.PAID.value,
+        paid_at=now,
+        updated_at=now,
+        hold_expires_at=None,
+    )
+    order.version += 1
+    await uow.keep_holds(order.id)
+    await uow.add_event(
+        events.ORDER_PAID,
+        events.AGGREGATE_ORDER,
+        order.id,
+        {"order_id": order.id, "paid_at": now.isoformat()},
+        now,
+    )
+    return True
+
+
+async def confirm_order(
+    uow_factory: UowFactory,
+    order_id: str,
+    ctx: Context,
+    idem: Idempotency[Order] | None = None,
+    by: str = "api",
+) -> Order | StoredResponse:
+    """An operator confirmed the order (by phone): unpaid, it keeps its stock for the
+    channel's confirmed limit instead of the short one. Confirming twice changes nothing; an
+    order that is no longer placed cannot be confirmed (409)."""
+    async with uow_factory() as uow:
+        replayed = await claim(uow, idem)
+        if replayed is not None:
+            return replayed
+        order = await locked_order(uow, order_id)
+        await mark_confirmed(uow, order, ctx, by)
+        await remember(uow, idem, order)
+        await uow.commit()
+        return order
+
+
+async def mark_confirmed(uow: UnitOfWork, order: Order, ctx: Context, by: str) -> bool:
+    """Inside the caller's transaction, the order locked. False when confirmed already."""
+    if not needs_confirmation(order):
+        return False
+    now = ctx.clock()
+    fields: dict[str, Any] = {"confirmed_at": now, "updated_at": now}
+    if order.payment_status is PaymentStatus.UNPAID:
+        until = now + timedelta(minutes=ctx.holds.confirmed_minutes(order.channel))
+        if order.hold_expires_at is None or order.hold_expires_at < until:
+            fields["hold_expires_at"] = until
+            await uow.extend_holds(order.id, until)
+    await uow.set_order_fields(order.id, **fields)
+    order.version += 1
+    for name, value in fields.items():
+        setattr(order, name, value)
+    await uow.add_event(
+        events.ORDER_CONFIRMED,
+        events.AGGREGATE_ORDER,
+        order.id,
+        {
+            "order_id": order.id,
+            "number": order.number,
+            "confirmed_at": now.isoformat(),
+            "by": by,
+            "hold_expires_at": None
+            if order.hold_expires_at is None
+            else order.hold_expires_at.isoformat(),
+        },
+        now,
+    )
+    return True
+
+
+async def transition(
+    uow: UnitOfWork, order: Order, target: OrderStatus, now: datetime, reason: str
+) -> None:
+    """Inside the caller's transaction, the order locked: ship, complete, cancel or expire."""
+    await _transition(uow, order, target, now, reason)
+
+
+async def release_all(uow: UnitOfWork, order: Order, now: datetime) -> None:
+    """Inside the caller's transaction: every active hold of the order released."""
+    await _release(uow, order, HoldState.RELEASED, now)
 
 
 async def get_order(uow_factory: UowFactory, order_id: str) -> Order:

@@ -239,6 +239,79 @@ class EvotorRecords(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class SiteEvent:
+    """An outgoing event of the Bitrix site as the inbox keeps it."""
+
+    id: int
+    event: str
+    site_order_id: str | None
+    xml_id: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLink:
+    """A site order the hub has seen: its hub order (None: not a hub order of the site, see
+    `state`) and the site version last applied."""
+
+    site_order_id: str
+    order_id: str | None
+    site_version: int
+    state: str  # linked, own (the hub's own order mirrored to the site), deleted
+    account_number: str | None = None
+    date_update: datetime | None = None
+
+
+class SiteRecords(Protocol):
+    """The Bitrix site channel's own state (db/bitrix.py), in the unit of work's transaction."""
+
+    async def store_event(
+        self, event: str, site_order_id: str | None, xml_id: str | None, body: str, now: datetime
+    ) -> int: ...
+    async def due_events(self, now: datetime, limit: int) -> list[int]: ...
+    async def claim_event(self, event_id: int, now: datetime, until: datetime) -> SiteEvent | None:
+        """The pending event, held until `until` (attempts + 1); None when done or held."""
+
+    async def finish_event(
+        self, event_id: int, state: str, error: str | None, now: datetime
+    ) -> None: ...
+
+    async def retry_event(self, event_id: int, error: str, at: datetime) -> None:
+        """Left pending, tried again at `at`."""
+
+    async def link(self, site_order_id: str, lock: bool = False) -> SiteLink | None: ...
+    async def save_link(self, link: SiteLink, now: datetime) -> None: ...
+    async def applied_versions(self, site_order_ids: Sequence[str]) -> dict[str, int]: ...
+    async def lease_watermark(
+        self, name: str, now: datetime, until: datetime
+    ) -> tuple[bool, datetime | None]:
+        """(leased, the watermark); not leased when another worker holds it."""
+
+    async def move_watermark(self, name: str, date_update: datetime | None, now: datetime) -> None:
+        """Also ends the lease."""
+
+    async def replace_lines(self, order_id: str, lines: Sequence[OrderLineRow]) -> None:
+        """The order's lines become these (its holds, all closed by now, go with the old)."""
+
+    async def insert_holds(
+        self,
+        order_id: str,
+        allocations: Sequence[Allocation],
+        now: datetime,
+        expires_at: datetime | None,
+    ) -> None:
+        """Hold rows of stock the caller has just held (hold_stock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineRow:
+    line_no: int
+    product_id: int
+    quantity: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class SaleForBatch:
     """A completed till sale, checked and priced, with what a replay of it answers: one of
     a batch written together (db/pg_till_batch.py)."""
@@ -274,6 +347,8 @@ class UnitOfWork(Protocol):
 
     @property
     def evotor(self) -> EvotorRecords: ...
+    @property
+    def bitrix(self) -> SiteRecords: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...
@@ -355,6 +430,9 @@ class UnitOfWork(Protocol):
     async def active_holds(self, order_id: str) -> list[Hold]: ...
     async def close_holds(self, order_id: str, state: HoldState, now: datetime) -> None: ...
     async def keep_holds(self, order_id: str) -> None: ...
+    async def extend_holds(self, order_id: str, until: datetime) -> None:
+        """The order's active holds expire at `until` (a confirmed order)."""
+
     async def orders_with_expired_holds(self, now: datetime, limit: int) -> list[str]: ...
 
     # attention: what about an order needs a person

@@ -69,8 +69,9 @@ class Staff:
 _ROLES = tuple((path, roles) for path, _, roles in SCREENS)
 
 # The actions of an order at the console, each a status change by the services; "hand_over"
-# is completing a pickup order at its store. Issue 10's `confirm` joins them here.
-ACTIONS = ("pay", "ship", "complete", "hand_over", "cancel")
+# is completing a pickup order at its store; "confirm" (by phone: cash on delivery) keeps an
+# unpaid order's stock for the channel's longer confirmed limit.
+ACTIONS = ("confirm", "pay", "ship", "complete", "hand_over", "cancel")
 
 
 def order_actions(
@@ -79,11 +80,14 @@ def order_actions(
     payment: PaymentStatus,
     fulfillment: Fulfillment,
     store_id: int | None,
+    confirmed: bool = False,
 ) -> list[str]:
     """What this person may do with an order in this state, in the order to show them."""
     found: list[str] = []
     pickup = fulfillment is Fulfillment.PICKUP
     if staff.manages_orders:
+        if status is OrderStatus.PLACED and payment is PaymentStatus.UNPAID and not confirmed:
+            found.append("confirm")
         if status is OrderStatus.PLACED and payment is PaymentStatus.UNPAID:
             found.append("pay")
         if status is OrderStatus.PLACED and fulfillment is Fulfillment.DELIVERY:
@@ -98,7 +102,7 @@ def order_actions(
 
 
 def target_status(action: str) -> OrderStatus | None:
-    """The status an action moves the order to (None for paying)."""
+    """The status an action moves the order to (None for paying and confirming)."""
     return {
         "ship": OrderStatus.SHIPPED,
         "complete": OrderStatus.COMPLETED,

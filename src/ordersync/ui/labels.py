@@ -31,6 +31,7 @@ LABELS: dict[str, str] = {
     "released": N_("Released"),
     "consumed": N_("Taken"),
     # actions
+    "confirm": N_("Confirm"),
     "pay": N_("Mark paid"),
     "ship": N_("Ship"),
     "complete": N_("Complete"),
@@ -42,6 +43,7 @@ LABELS: dict[str, str] = {
     # events of the timeline
     "order.created": N_("Order placed"),
     "order.paid": N_("Paid"),
+    "order.confirmed": N_("Confirmed"),
     "order.status_changed": N_("Status changed"),
     "order.attention": N_("Attention"),
     "order.holds_moved": N_("Stock moved"),
@@ -104,6 +106,10 @@ MESSAGES = (
 
 # What an action's confirmation asks.
 QUESTIONS: dict[str, str] = {
+    "confirm": N_(
+        "Confirm order %(number)s (the customer confirmed by phone)? Unpaid, it keeps its stock "
+        "for the longer confirmed limit."
+    ),
     "pay": N_("Mark order %(number)s as paid? Its stock stops expiring."),
     "ship": N_("Ship order %(number)s? Its held stock leaves the stores."),
     "complete": N_("Complete order %(number)s? Held stock is taken if it was not shipped."),

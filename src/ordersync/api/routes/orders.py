@@ -1,5 +1,5 @@
-"""/orders: place, read, list, pay, cancel, ship, complete; attention; a short line held
-elsewhere or dropped."""
+"""/orders: place, read, list, pay, confirm, cancel, ship, complete; attention; a short line
+held elsewhere or dropped."""
 
 from __future__ import annotations
 
@@ -184,6 +184,9 @@ async def _transition(
     async def run() -> Order | Any:
         if action == "pay":
             return await use_cases.pay_order(db.uow, order_id, ctx, idem)
+        if action == "confirm":
+            by = f"{principal.role.value}:{principal.name}"
+            return await use_cases.confirm_order(db.uow, order_id, ctx, idem, by)
         target = {
             "cancel": OrderStatus.CANCELLED,
             "ship": OrderStatus.SHIPPED,
@@ -199,6 +202,15 @@ async def _transition(
 @router.post("/{order_id}/pay", summary="Mark paid: the holds stop expiring", responses=TRANSITION)
 async def pay(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
     return await _transition(order_id, "pay", principal, db, ctx, key)
+
+
+@router.post(
+    "/{order_id}/confirm",
+    summary="Confirm (by phone, cash on delivery): unpaid, the holds keep the longer limit",
+    responses=TRANSITION,
+)
+async def confirm(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
+    return await _transition(order_id, "confirm", principal, db, ctx, key)
 
 
 @router.post("/{order_id}/cancel", summary="Cancel: the holds are released", responses=TRANSITION)

@@ -137,7 +137,14 @@ async def _order(con: Con, me: Staff, number: int) -> Order:
 
 
 def _actions(me: Staff, order: Order) -> list[str]:
-    return order_actions(me, order.status, order.payment_status, order.fulfillment, order.store_id)
+    return order_actions(
+        me,
+        order.status,
+        order.payment_status,
+        order.fulfillment,
+        order.store_id,
+        confirmed=order.confirmed_at is not None,
+    )
 
 
 @router.get("/orders/{number}")
@@ -245,7 +252,9 @@ async def act(request: Request, con: Con, me: Me, number: int, action: str) -> R
             )
         raise NotFound(f"order {number} has no action {action}", action=action)
     target = target_status(action)
-    if target is None:
+    if action == "confirm":
+        await use_cases.confirm_order(con.db.uow, order.id, con.ctx, by=f"console:{me.name}")
+    elif target is None:
         await use_cases.pay_order(con.db.uow, order.id, con.ctx)
     else:
         await use_cases.change_status(
