@@ -10,11 +10,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from ordersync.db import console_orders, console_stock, order_timeline, pick_list
+from ordersync.db import console_orders, console_stock, console_system, order_timeline, pick_list
+from ordersync.db.tables import bitrix_inbox, bitrix_watermarks, orders
 from ordersync.db.tables import order_timeline as timeline_table
-from ordersync.db.tables import orders
 from ordersync.db.unit_of_work import Database
 from ordersync.domain.commands import LineInput, PlaceOrder, ProductRef, RecordPosSale
 from ordersync.domain.orders import Order
@@ -233,3 +233,31 @@ async def test_screens_that_connect_at_once_start_one_reading_loop(db: Database)
     await asyncio.sleep(0.2)
     assert loops() == 0
     await broadcaster.close()
+
+
+async def test_the_bitrix_sites_last_contact_is_its_newest_event_or_answered_poll(
+    db: Database,
+) -> None:
+    now = utcnow()
+    async with db.uow_read() as uow:
+        assert (await console_system.last_contacts(uow.conn))["bitrix"] is None
+    async with db.uow() as uow:
+        await uow.conn.execute(
+            insert(bitrix_watermarks).values(name="orders", polled_at=now - timedelta(hours=1))
+        )
+        await uow.commit()
+    async with db.uow_read() as uow:
+        assert (await console_system.last_contacts(uow.conn))["bitrix"] == now - timedelta(hours=1)
+    async with db.uow() as uow:
+        await uow.conn.execute(
+            insert(bitrix_inbox).values(
+                event="ONSALEORDERSAVED",
+                site_order_id="7",
+                body="{}",
+                state="done",
+                received_at=now,
+            )
+        )
+        await uow.commit()
+    async with db.uow_read() as uow:
+        assert (await console_system.last_contacts(uow.conn))["bitrix"] == now

@@ -10,7 +10,14 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import evotor_inbox, exchange_files, exchange_log, exchange_sessions
+from .tables import (
+    bitrix_inbox,
+    bitrix_watermarks,
+    evotor_inbox,
+    exchange_files,
+    exchange_log,
+    exchange_sessions,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +77,11 @@ async def recent_log(conn: AsyncConnection, limit: int = 20) -> list[LogLine]:
 
 
 async def last_contacts(conn: AsyncConnection) -> dict[str, datetime | None]:
-    """When each inbound connection was last heard from: the Evotor cloud (the newest till
-    document it sent, by webhook or by the catch-up pull)."""
+    """When each inbound connection was last heard from: the Bitrix site (its newest event, or
+    the last catch-up poll that answered) and the Evotor cloud (the newest till document it
+    sent, by webhook or by the catch-up pull)."""
+    event = (await conn.execute(select(func.max(bitrix_inbox.c.received_at)))).scalar()
+    polled = (await conn.execute(select(func.max(bitrix_watermarks.c.polled_at)))).scalar()
+    bitrix = max((t for t in (event, polled) if t is not None), default=None)
     evotor = (await conn.execute(select(func.max(evotor_inbox.c.received_at)))).scalar()
-    return {"bitrix": None, "evotor": evotor}
+    return {"bitrix": bitrix, "evotor": evotor}
