@@ -29,7 +29,8 @@ from .demo import (
     seed_demo,
     seed_demo_users,
 )
-from .demo_traffic import Traffic, in_background
+from .demo_site import DemoSite
+from .demo_traffic import Traffic, default_sources, in_background
 
 app = typer.Typer(help="ordersync: one order stream and one stock ledger.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed; shown once at creation).")
@@ -201,8 +202,12 @@ def serve(
         tokens = _demo_tokens(settings)
         if {"admin", "online", "operator", "pos"} <= set(tokens):
             base = f"http://{serving.probe_host(host)}:{port}"
-            serving.when_ready(base, lambda: in_background(Traffic(base, tokens)))
+            site = None if settings.bitrix.connected else _demo_site()
+            traffic = Traffic(base, tokens, sources=default_sources(site))
+            serving.when_ready(base, lambda: in_background(traffic))
             typer.echo("demo traffic: a few orders a second from the site, the phone, the till")
+            if site is not None:
+                typer.echo(f"demo Bitrix site: {site.url} (its orders come in by its webhook)")
         else:
             typer.echo("demo traffic needs the demo tokens (seed_demo on an empty database)")
     uvicorn.run(
@@ -217,6 +222,20 @@ def serve(
         http="httptools",
         loop="uvloop",
     )
+
+
+def _demo_site() -> DemoSite:
+    """A stand-in Bitrix site for the demo, connected as [bitrix] would connect a real one: its
+    orders come in through POST /bitrix/events. The hub sends it only order statuses (it
+    keeps no stock) and records no till or phone orders on it."""
+    site = DemoSite().start()
+    os.environ["ORDERSYNC_BITRIX__URL"] = site.url
+    os.environ["ORDERSYNC_BITRIX__APPLICATION_TOKEN"] = site.token
+    os.environ["ORDERSYNC_BITRIX__MIRROR_CHANNELS"] = "[]"
+    os.environ["ORDERSYNC_BITRIX__IBLOCK_ID"] = "1"  # the stock sink is not used
+    os.environ["ORDERSYNC_SINKS__BITRIX__KIND"] = "bitrix"
+    os.environ["ORDERSYNC_SINKS__BITRIX__TYPES"] = '["order.status_changed"]'
+    return site
 
 
 def _say_logins(settings: Settings, logins: dict[str, str]) -> None:

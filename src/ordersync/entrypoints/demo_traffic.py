@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from .demo_site import DemoSite
+
 log = logging.getLogger("ordersync.demo")
 
 FIRST = ["Анна", "Иван", "Мария", "Сергей", "Ольга", "Дмитрий", "Елена", "Павел", "Наталья",
@@ -43,6 +45,7 @@ class Network:
     tokens: dict[str, str]
     evotor_stores: dict[str, str] = field(default_factory=dict)  # store code -> Evotor uuid
     prices: dict[str, Decimal] = field(default_factory=dict)
+    products: dict[str, tuple[str, str]] = field(default_factory=dict)  # SKU -> 1C Ид, name
     counter: int = 0
 
     def headers(self, role: str) -> dict[str, str]:
@@ -94,26 +97,55 @@ class PhoneOrders:
 
 @dataclass
 class SiteOrders:
-    """A customer orders on the site. Today through the API with an online token and the
-    site's order number as external id; issue 10's intake (POST /bitrix/events) takes over."""
+    """A customer orders on the site. With a demo site (`serve --demo-traffic`) the order is
+    placed there and its outgoing webhook posted to POST /bitrix/events: the hub's site worker
+    reads it back as from a real site. Without one (`ordersync demo traffic` against another
+    hub), through the API with an online token and the site's order number as external id."""
 
     name: str = "site"
     weight: float = 0.4
 
+    def __init__(self, site: DemoSite | None = None) -> None:
+        self.site = site
+
     async def send(self, http: httpx.AsyncClient, rng: random.Random, net: Network) -> str:
         net.counter += 1
+        buyer = {**customer(rng), "email": f"buyer{rng.randint(1, 9999)}@example.ru"}
+        chosen = lines(rng, net)
+        if self.site is not None:
+            return await self._through_the_site(http, net, chosen, buyer)
         body: dict[str, Any] = {
             "fulfillment": "delivery",
-            "lines": lines(rng, net),
-            "customer": {**customer(rng), "email": f"buyer{rng.randint(1, 9999)}@example.ru"},
+            "lines": chosen,
+            "customer": buyer,
             "external_id": f"demo-site-{rng.randint(0, 10**9)}-{net.counter}",
         }
         if net.pickup_stores and rng.random() < 0.3:
             body = {**body, "fulfillment": "pickup", "store": rng.choice(net.pickup_stores)}
         return await _place(http, net, "online", body)
 
+    async def _through_the_site(
+        self,
+        http: httpx.AsyncClient,
+        net: Network,
+        chosen: list[dict[str, Any]],
+        buyer: dict[str, str],
+    ) -> str:
+        assert self.site is not None
+        basket = [
+            {
+                "xml_id": net.products.get(x["sku"], ("", x["sku"]))[0],
+                "name": net.products.get(x["sku"], ("", x["sku"]))[1],
+                "quantity": x["quantity"],
+                "price": str(net.prices.get(x["sku"], Decimal(0))),
+            }
+            for x in chosen
+        ]
+        order_id = self.site.place(basket, buyer)
+        answer = await http.post("/bitrix/events", data=self.site.event(order_id))
+        return f"site order {order_id}: event answered {answer.status_code}"
 
-@dataclass
+
 class TillSales:
     """A sale at a shop's Evotor till, as the Evotor cloud sends it: a SELL document in
     `PUT /evotor/api/v1/inventories/stores/{storeUuid}/documents` (an evotor token). Its lines
@@ -225,8 +257,8 @@ class OrderLife:
         return f"order {order['number']} {action}: {answer.status_code}"
 
 
-def default_sources() -> list[Source]:
-    return [SiteOrders(), PhoneOrders(), TillSales(), OrderLife()]
+def default_sources(site: DemoSite | None = None) -> list[Source]:
+    return [SiteOrders(site), PhoneOrders(), TillSales(), OrderLife()]
 
 
 async def _place(http: httpx.AsyncClient, net: Network, role: str, body: dict[str, Any]) -> str:
@@ -267,6 +299,7 @@ async def learn(http: httpx.AsyncClient, tokens: dict[str, str]) -> Network:
             s["code"]: s["evotor_uuid"] for s in rows if s.get("evotor_uuid") and "evotor" in tokens
         },
         prices={p["sku"]: Decimal(p["price"]) for p in items if p.get("price")},
+        products={p["sku"]: (p.get("xml_id") or "", p.get("name") or p["sku"]) for p in items},
     )
 
 
