@@ -31,11 +31,13 @@ from sqlalchemy import Integer, TextClause, bindparam, delete, func, insert, sel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain import events
 from ..domain.quantities import QUANTITY_SCALE, from_units, to_units
 from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD, adopted_on_hand
 from ..domain.types import MovementReason
 from ..services.ports import StockChange
 from . import stock_ops
+from .outbox import add_event
 from .tables import exchange_stock_coverage
 from .types import UtcDateTime
 
@@ -189,13 +191,18 @@ def _pg_decimal(column: str) -> str:
 
 
 # The event payload is built as text: json_build_object costs more than the rest of the row.
-_PG_PAYLOAD = (
-    "('{\"product_id\": ' || product_id || ', \"store_id\": ' || store_id"
+# One stock.levels_changed per product of the chunk, carrying each of its written levels.
+_PG_LEVEL = (
+    "'{\"store_id\": ' || store_id"
     f' || \', "on_hand": "\' || {_pg_decimal("on_hand")}'
     f' || \'", "reserved": "\' || {_pg_decimal("reserved")}'
-    f' || \'", "available": "\' || {_pg_decimal("on_hand - reserved")}'
-    ' || \'", "reason": "exchange_1c", "document_type": "exchange_1c"'
-    ", \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
+    f' || \'", "available": "\' || {_pg_decimal("on_hand - reserved")} || \'"}}\''
+)
+_PG_PAYLOAD = (
+    "('{\"product_id\": ' || product_id || ', \"levels\": ['"
+    f" || string_agg({_PG_LEVEL}, ', ' ORDER BY store_id)"
+    ' || \'], "reason": "exchange_1c", "document_type": "exchange_1c"\''
+    " || ', \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
 )
 
 _PG_ADOPT = """
@@ -238,12 +245,14 @@ _PG_ADOPT = """
     ),
     evt AS (
         INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
-        SELECT 'stock.changed', 'stock', product_id || ':' || store_id, {payload},
+        SELECT 'stock.levels_changed', 'stock', product_id::text, {payload},
                CAST(:now AS timestamptz)
         FROM written
+        GROUP BY product_id
         RETURNING id
     )
-    SELECT (SELECT count(*) FROM evt) AS moved, (SELECT count(*) FROM src) AS figures,
+    SELECT (SELECT count(*) FROM written) AS moved, (SELECT count(*) FROM src) AS figures,
+           (SELECT count(*) FROM evt) AS events,
            (SELECT count(*) FROM mov) AS movements, {skipped},
            -- Every changed level written, or the statement undoes itself (a concurrent write).
            ordersync_assert((SELECT count(*) FROM ins) + (SELECT count(*) FROM upd)
@@ -526,7 +535,7 @@ async def _adopt_row_by_row(
     conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
 ) -> ChunkResult:
     rows, (skipped_later, too_old) = await _sqlite_diff(conn, params, later)
-    moved = 0
+    written: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
     for product_id, store_id, figure, old, late in rows:
         target = to_units(
             adopted_on_hand(_units(figure), _units(late), whole_pieces=False), QUANTITY_SCALE
@@ -545,9 +554,21 @@ async def _adopt_row_by_row(
             params["formed"],
             params["now"],
         )
-        await stock_ops.set_on_hand(conn, change)
-        moved += 1
+        level, _ = await stock_ops.set_on_hand(conn, change, stock_event=False)
+        written[product_id].append((store_id, level.on_hand, level.reserved))
+    for product_id, levels in written.items():  # one event per product, as on PostgreSQL
+        await add_event(
+            conn,
+            events.STOCK_LEVELS_CHANGED,
+            events.AGGREGATE_STOCK,
+            str(product_id),
+            events.stock_levels_changed(
+                product_id, sorted(levels), DOCUMENT_TYPE, DOCUMENT_TYPE, document_id
+            ),
+            params["now"],
+        )
     await _cover_sqlite(conn, params, [(p, s) for p, s, *_ in rows])
+    moved = sum(len(levels) for levels in written.values())
     return ChunkResult(moved, len(rows), skipped_later, too_old)
 
 

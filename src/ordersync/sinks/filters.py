@@ -2,7 +2,8 @@
 
 Store filtering looks at the payload's ``store_id``:
 
-* ``stock.changed`` always carries one;
+* ``stock.changed`` always carries one; ``stock.levels_changed`` carries one per level (it
+  passes when any of its levels is at one of the stores, and carries all of them);
 * ``order.created`` carries the order's store (``None`` for orders not tied to a store, such
   as delivery orders allocated across the network);
 * ``order.status_changed`` and ``order.paid`` carry no ``store_id`` at all.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..domain.events import STOCK_LEVELS_CHANGED
 from .base import OutboxEvent
 
 
@@ -32,6 +34,9 @@ class EventFilter:
             return False
         if self.stores is None:
             return True
+        levels = event.payload.get("levels")
+        if event.type == STOCK_LEVELS_CHANGED and isinstance(levels, list):
+            return any(level.get("store_id") in self.stores for level in levels)
         store_id = event.payload.get("store_id")
         if store_id is None:
             return True  # an event without a store passes (see the module docstring)
