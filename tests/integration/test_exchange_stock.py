@@ -254,40 +254,75 @@ async def import_movements(db: Database, session: ExchangeSession, name: str = F
     )
 
 
-async def import_events(db: Database, session: ExchangeSession, name: str = FILE) -> list[Any]:
+@dataclass(frozen=True)
+class Figure:
+    """One level's figure in an import's stock.levels_changed event."""
+
+    event: Any  # the outbox row
+    payload: dict[str, Any]  # shaped as a stock.changed payload (events.stock_figures)
+
+    @property
+    def aggregate_id(self) -> str:
+        return events.stock_aggregate_id(self.payload["product_id"], self.payload["store_id"])
+
+
+async def import_events(db: Database, session: ExchangeSession, name: str = FILE) -> list[Figure]:
+    """The figures the import's events carry, level by level, in event order."""
     return [
-        e
-        for e in await dbstate.events(db, events.STOCK_CHANGED)
+        Figure(e, figure)
+        for e in await dbstate.events(db, events.STOCK_LEVELS_CHANGED)
         if e.payload.get("document_id") == document_id(session, name)
+        for figure in events.stock_figures(e.type, e.payload)
     ]
 
 
 async def assert_payloads_match_levels(
-    db: Database, found: Sequence[Any], reason: str, document_type: str, doc: str
+    db: Database, found: Sequence[Figure], reason: str, document_type: str, doc: str
 ) -> None:
-    """Each stock.changed event carries exactly what events.stock_changed() makes of its level
-    as it stands now (nothing moved the levels since): on PostgreSQL the import builds the
-    payload in SQL, so this compares that text with Python's."""
+    """Each stock.levels_changed event is exactly what events.stock_levels_changed() makes of
+    its product's levels as they stand now (nothing moved the levels since), one event per
+    product and chunk: on PostgreSQL the import builds the payload in SQL, so this compares
+    that text with Python's."""
     async with db.uow_read() as uow:
         current = {
             (x.product_id, x.store_id): x
-            for x in await uow.read_stock([int(e.payload["product_id"]) for e in found])
+            for x in await uow.read_stock([int(f.payload["product_id"]) for f in found])
         }
-    for event in found:
-        key = (event.payload["product_id"], event.payload["store_id"])
-        level = current[key]
-        expected = events.stock_changed(
-            level.product_id,
-            level.store_id,
-            level.on_hand,
-            level.reserved,
-            reason,
-            document_type,
-            doc,
-        )
+    by_event: dict[int, list[Figure]] = {}
+    for figure in found:
+        by_event.setdefault(figure.event.id, []).append(figure)
+    for figures in by_event.values():
+        event = figures[0].event
+        product_id = event.payload["product_id"]
+        levels = [
+            (s, current[(product_id, s)].on_hand, current[(product_id, s)].reserved)
+            for s in (f.payload["store_id"] for f in figures)
+        ]
+        assert [s for s, _, _ in levels] == sorted(s for s, _, _ in levels)
+        expected = events.stock_levels_changed(product_id, levels, reason, document_type, doc)
         assert dict(event.payload) == expected
-        assert (event.type, event.aggregate_type) == (events.STOCK_CHANGED, events.AGGREGATE_STOCK)
-        assert event.aggregate_id == events.stock_aggregate_id(*key)
+        assert (event.type, event.aggregate_type) == (
+            events.STOCK_LEVELS_CHANGED,
+            events.AGGREGATE_STOCK,
+        )
+        assert event.aggregate_id == str(product_id)
+        for figure in figures:
+            level = current[(product_id, figure.payload["store_id"])]
+            assert figure.payload == events.stock_changed(
+                product_id, level.store_id, level.on_hand, level.reserved, reason,
+                document_type, doc,
+            )  # fmt: skip
+
+
+async def latest_figure(db: Database, product_id: int, store_id: int) -> dict[str, Any]:
+    """The level's figure in the last stock event that carries it (either shape)."""
+    figures = [
+        f
+        for e in await dbstate.events(db)
+        for f in events.stock_figures(e.type, e.payload)
+        if (f["product_id"], f["store_id"]) == (product_id, store_id)
+    ]
+    return figures[-1]
 
 
 async def warnings(db: Database) -> list[str]:
@@ -951,9 +986,18 @@ async def test_with_the_hub_as_master_figures_are_recorded_and_adopted_only_on_r
     await no_drift(db)
     adopted = (await dbstate.events(db, events.STOCK_CHANGED))[len(events_before) :]
     assert len(adopted) == 2
-    await assert_payloads_match_levels(
-        db, adopted, "count", reconcile.DOCUMENT_TYPE, formed.isoformat()
-    )
+    async with db.uow_read() as uow:
+        current = {
+            (x.product_id, x.store_id): x
+            for x in await uow.read_stock([int(e.payload["product_id"]) for e in adopted])
+        }
+    for event in adopted:  # a count per level, each with its stock.changed
+        level = current[(event.payload["product_id"], event.payload["store_id"])]
+        assert event.payload == events.stock_changed(
+            level.product_id, level.store_id, level.on_hand, level.reserved, "count",
+            reconcile.DOCUMENT_TYPE, formed.isoformat(),
+        )  # fmt: skip
+        assert event.aggregate_id == events.stock_aggregate_id(level.product_id, level.store_id)
     # On hand := 1C's figure + the hub's movements since 1C formed its file.
     assert await dbstate.stock(db, net) == {
         **stock_before,
@@ -1058,9 +1102,8 @@ async def test_a_sale_committing_while_the_import_waits_for_its_row_keeps_the_ev
     assert waited, "the import did not wait for the sale's row"
     assert await dbstate.level(db, net, "TEA", "S02") == (D(6), D(0))  # 8 - 2 sold after
     await no_drift(db)
-    latest = (await dbstate.events(db, events.STOCK_CHANGED))[-1]
-    assert latest.aggregate_id == events.stock_aggregate_id(tea, s02)
-    assert (latest.payload["on_hand"], latest.payload["available"]) == ("6", "6"), latest.payload
+    latest = await latest_figure(db, tea, s02)
+    assert (latest["on_hand"], latest["available"]) == ("6", "6"), latest
 
 
 # --- files formed earlier than others already applied --------------------------------------------
