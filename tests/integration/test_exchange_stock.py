@@ -439,6 +439,49 @@ async def test_a_first_import_sets_every_level_with_one_movement_and_one_event_p
     await no_drift(db)
 
 
+async def test_the_import_writes_one_stock_levels_changed_per_product_and_chunk_with_its_levels(
+    db: Database, tmp_path: Path
+) -> None:
+    """Not an event per level: one per product of each chunk, carrying every level of it that
+    changed (in store order); a level set to the figure it had is in none."""
+    net = await support.seed_network(db)
+    formed = formed_time()
+    chunked = Exchange(db, tmp_path / "x", Master.ONE_C, chunk_offers=2)
+    figures: dict[tuple[str, str], str | int] = {
+        ("1c-tea", "S02"): 3,
+        ("1c-tea", "WH1"): 12,
+        ("1c-tea", "S01"): 0,  # a new level at zero: no movement, no figure
+        ("1c-coffee", "WH1"): 7,
+        ("1c-sugar", "S01"): "2.5",
+    }
+    session, _ = await chunked.load(offers_xml(formed, offers_of(figures, SEEDED_NAMES)))
+
+    found = await import_events(db, session)
+    rows = {f.event.id: f.event for f in found}
+    assert sorted(
+        (e.type, e.aggregate_id, [x["store_id"] for x in e.payload["levels"]])
+        for e in rows.values()
+    ) == sorted([
+        (events.STOCK_LEVELS_CHANGED, str(net.products["TEA"]),
+         sorted([net.stores["S02"], net.stores["WH1"]])),
+        (events.STOCK_LEVELS_CHANGED, str(net.products["COFFEE"]), [net.stores["WH1"]]),
+        (events.STOCK_LEVELS_CHANGED, str(net.products["SUGAR"]), [net.stores["S01"]]),
+    ])  # fmt: skip
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
+    assert len(found) == len(await import_movements(db, session)) == 4
+
+    again = {**figures, ("1c-tea", "WH1"): 11}  # one level of tea changes, the rest stay
+    later, _ = await chunked.load(
+        offers_xml(formed + timedelta(hours=1), offers_of(again, SEEDED_NAMES))
+    )
+    changed = await import_events(db, later)
+    assert [(f.aggregate_id, f.payload["on_hand"]) for f in changed] == [
+        (events.stock_aggregate_id(net.products["TEA"], net.stores["WH1"]), "11")
+    ]
+    assert [x["store_id"] for x in changed[0].event.payload["levels"]] == [net.stores["WH1"]]
+    await no_drift(db)
+
+
 async def test_the_formed_time_is_read_in_the_configured_zone(db: Database, tmp_path: Path) -> None:
     """ДатаФормирования carries no zone: Europe/Moscow is UTC+3, Asia/Vladivostok UTC+10."""
     await support.seed_network(db)
