@@ -1149,6 +1149,36 @@ async def test_a_sale_committing_while_the_import_waits_for_its_row_keeps_the_ev
     assert (latest["on_hand"], latest["available"]) == ("6", "6"), latest
 
 
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_level_created_while_the_import_inserts_it_is_updated_with_what_it_holds(
+    db: Database, backend: str, tmp_path: Path
+) -> None:
+    """The import found no level and inserts one; a receipt creating that very level commits
+    while the insert waits for it. The insert's unique violation runs the chunk again, which
+    then updates the level: 1C's figure plus the receipt recorded after the file was formed."""
+    net = await support.seed_network(db, pos_stores=("S02",))
+    formed = formed_time()
+    ex = Exchange(db, tmp_path / "x", Master.ONE_C)
+    session = await ex.upload(offers_xml(formed, [Offer("1c-mug", {"S02": 8}, name="Mug")]))
+    mug, s02 = net.products["MUG"], net.stores["S02"]
+    async with db.uow_read() as uow:
+        assert await uow.read_stock([mug], [s02]) == [], "the seed made the level already"
+    now = utcnow()
+    got = StockChange(mug, s02, D(3), MovementReason.RECEIPT, "receipt", "R-9", now, now)
+    async with db.uow() as receiving:
+        await receiving.add_stock(got)
+        importing = asyncio.create_task(ex.run(session))
+        waited = await _wait_for_a_lock_wait(db, importing)
+        await receiving.commit()
+    await asyncio.wait_for(importing, timeout=30)
+
+    assert waited, "the import did not wait for the receipt's new level"
+    assert await dbstate.level(db, net, "MUG", "S02") == (D(11), D(0))  # 8 + 3 received after
+    await no_drift(db)
+    latest = await latest_figure(db, mug, s02)
+    assert (latest["on_hand"], latest["available"]) == ("11", "11"), latest
+
+
 # --- files formed earlier than others already applied --------------------------------------------
 
 

@@ -139,7 +139,11 @@ class CatalogFile:
         for store in stores:
             store_id = store.get("ИдСклада")
             if store_id:
-                stock.append((store_id, quantity(store.get("КоличествоНаСкладе"), xml_id)))
+                raw = store.get("КоличествоНаСкладе")
+                if raw is not None and raw.isdigit() and raw.isascii():  # the usual figure
+                    stock.append((store_id, int(raw) * _QTY))
+                else:
+                    stock.append((store_id, quantity(raw, xml_id)))
             else:
                 self._store_element(store, item)
         rests = first.get("Остатки")
@@ -185,12 +189,25 @@ class CatalogFile:
 
     def _price(self, prices: etree._Element, xml_id: str) -> Decimal | None:
         wanted = self.price_type
-        for price in prices.iterfind("{*}Цена"):
-            if wanted:
-                kind = (price.findtext("{*}ИдТипаЦены") or "").strip()
-                if kind != wanted and self.price_types.get(kind) != wanted:
-                    continue
-            value = price.findtext("{*}ЦенаЗаЕдиницу")
+        names = self._names
+        for price in prices:
+            kind_of = names.get(price.tag)
+            if kind_of is None:
+                kind_of = names[price.tag] = local(price.tag) if isinstance(price.tag, str) else ""
+            if kind_of != "Цена":
+                continue
+            kind: str | None = None
+            value: str | None = None
+            for part in price:
+                name = names.get(part.tag)
+                if name is None:
+                    name = names[part.tag] = local(part.tag) if isinstance(part.tag, str) else ""
+                if name == "ИдТипаЦены" and kind is None:
+                    kind = (part.text or "").strip()
+                elif name == "ЦенаЗаЕдиницу" and value is None:
+                    value = part.text or ""
+            if wanted and kind != wanted and self.price_types.get(kind or "") != wanted:
+                continue
             if value is not None and value.strip():
                 return money(value.strip(), xml_id)
         return None
