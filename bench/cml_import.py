@@ -177,6 +177,8 @@ class ImportRun:
     steps: int
     hwm_kb: int
     processes: list[str] = field(default_factory=list)
+    hub_cpu_s: float = 0.0  # the server's CPU time during the import calls
+    db_cpu_s: float = 0.0  # its PostgreSQL backends' CPU time during the import calls
 
     @property
     def offers_per_s(self) -> float:
@@ -214,6 +216,34 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """User and system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _backend_pids() -> list[int]:
+    conn = await asyncpg.connect(TARGET.dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            TARGET.name,
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
+
+
+def db_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the bench database."""
+    if TARGET.sqlite is not None:
+        return {}
+    return {pid: cpu_seconds(pid) for pid in asyncio.run(_backend_pids())}
 
 
 def vm_hwm_kb(pid: int | str) -> int:
@@ -954,9 +984,14 @@ def exchange_once(label: str, server: Server, path: Path, offers: int) -> Import
                 flush=True,
             )
             print(f"{label}: mode=import", flush=True)
+            pid = server.proc.pid if server.proc else 0
+            hub_before, db_before = cpu_seconds(pid), db_cpu()
             started = time.perf_counter()
             steps = exchange.import_file(UPLOAD_NAME, started)
             import_s = time.perf_counter() - started
+            hub_cpu = cpu_seconds(pid) - hub_before
+            db_after = db_cpu()
+            db_cpu_s = sum(t - db_before.get(p, 0.0) for p, t in db_after.items())
             exchange.complete()
         finally:
             exchange.close()
@@ -967,11 +1002,12 @@ def exchange_once(label: str, server: Server, path: Path, offers: int) -> Import
         raise BenchError(f"{label}: {exc}\n{server.log_tail()}") from exc
     finally:
         server.stop()
-    result = ImportRun(label, offers, upload_s, import_s, steps, hwm, processes)
+    result = ImportRun(label, offers, upload_s, import_s, steps, hwm, processes, hub_cpu, db_cpu_s)
     print(
         f"{label}: {offers} offers imported in {import_s:.1f} s ({steps} import calls) = "
         f"{result.offers_per_s:,.0f} offers/s; with the upload {upload_s + import_s:.1f} s = "
-        f"{result.end_to_end_per_s:,.0f} offers/s; server peak RSS {mb(hwm):.1f} MB",
+        f"{result.end_to_end_per_s:,.0f} offers/s; server peak RSS {mb(hwm):.1f} MB; "
+        f"CPU: hub {hub_cpu:.1f} s, PostgreSQL {db_cpu_s:.1f} s",
         flush=True,
     )
     for line in processes:
@@ -1111,7 +1147,9 @@ def print_report(results: Results) -> None:
         if run_ is not None:
             print(
                 f"  {run_.label}: upload {run_.upload_s:.1f} s, end to end "
-                f"{run_.upload_s + run_.import_s:.1f} s = {run_.end_to_end_per_s:.0f} offers/s"
+                f"{run_.upload_s + run_.import_s:.1f} s = {run_.end_to_end_per_s:.0f} offers/s; "
+                f"CPU during the import: hub {run_.hub_cpu_s:.1f} s, PostgreSQL "
+                f"{run_.db_cpu_s:.1f} s"
             )
     print()
 
