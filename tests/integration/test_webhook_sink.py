@@ -359,6 +359,14 @@ def test_a_stock_levels_changed_passes_the_store_filter_when_one_of_its_levels_i
     assert typed.matches(levels_event(3, 2, 4)) and not typed.matches(stock_event(4, store_id=4))
 
 
+def test_a_type_filter_listing_stock_changed_passes_the_levels_shape_too() -> None:
+    stock_only = EventFilter(types=frozenset({events.STOCK_CHANGED}), stores=frozenset({4}))
+    assert stock_only.matches(levels_event(1, 2, 4))
+    assert not stock_only.matches(levels_event(2, 2, 5))
+    orders_only = EventFilter(types=frozenset({events.ORDER_PAID}))
+    assert not orders_only.matches(levels_event(3, 4))
+
+
 def test_events_without_a_store_pass_the_store_filter() -> None:
     stores = EventFilter(stores=frozenset({1}))
     assert stores.matches(order_event(1, payload={"order_id": "o", "store_id": None}))

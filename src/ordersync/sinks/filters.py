@@ -8,6 +8,10 @@ Store filtering looks at the payload's ``store_id``:
   as delivery orders allocated across the network);
 * ``order.status_changed`` and ``order.paid`` carry no ``store_id`` at all.
 
+A type filter that lists ``stock.changed`` also passes ``stock.levels_changed``: the same
+figures, several levels of one product in one event (the 1C import writes them so), and a
+sink that asked for stock changes must not miss those.
+
 An event without a store (no ``store_id`` key, or ``store_id: null``) **passes** the store
 filter: a store-scoped sink still hears about orders it cannot be proven not to care about.
 The consequence the integrator should know: a sink filtered to stores {1, 2} receives the
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..domain.events import STOCK_LEVELS_CHANGED
+from ..domain.events import STOCK_CHANGED, STOCK_LEVELS_CHANGED
 from .base import OutboxEvent
 
 
@@ -30,7 +34,7 @@ class EventFilter:
     stores: frozenset[int] | None = None  # store ids; None: every store
 
     def matches(self, event: OutboxEvent) -> bool:
-        if self.types is not None and event.type not in self.types:
+        if self.types is not None and not self._typed(event.type, self.types):
             return False
         if self.stores is None:
             return True
@@ -41,3 +45,10 @@ class EventFilter:
         if store_id is None:
             return True  # an event without a store passes (see the module docstring)
         return isinstance(store_id, int) and store_id in self.stores
+
+    @staticmethod
+    def _typed(event_type: str, types: frozenset[str]) -> bool:
+        """Listing stock.changed means the stock figures, whichever shape carries them."""
+        if event_type == STOCK_LEVELS_CHANGED and STOCK_CHANGED in types:
+            return True
+        return event_type in types
