@@ -1037,10 +1037,10 @@ def through_protocol(files: Path, workdir: Path, results: Results, password_hash
         raise BenchError("no files to import")
     ordersync = venv_bin("ordersync")
     config = workdir / "ordersync.toml"
-    write_config(config, workdir / "exchange", password_hash)
-
     if TARGET.sqlite is not None:
         TARGET.sqlite = workdir / "bench.sqlite3"
+    write_config(config, workdir / "exchange", password_hash)
+
     log(f"recreating database {TARGET.url}")
     results.db_created = True
     recreate_database()

@@ -35,10 +35,7 @@ from ..domain import events
 from ..domain.quantities import QUANTITY_SCALE, from_units, to_units
 from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD, adopted_on_hand
 from ..domain.types import MovementReason
-from ..services.ports import StockChange
-from . import stock_ops
-from .outbox import add_event
-from .tables import exchange_stock_coverage
+from .tables import exchange_stock_coverage, outbox_events
 from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
@@ -561,42 +558,114 @@ async def prune_coverage(conn: AsyncConnection) -> None:
 async def _adopt_row_by_row(
     conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
 ) -> ChunkResult:
+    """SQLite's half of _PG_ADOPT, in a few executemany statements: the chunk's transaction
+    began IMMEDIATE (db/engine.py), so what _sqlite_diff read stays as it read it."""
     rows, (skipped_later, too_old) = await _sqlite_diff(conn, params, later)
+    created: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
+    settled: list[tuple[int, int, int]] = []  # a negative level the figure brings back
     written: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
     for product_id, store_id, figure, old, late in rows:
         target = to_units(
             adopted_on_hand(_units(figure), _units(late), whole_pieces=False), QUANTITY_SCALE
         )  # the figure is already whole for piece goods
+        key = {"p": product_id, "s": store_id, "t": target}
         if old is None:
-            await stock_ops.ensure_stock_level(conn, product_id, store_id, params["now"])
+            created.append(key)
+        elif target != old:
+            updated.append(key)
         if target == (old or 0):
             continue
-        change = StockChange(
-            product_id,
-            store_id,
-            _units(target),
-            MovementReason.EXCHANGE_1C,
-            DOCUMENT_TYPE,
-            document_id,
-            params["formed"],
-            params["now"],
-        )
-        level, _ = await stock_ops.set_on_hand(conn, change, stock_event=False)
-        written[product_id].append((store_id, level.on_hand, level.reserved))
-    for product_id, levels in written.items():  # one event per product, as on PostgreSQL
-        await add_event(
-            conn,
-            events.STOCK_LEVELS_CHANGED,
-            events.AGGREGATE_STOCK,
-            str(product_id),
-            events.stock_levels_changed(
-                product_id, sorted(levels), DOCUMENT_TYPE, DOCUMENT_TYPE, document_id
-            ),
-            params["now"],
-        )
+        moved.append({**key, "q": target - (old or 0)})
+        if old is not None and old < 0:
+            settled.append((product_id, store_id, target))
+        written[product_id].append((store_id, _units(target), Decimal(0)))
+    if created:
+        await conn.execute(_sql(_SQLITE_CREATE), [{**params, **k} for k in created])
+    if updated:
+        await conn.execute(_sql(_SQLITE_UPDATE), [{**params, **k} for k in updated])
+    if moved:
+        await conn.execute(_sql(_SQLITE_MOVE), [{**params, **k} for k in moved])
+    reserved = await _reserved(conn, [(p, s) for p, s, _ in settled] + [
+        (p, s) for p, levels in written.items() for s, _, _ in levels
+    ])  # fmt: skip
+    await _sqlite_events(conn, params, document_id, written, settled, reserved)
     await _cover_sqlite(conn, params, [(p, s) for p, s, *_ in rows])
-    moved = sum(len(levels) for levels in written.values())
-    return ChunkResult(moved, len(rows), skipped_later, too_old)
+    count = sum(len(levels) for levels in written.values())
+    return ChunkResult(count, len(rows), skipped_later, too_old)
+
+
+_SQLITE_CREATE = """
+    INSERT INTO stock_levels (product_id, store_id, on_hand, reserved, updated_at)
+    VALUES (:p, :s, :t, 0, :now)
+"""
+_SQLITE_UPDATE = """
+    UPDATE stock_levels SET on_hand = :t, updated_at = :now
+    WHERE product_id = :p AND store_id = :s
+"""
+_SQLITE_MOVE = """
+    INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
+                                 document_id, business_time, recorded_at)
+    VALUES (:p, :s, :q, 'exchange_1c', 'exchange_1c', :doc, :formed, :now)
+"""
+
+
+async def _reserved(
+    conn: AsyncConnection, keys: list[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    """The reserved figure of each level (holds stay: an import never changes it)."""
+    found: dict[tuple[int, int], int] = {}
+    products = sorted({p for p, _ in keys})
+    for start in range(0, len(products), 500):
+        rows = await conn.execute(
+            text(
+                "SELECT product_id, store_id, reserved FROM stock_levels "
+                "WHERE product_id IN :ids AND reserved <> 0"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": products[start : start + 500]},
+        )
+        found.update({(p, s): int(r) for p, s, r in rows})
+    return found
+
+
+async def _sqlite_events(
+    conn: AsyncConnection,
+    params: dict[str, Any],
+    document_id: str,
+    written: dict[int, list[tuple[int, Decimal, Decimal]]],
+    settled: list[tuple[int, int, int]],
+    reserved: dict[tuple[int, int], int],
+) -> None:
+    """One stock.levels_changed per product (as on PostgreSQL), and a stock.negative for a
+    level the figure brought back from below zero (as stock_ops writes it)."""
+    now = params["now"]
+    rows: list[dict[str, Any]] = []
+    for product_id, store_id, target in settled:
+        payload = events.stock_negative(
+            product_id, store_id, _units(target), str(MovementReason.EXCHANGE_1C), document_id
+        )
+        rows.append(_event(events.STOCK_NEGATIVE, f"{product_id}:{store_id}", payload, now))
+    for product_id, levels in written.items():
+        figures = sorted(
+            (s, on_hand, _units(reserved.get((product_id, s), 0))) for s, on_hand, _ in levels
+        )
+        payload = events.stock_levels_changed(
+            product_id, figures, DOCUMENT_TYPE, DOCUMENT_TYPE, document_id
+        )
+        rows.append(_event(events.STOCK_LEVELS_CHANGED, str(product_id), payload, now))
+    if rows:
+        await conn.execute(insert(outbox_events), rows)
+
+
+def _event(type_: str, aggregate_id: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "aggregate_type": events.AGGREGATE_STOCK,
+        "aggregate_id": aggregate_id,
+        "payload": payload,
+        "created_at": now,
+    }
 
 
 def _units(thousandths: int) -> Decimal:
