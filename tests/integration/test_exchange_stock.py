@@ -482,6 +482,36 @@ async def test_the_import_writes_one_stock_levels_changed_per_product_and_chunk_
     await no_drift(db)
 
 
+async def test_an_id_given_twice_in_one_file_counts_once_with_its_last_figures(
+    db: Database, tmp_path: Path
+) -> None:
+    """The last item of an Ид wins, whichever chunk each lands in; the earlier ones are
+    dropped from the stage before anything is applied, and counted."""
+    net = await support.seed_network(db)
+    formed = formed_time()
+    chunked = Exchange(db, tmp_path / "x", Master.ONE_C, chunk_offers=2)
+    offers = [
+        Offer("1c-tea", {"WH1": 5, "S01": 1}, name="Tea"),
+        Offer("1c-coffee", {"WH1": 7}, name="Coffee"),
+        Offer("1c-tea", {"WH1": 9}, name="Tea"),
+        Offer("1c-sugar", {"S01": 2}, name="Sugar"),
+        Offer("1c-coffee", {"WH1": 3}, name="Coffee"),
+    ]
+    session, _ = await chunked.load(offers_xml(formed, offers))
+
+    levels = await levels_by_xml_id(db)
+    assert {k: v[0] for k, v in levels.items() if k[0] in ("1c-tea", "1c-coffee")} == {
+        ("1c-tea", "WH1"): D(9),
+        ("1c-coffee", "WH1"): D(3),
+    }
+    assert (await chunked.file(session)).result["repeated_items"] == 2
+    assert len(await import_movements(db, session)) == 3  # tea, coffee and sugar, once each
+    assert net.products["TEA"] in {
+        f.payload["product_id"] for f in await import_events(db, session)
+    }
+    await no_drift(db)
+
+
 async def test_the_formed_time_is_read_in_the_configured_zone(db: Database, tmp_path: Path) -> None:
     """ДатаФормирования carries no zone: Europe/Moscow is UTC+3, Asia/Vladivostok UTC+10."""
     await support.seed_network(db)
