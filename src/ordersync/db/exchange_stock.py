@@ -221,11 +221,20 @@ _PG_ADOPT = """
         FROM changed WHERE old IS NULL
         RETURNING product_id, store_id, on_hand, reserved
     ),
+    -- The changed levels come as unnested arrays: the planner sizes an unnest small and looks
+    -- each level up by its key, where it sized `changed` as the whole chunk and hashed all of
+    -- stock_levels (a second per chunk at a million levels). The arrays are read from the one
+    -- materialized `changed` in the same order, so they line up.
     upd AS (
         UPDATE stock_levels sl
         SET on_hand = c.target, updated_at = CAST(:now AS timestamptz)
-        FROM changed c
-        WHERE sl.product_id = c.product_id AND sl.store_id = c.store_id AND c.old IS NOT NULL
+        FROM unnest(
+            (SELECT array_agg(product_id) FROM changed WHERE old IS NOT NULL),
+            (SELECT array_agg(store_id) FROM changed WHERE old IS NOT NULL),
+            (SELECT array_agg(target) FROM changed WHERE old IS NOT NULL),
+            (SELECT array_agg(old) FROM changed WHERE old IS NOT NULL)
+        ) AS c(product_id, store_id, target, old)
+        WHERE sl.product_id = c.product_id AND sl.store_id = c.store_id
           AND sl.on_hand = c.old  -- unchanged since it was read, or this row is left out
         RETURNING sl.product_id, sl.store_id, sl.on_hand, sl.reserved
     ),
@@ -338,8 +347,11 @@ async def adopt_figures(
     params["doc_json"] = json.dumps(document_id, ensure_ascii=False)
     params["store_of"] = await _store_of(conn, file_id)
     statement = _sql(_PG_ADOPT_SKIPPING if later.check or later.too_old else _PG_ADOPT_ANY)
-    # A chunk's sorts and hashes fit in memory instead of spilling to disk.
+    # A chunk's sorts and hashes fit in memory instead of spilling to disk. And every table
+    # is reached through an index (a chunk touches a bounded part of each): the planner cannot
+    # size the CTEs and would scan all the products per chunk to hash 2,000 of them.
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))
+    await conn.execute(text("SET LOCAL enable_seqscan = off"))
     for attempt in range(_ATTEMPTS):
         try:
             async with conn.begin_nested():
