@@ -27,6 +27,7 @@ from ordersync.db.tables import (
     stores,
 )
 from ordersync.db.unit_of_work import Database
+from ordersync.domain import events as ev
 from ordersync.exchange.auth import hash_password
 from tests import support
 from tests.integration.dbstate import snapshot
@@ -38,6 +39,23 @@ PASSWORD_HASH = hash_password(PASSWORD, iterations=1000)
 EXCHANGE_BOOKS = ("exchange_sessions", "exchange_files", "exchange_log")
 
 StockKey = tuple[str, str]  # (product 1C Ид, store 1C Ид)
+
+
+@dataclass(frozen=True)
+class StockFigure:
+    """One level's figure as a stock event carries it: `payload` is shaped as stock.changed's,
+    `aggregate_id` is the level's ("<product>:<store>")."""
+
+    event: Any  # the outbox row
+    payload: dict[str, Any]
+
+    @property
+    def aggregate_type(self) -> str:
+        return str(self.event.aggregate_type)
+
+    @property
+    def aggregate_id(self) -> str:
+        return ev.stock_aggregate_id(self.payload["product_id"], self.payload["store_id"])
 
 
 @dataclass
@@ -105,11 +123,20 @@ class Hub:
         where = [] if level is None else [exchange_log.c.level == level]
         return [r.message for r in await self.rows(exchange_log, *where)]
 
+    async def stock_figures(self) -> list[StockFigure]:
+        """Every level's figure in the stock events (stock.changed, and each level of a
+        stock.levels_changed), in event order."""
+        return [
+            StockFigure(e, figure)
+            for e in await self.events()
+            for figure in ev.stock_figures(e.type, e.payload)
+        ]
+
     async def ledger(self) -> tuple[int, int]:
-        """(exchange_1c movements, stock.changed events)."""
+        """(exchange_1c movements, stock figures in events)."""
         return (
             len(await self.movements("exchange_1c")),
-            len(await self.events("stock.changed")),
+            len(await self.stock_figures()),
         )
 
     async def domain_state(self) -> dict[str, Any]:

@@ -17,8 +17,10 @@ from sqlalchemy import select, update
 
 from ordersync.api.app import context_from, create_app
 from ordersync.config import Settings
+from ordersync.db.outbox import add_event
 from ordersync.db.tables import evotor_products, evotor_watermarks, pos_transactions, products
 from ordersync.db.unit_of_work import Database
+from ordersync.domain import events
 from ordersync.entrypoints.evotor_task import CatchUp
 from ordersync.relay.configured import build_sinks
 from ordersync.relay.worker import Relay, RelayPolicy
@@ -136,6 +138,28 @@ async def test_quantities_follow_the_stock_a_till_may_sell_never_below_zero(hub:
     assert hub.cloud.quantities[STORE][coffee] == D(0)  # 3 on hand, 5 sold: -2
     calls = [c.path for c in hub.cloud.calls if c.method == "POST"]
     assert f"/api/v1/inventories/stores/{STORE}/products/quantities" in calls
+
+
+async def test_a_1c_import_s_levels_changed_event_publishes_each_linked_store_s_figure(
+    hub: Hub,
+) -> None:
+    """A stock.levels_changed (the 1C import's, one per product and chunk) carries several
+    stores: the linked one's figure reaches its tills, the others are passed over."""
+    await hub.sync()
+    tea = await uuid_of(hub.db, hub.net.products["TEA"])
+    s01, s02 = hub.net.stores["S01"], hub.net.stores["S02"]
+    payload = events.stock_levels_changed(
+        hub.net.products["TEA"], [(s01, D(4), D(1)), (s02, D(50), D(0))], "exchange_1c",
+        "exchange_1c", "s/offers.xml",
+    )  # fmt: skip
+    async with hub.db.uow() as uow:
+        await add_event(uow.conn, events.STOCK_LEVELS_CHANGED, events.AGGREGATE_STOCK,
+                        str(hub.net.products["TEA"]), payload, datetime.now(UTC))  # fmt: skip
+        await uow.commit()
+
+    await hub.sync()
+
+    assert hub.cloud.quantities[STORE][tea] == D(3)  # 4 on hand, 1 held, at the linked S01
 
 
 async def test_a_changed_product_is_published_again_in_full(hub: Hub) -> None:

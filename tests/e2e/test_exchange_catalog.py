@@ -179,7 +179,7 @@ async def test_a_catalog_exchange_creates_products_stores_and_stock_from_chunked
         assert m.document_type == "exchange_1c"
         assert m.document_id.endswith("/offers.xml")
         assert m.business_time == formed  # ДатаФормирования, read in Moscow time
-    events = await hub.events("stock.changed")
+    events = await hub.stock_figures()
     assert len(events) == len(CHANGED)
     shown = {
         (product_ids[e.payload["product_id"]], store_ids[e.payload["store_id"]]): (
@@ -233,7 +233,7 @@ async def state_of(hub: Hub, prefix: str) -> dict[str, object]:
     ids = {r.id: r.xml_id for r in found.values()}
     mine = {r.id for r in found.values() if r.xml_id.startswith(prefix)}
     moved = [m for m in await hub.movements("exchange_1c") if m.product_id in mine]
-    events = [e for e in await hub.events("stock.changed") if e.payload["product_id"] in mine]
+    events = [e for e in await hub.stock_figures() if e.payload["product_id"] in mine]
     return {
         "products": {k[cut:]: (r.name, r.price) for k, r in found.items() if k.startswith(prefix)},
         "stores": {
@@ -404,7 +404,7 @@ async def test_imports_are_idempotent_and_a_changed_figure_moves_once(hub: Hub) 
     assert await hub.ledger() == (after_first[0] + 1, after_first[1] + 1)
     last = (await hub.movements("exchange_1c"))[-1]
     assert last.quantity == D(-1)
-    event = (await hub.events("stock.changed"))[-1]
+    event = (await hub.stock_figures())[-1]
     assert (D(event.payload["on_hand"]), D(event.payload["available"])) == (D(11), D(11))
     assert (await hub.on_hand())[("a1b2-0001", MSK)] == D(11)
 
@@ -635,11 +635,11 @@ async def test_master_1c_keeps_sales_1c_could_not_know_of_and_the_holds(hub: Hub
             formed=soon(),
         ),
     )
-    events = len(await hub.events("stock.changed"))
+    events = len(await hub.stock_figures())
     assert (await later.import_file("catalog", "offers.xml"))[0] == "success"
     assert (await hub.stock())[("1c-tea", "S01")] == (D(20), ZERO)
     assert (await hub.stock())[("1c-coffee", "WH1")] == (D(8), D(2))
-    new_events = (await hub.events("stock.changed"))[events:]
+    new_events = (await hub.stock_figures())[events:]
     assert len(new_events) == 2
     coffee = next(e for e in new_events if e.payload["on_hand"] == "8")
     assert (coffee.payload["reserved"], coffee.payload["available"]) == ("2", "6")

@@ -121,6 +121,22 @@ async def test_documents_mode_sets_physical_amounts(http: list[httpx.AsyncClient
     assert all(c.in_batch for c in sim.calls)
 
 
+async def test_a_1c_imports_levels_of_a_product_reach_the_site_store_by_store(
+    http: list[httpx.AsyncClient],
+) -> None:
+    sim = site()
+    sim.set_amount(501, 71, 10)
+    levels = [(1, Decimal(7), Decimal(1)), (2, Decimal("2.5"), Decimal(0))]
+    payload = ev.stock_levels_changed(1, levels, "exchange_1c", "exchange_1c", "s/offers.xml")
+    imported = OutboxEvent(5, ev.STOCK_LEVELS_CHANGED, "stock", "1", payload, NOW)
+    sink = make_sink(sim, http)
+    assert sink.wants(imported)
+
+    await sink.deliver([stock(4, 1, 1, "9"), imported])
+
+    assert (sim.amount(501, 71), sim.amount(501, 72)) == (Decimal(7), Decimal("2.5"))
+
+
 async def test_documents_mode_unchanged_amounts_create_no_document(
     http: list[httpx.AsyncClient],
 ) -> None:

@@ -254,40 +254,75 @@ async def import_movements(db: Database, session: ExchangeSession, name: str = F
     )
 
 
-async def import_events(db: Database, session: ExchangeSession, name: str = FILE) -> list[Any]:
+@dataclass(frozen=True)
+class Figure:
+    """One level's figure in an import's stock.levels_changed event."""
+
+    event: Any  # the outbox row
+    payload: dict[str, Any]  # shaped as a stock.changed payload (events.stock_figures)
+
+    @property
+    def aggregate_id(self) -> str:
+        return events.stock_aggregate_id(self.payload["product_id"], self.payload["store_id"])
+
+
+async def import_events(db: Database, session: ExchangeSession, name: str = FILE) -> list[Figure]:
+    """The figures the import's events carry, level by level, in event order."""
     return [
-        e
-        for e in await dbstate.events(db, events.STOCK_CHANGED)
+        Figure(e, figure)
+        for e in await dbstate.events(db, events.STOCK_LEVELS_CHANGED)
         if e.payload.get("document_id") == document_id(session, name)
+        for figure in events.stock_figures(e.type, e.payload)
     ]
 
 
 async def assert_payloads_match_levels(
-    db: Database, found: Sequence[Any], reason: str, document_type: str, doc: str
+    db: Database, found: Sequence[Figure], reason: str, document_type: str, doc: str
 ) -> None:
-    """Each stock.changed event carries exactly what events.stock_changed() makes of its level
-    as it stands now (nothing moved the levels since): on PostgreSQL the import builds the
-    payload in SQL, so this compares that text with Python's."""
+    """Each stock.levels_changed event is exactly what events.stock_levels_changed() makes of
+    its product's levels as they stand now (nothing moved the levels since), one event per
+    product and chunk: on PostgreSQL the import builds the payload in SQL, so this compares
+    that text with Python's."""
     async with db.uow_read() as uow:
         current = {
             (x.product_id, x.store_id): x
-            for x in await uow.read_stock([int(e.payload["product_id"]) for e in found])
+            for x in await uow.read_stock([int(f.payload["product_id"]) for f in found])
         }
-    for event in found:
-        key = (event.payload["product_id"], event.payload["store_id"])
-        level = current[key]
-        expected = events.stock_changed(
-            level.product_id,
-            level.store_id,
-            level.on_hand,
-            level.reserved,
-            reason,
-            document_type,
-            doc,
-        )
+    by_event: dict[int, list[Figure]] = {}
+    for figure in found:
+        by_event.setdefault(figure.event.id, []).append(figure)
+    for figures in by_event.values():
+        event = figures[0].event
+        product_id = event.payload["product_id"]
+        levels = [
+            (s, current[(product_id, s)].on_hand, current[(product_id, s)].reserved)
+            for s in (f.payload["store_id"] for f in figures)
+        ]
+        assert [s for s, _, _ in levels] == sorted(s for s, _, _ in levels)
+        expected = events.stock_levels_changed(product_id, levels, reason, document_type, doc)
         assert dict(event.payload) == expected
-        assert (event.type, event.aggregate_type) == (events.STOCK_CHANGED, events.AGGREGATE_STOCK)
-        assert event.aggregate_id == events.stock_aggregate_id(*key)
+        assert (event.type, event.aggregate_type) == (
+            events.STOCK_LEVELS_CHANGED,
+            events.AGGREGATE_STOCK,
+        )
+        assert event.aggregate_id == str(product_id)
+        for figure in figures:
+            level = current[(product_id, figure.payload["store_id"])]
+            assert figure.payload == events.stock_changed(
+                product_id, level.store_id, level.on_hand, level.reserved, reason,
+                document_type, doc,
+            )  # fmt: skip
+
+
+async def latest_figure(db: Database, product_id: int, store_id: int) -> dict[str, Any]:
+    """The level's figure in the last stock event that carries it (either shape)."""
+    figures = [
+        f
+        for e in await dbstate.events(db)
+        for f in events.stock_figures(e.type, e.payload)
+        if (f["product_id"], f["store_id"]) == (product_id, store_id)
+    ]
+    return figures[-1]
 
 
 async def warnings(db: Database) -> list[str]:
@@ -401,6 +436,79 @@ async def test_a_first_import_sets_every_level_with_one_movement_and_one_event_p
     await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
     assert {e.payload["on_hand"] for e in found} >= {"2.5", "0.125", "7", "100", "12"}
     assert {e.payload["reserved"] for e in found} == {"0"}
+    await no_drift(db)
+
+
+async def test_the_import_writes_one_stock_levels_changed_per_product_and_chunk_with_its_levels(
+    db: Database, tmp_path: Path
+) -> None:
+    """Not an event per level: one per product of each chunk, carrying every level of it that
+    changed (in store order); a level set to the figure it had is in none."""
+    net = await support.seed_network(db)
+    formed = formed_time()
+    chunked = Exchange(db, tmp_path / "x", Master.ONE_C, chunk_offers=2)
+    figures: dict[tuple[str, str], str | int] = {
+        ("1c-tea", "S02"): 3,
+        ("1c-tea", "WH1"): 12,
+        ("1c-tea", "S01"): 0,  # a new level at zero: no movement, no figure
+        ("1c-coffee", "WH1"): 7,
+        ("1c-sugar", "S01"): "2.5",
+    }
+    session, _ = await chunked.load(offers_xml(formed, offers_of(figures, SEEDED_NAMES)))
+
+    found = await import_events(db, session)
+    rows = {f.event.id: f.event for f in found}
+    assert sorted(
+        (e.type, e.aggregate_id, [x["store_id"] for x in e.payload["levels"]])
+        for e in rows.values()
+    ) == sorted([
+        (events.STOCK_LEVELS_CHANGED, str(net.products["TEA"]),
+         sorted([net.stores["S02"], net.stores["WH1"]])),
+        (events.STOCK_LEVELS_CHANGED, str(net.products["COFFEE"]), [net.stores["WH1"]]),
+        (events.STOCK_LEVELS_CHANGED, str(net.products["SUGAR"]), [net.stores["S01"]]),
+    ])  # fmt: skip
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
+    assert len(found) == len(await import_movements(db, session)) == 4
+
+    again = {**figures, ("1c-tea", "WH1"): 11}  # one level of tea changes, the rest stay
+    later, _ = await chunked.load(
+        offers_xml(formed + timedelta(hours=1), offers_of(again, SEEDED_NAMES))
+    )
+    changed = await import_events(db, later)
+    assert [(f.aggregate_id, f.payload["on_hand"]) for f in changed] == [
+        (events.stock_aggregate_id(net.products["TEA"], net.stores["WH1"]), "11")
+    ]
+    assert [x["store_id"] for x in changed[0].event.payload["levels"]] == [net.stores["WH1"]]
+    await no_drift(db)
+
+
+async def test_an_id_given_twice_in_one_file_counts_once_with_its_last_figures(
+    db: Database, tmp_path: Path
+) -> None:
+    """The last item of an Ид wins, whichever chunk each lands in; the earlier ones are
+    dropped from the stage before anything is applied, and counted."""
+    net = await support.seed_network(db)
+    formed = formed_time()
+    chunked = Exchange(db, tmp_path / "x", Master.ONE_C, chunk_offers=2)
+    offers = [
+        Offer("1c-tea", {"WH1": 5, "S01": 1}, name="Tea"),
+        Offer("1c-coffee", {"WH1": 7}, name="Coffee"),
+        Offer("1c-tea", {"WH1": 9}, name="Tea"),
+        Offer("1c-sugar", {"S01": 2}, name="Sugar"),
+        Offer("1c-coffee", {"WH1": 3}, name="Coffee"),
+    ]
+    session, _ = await chunked.load(offers_xml(formed, offers))
+
+    levels = await levels_by_xml_id(db)
+    assert {k: v[0] for k, v in levels.items() if k[0] in ("1c-tea", "1c-coffee")} == {
+        ("1c-tea", "WH1"): D(9),
+        ("1c-coffee", "WH1"): D(3),
+    }
+    assert (await chunked.file(session)).result["repeated_items"] == 2
+    assert len(await import_movements(db, session)) == 3  # tea, coffee and sugar, once each
+    assert net.products["TEA"] in {
+        f.payload["product_id"] for f in await import_events(db, session)
+    }
     await no_drift(db)
 
 
@@ -951,9 +1059,18 @@ async def test_with_the_hub_as_master_figures_are_recorded_and_adopted_only_on_r
     await no_drift(db)
     adopted = (await dbstate.events(db, events.STOCK_CHANGED))[len(events_before) :]
     assert len(adopted) == 2
-    await assert_payloads_match_levels(
-        db, adopted, "count", reconcile.DOCUMENT_TYPE, formed.isoformat()
-    )
+    async with db.uow_read() as uow:
+        current = {
+            (x.product_id, x.store_id): x
+            for x in await uow.read_stock([int(e.payload["product_id"]) for e in adopted])
+        }
+    for event in adopted:  # a count per level, each with its stock.changed
+        level = current[(event.payload["product_id"], event.payload["store_id"])]
+        assert event.payload == events.stock_changed(
+            level.product_id, level.store_id, level.on_hand, level.reserved, "count",
+            reconcile.DOCUMENT_TYPE, formed.isoformat(),
+        )  # fmt: skip
+        assert event.aggregate_id == events.stock_aggregate_id(level.product_id, level.store_id)
     # On hand := 1C's figure + the hub's movements since 1C formed its file.
     assert await dbstate.stock(db, net) == {
         **stock_before,
@@ -1058,9 +1175,38 @@ async def test_a_sale_committing_while_the_import_waits_for_its_row_keeps_the_ev
     assert waited, "the import did not wait for the sale's row"
     assert await dbstate.level(db, net, "TEA", "S02") == (D(6), D(0))  # 8 - 2 sold after
     await no_drift(db)
-    latest = (await dbstate.events(db, events.STOCK_CHANGED))[-1]
-    assert latest.aggregate_id == events.stock_aggregate_id(tea, s02)
-    assert (latest.payload["on_hand"], latest.payload["available"]) == ("6", "6"), latest.payload
+    latest = await latest_figure(db, tea, s02)
+    assert (latest["on_hand"], latest["available"]) == ("6", "6"), latest
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_level_created_while_the_import_inserts_it_is_updated_with_what_it_holds(
+    db: Database, backend: str, tmp_path: Path
+) -> None:
+    """The import found no level and inserts one; a receipt creating that very level commits
+    while the insert waits for it. The insert's unique violation runs the chunk again, which
+    then updates the level: 1C's figure plus the receipt recorded after the file was formed."""
+    net = await support.seed_network(db, pos_stores=("S02",))
+    formed = formed_time()
+    ex = Exchange(db, tmp_path / "x", Master.ONE_C)
+    session = await ex.upload(offers_xml(formed, [Offer("1c-mug", {"S02": 8}, name="Mug")]))
+    mug, s02 = net.products["MUG"], net.stores["S02"]
+    async with db.uow_read() as uow:
+        assert await uow.read_stock([mug], [s02]) == [], "the seed made the level already"
+    now = utcnow()
+    got = StockChange(mug, s02, D(3), MovementReason.RECEIPT, "receipt", "R-9", now, now)
+    async with db.uow() as receiving:
+        await receiving.add_stock(got)
+        importing = asyncio.create_task(ex.run(session))
+        waited = await _wait_for_a_lock_wait(db, importing)
+        await receiving.commit()
+    await asyncio.wait_for(importing, timeout=30)
+
+    assert waited, "the import did not wait for the receipt's new level"
+    assert await dbstate.level(db, net, "MUG", "S02") == (D(11), D(0))  # 8 + 3 received after
+    await no_drift(db)
+    latest = await latest_figure(db, mug, s02)
+    assert (latest["on_hand"], latest["available"]) == ("11", "11"), latest
 
 
 # --- files formed earlier than others already applied --------------------------------------------

@@ -295,6 +295,29 @@ async def test_the_ledger_reports_no_drift_after_a_mixed_workload(
     assert checked >= 8
 
 
+async def test_the_ledger_reports_a_level_whose_product_or_store_does_not_exist(
+    db: Database,
+) -> None:
+    """Stock levels carry no foreign keys (a 1C import writes a million of them), so the check
+    is where a level of a missing product or store shows."""
+    net = await support.seed_network(db, SEED)
+    await _tamper(
+        db,
+        "INSERT INTO stock_levels (product_id, store_id, on_hand, reserved, updated_at) "
+        "VALUES (:p, :s, 0, 0, CURRENT_TIMESTAMP), (:missing, :s, 0, 0, CURRENT_TIMESTAMP)",
+        p=net.products["TEA"],
+        s=999_999,
+        missing=888_888,
+    )
+
+    _, found = await dbstate.drift(db)
+
+    assert sorted((d.sku, d.store) for d in found) == [
+        ("(missing product #888888)", "(missing store #999999)"),
+        ("TEA", "(missing store #999999)"),
+    ]
+
+
 async def _tamper(db: Database, sql: str, **params: Any) -> None:
     async with db.engine.begin() as conn:
         await conn.execute(text(sql), params)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import aio_pika
@@ -27,9 +28,10 @@ from aio_pika.abc import (
     ExchangeType,
 )
 
+from ordersync.domain import events
 from ordersync.sinks.base import DeliveryFailed, OutboxEvent
 from ordersync.sinks.filters import EventFilter
-from ordersync.sinks.rabbitmq import RabbitMQSink, routing_key
+from ordersync.sinks.rabbitmq import RabbitMQSink, publications, routing_key
 from tests.support import in_ci
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -163,6 +165,27 @@ def test_routing_key_is_type_and_store() -> None:
     assert routing_key(order_created(2, 3)) == "order.created.3"
     assert routing_key(order_created(3, None)) == "order.created.none"
     assert routing_key(status_changed(4)) == "order.status_changed.none"
+
+
+def test_a_stock_levels_changed_is_published_per_level_routed_by_its_store() -> None:
+    payload = events.stock_levels_changed(
+        7, [(3, Decimal(5), Decimal(0)), (12, Decimal(2), Decimal(1))], "exchange_1c",
+        "exchange_1c", "1/offers.xml",
+    )  # fmt: skip
+    event = OutboxEvent(40, events.STOCK_LEVELS_CHANGED, "stock", "7", payload, CREATED)
+
+    published = publications(event)
+
+    assert [(key, m.message_id) for key, m in published] == [
+        ("stock.levels_changed.3", "40.3"),
+        ("stock.levels_changed.12", "40.12"),
+    ]
+    body = json.loads(published[1][1].body)
+    assert body["id"] == 40 and body["payload"]["levels"] == [payload["levels"][1]]
+    assert body["payload"]["document_id"] == "1/offers.xml"
+    only_12 = publications(event, frozenset({12}))
+    assert [key for key, _ in only_12] == ["stock.levels_changed.12"]
+    assert [key for key, _ in publications(stock(41, 12))] == ["stock.changed.12"]
 
 
 async def test_batch_is_published_in_order_as_persistent_json(

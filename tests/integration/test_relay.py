@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from ordersync.db.relay import backlog, bury, dead_letters, prune, unsequenced
+from ordersync.db.outbox import add_event
+from ordersync.db.relay import backlog, bury, dead_letters, prune, sequence, unsequenced
 from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
 from ordersync.relay.listener import ListenPolicy, OutboxListener
@@ -376,3 +377,28 @@ async def test_cursors_of_a_sink_no_longer_configured_hold_nothing_back(db: Data
     await kept.run_once()
 
     assert await ids_by_aggregate(db) == {}
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_product_s_stock_events_of_both_shapes_share_one_lane(
+    db: Database, backend: str
+) -> None:
+    """stock.changed ("<product>:<store>") and stock.levels_changed ("<product>") of one
+    product go down one lane, so a sink receives them in commit order."""
+    now = utcnow()
+    rows = [("stock.changed", "stock", f"{p}:{s}") for p in range(1, 40) for s in (1, 2, 3)] + [
+        ("stock.levels_changed", "stock", str(p)) for p in range(1, 40)
+    ]
+    async with db.uow() as uow:
+        for type_, aggregate_type, aggregate_id in rows:
+            await add_event(uow.conn, type_, aggregate_type, aggregate_id, {}, now)
+        await uow.commit()
+    async with db.uow() as uow:
+        await sequence(uow.conn, 16, 1000)
+        await uow.commit()
+        found = await uow.conn.execute(select(outbox_events.c.aggregate_id, outbox_events.c.lane))
+        lanes: dict[str, set[int]] = defaultdict(set)
+        for aggregate_id, lane in found:
+            lanes[aggregate_id.split(":")[0]].add(lane)
+    assert all(len(v) == 1 for v in lanes.values()), lanes
+    assert len({next(iter(v)) for v in lanes.values()}) > 1  # products still spread over lanes

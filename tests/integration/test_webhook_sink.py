@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from ordersync.domain import events
 from ordersync.sinks.base import DeliveryFailed, OutboxEvent
 from ordersync.sinks.filters import EventFilter
 from ordersync.sinks.onec_push import OneCPushSink
@@ -340,6 +342,29 @@ def test_the_store_filter_keeps_listed_stores_only() -> None:
     assert not stores.matches(stock_event(3, store_id=2))
     assert stores.matches(order_event(4, payload={"order_id": "o", "store_id": 3}))
     assert not stores.matches(order_event(5, payload={"order_id": "o", "store_id": 2}))
+
+
+def levels_event(event_id: int, *store_ids: int) -> OutboxEvent:
+    payload = events.stock_levels_changed(
+        7, [(s, Decimal(5), Decimal(1)) for s in store_ids], "exchange_1c", "exchange_1c", "1/o"
+    )
+    return OutboxEvent(event_id, events.STOCK_LEVELS_CHANGED, "stock", "7", payload, CREATED)
+
+
+def test_a_stock_levels_changed_passes_the_store_filter_when_one_of_its_levels_is_there() -> None:
+    stores = EventFilter(stores=frozenset({1, 3}))
+    assert stores.matches(levels_event(1, 2, 3))
+    assert not stores.matches(levels_event(2, 2, 4))
+    typed = EventFilter(types=frozenset({events.STOCK_LEVELS_CHANGED}), stores=frozenset({4}))
+    assert typed.matches(levels_event(3, 2, 4)) and not typed.matches(stock_event(4, store_id=4))
+
+
+def test_a_type_filter_listing_stock_changed_passes_the_levels_shape_too() -> None:
+    stock_only = EventFilter(types=frozenset({events.STOCK_CHANGED}), stores=frozenset({4}))
+    assert stock_only.matches(levels_event(1, 2, 4))
+    assert not stock_only.matches(levels_event(2, 2, 5))
+    orders_only = EventFilter(types=frozenset({events.ORDER_PAID}))
+    assert not orders_only.matches(levels_event(3, 4))
 
 
 def test_events_without_a_store_pass_the_store_filter() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import TextClause, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..domain.quantities import MONEY_SCALE, to_units
+from ..domain.quantities import MONEY_SCALE
 from .tables import (
     exchange_stage_items,
     exchange_stage_stores,
@@ -70,8 +70,10 @@ async def stage(conn: AsyncConnection, items: Sequence[ItemRow]) -> None:
 
 
 def _money_units(row: ItemRow) -> tuple[Any, ...]:
+    # The reader's prices are quantized to MONEY_SCALE and at most 10**13 (catalog_reader.money),
+    # so scaling them is exact in the default context: no checked to_units per row.
     price = row[7]
-    return (*row[:7], None if price is None else to_units(price, MONEY_SCALE), *row[8:])
+    return (*row[:7], None if price is None else int(price.scaleb(MONEY_SCALE)), *row[8:])
 
 
 async def stage_stores(
@@ -207,18 +209,26 @@ async def unknown_stock_products(conn: AsyncConnection, file_id: int, lo: int, h
 async def keep_last_of_repeated(conn: AsyncConnection, file_id: int) -> int:
     """An Ид given twice: only its last item stays (as a later element wins in Bitrix), so
     chunks may be applied in any order and by several workers. Returns the items dropped."""
-    result = await conn.execute(
-        text(
-            """
-            DELETE FROM exchange_stage_items
-            WHERE file_id = :f AND EXISTS (
-                SELECT 1 FROM exchange_stage_items later
-                WHERE later.file_id = exchange_stage_items.file_id
-                  AND later.xml_id = exchange_stage_items.xml_id
-                  AND later.seq > exchange_stage_items.seq
-            )
-            """
-        ),
-        {"f": file_id},
-    )
+    sql = _REPEATED_PG if conn.dialect.name == "postgresql" else _REPEATED_SQLITE
+    result = await conn.execute(text(sql), {"f": file_id})
     return int(result.rowcount or 0)
+
+
+# PostgreSQL answers the EXISTS with one hash join.
+_REPEATED_PG = """
+    DELETE FROM exchange_stage_items
+    WHERE file_id = :f AND EXISTS (
+        SELECT 1 FROM exchange_stage_items later
+        WHERE later.file_id = exchange_stage_items.file_id
+          AND later.xml_id = exchange_stage_items.xml_id
+          AND later.seq > exchange_stage_items.seq
+    )
+"""
+# SQLite would run that EXISTS per item over the whole file (no index on xml_id): quadratic,
+# half a minute for 20,000 offers. The last item of each Ид, grouped once, is what stays.
+_REPEATED_SQLITE = """
+    DELETE FROM exchange_stage_items
+    WHERE file_id = :f AND seq NOT IN (
+        SELECT MAX(seq) FROM exchange_stage_items WHERE file_id = :f GROUP BY xml_id
+    )
+"""

@@ -31,12 +31,11 @@ from sqlalchemy import Integer, TextClause, bindparam, delete, func, insert, sel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain import events
 from ..domain.quantities import QUANTITY_SCALE, from_units, to_units
 from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD, adopted_on_hand
 from ..domain.types import MovementReason
-from ..services.ports import StockChange
-from . import stock_ops
-from .tables import exchange_stock_coverage
+from .tables import exchange_stock_coverage, outbox_events
 from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
@@ -71,18 +70,23 @@ _LATER_FILES = """
     GROUP BY c.store_id
 """
 
+# The file's store numbers are mapped to store ids through :store_of (the id of number n at
+# n + 1, NULL for a store the hub does not have): a join per figure cost a sixth of a chunk.
 _PG_RAW = """
     {name} AS (
-        SELECT DISTINCT ON (p.id, st.id) p.id AS product_id, st.id AS store_id,
-               CASE WHEN p.unit = 'pcs' THEN GREATEST(q.qty, 0) / 1000 * 1000
+        SELECT DISTINCT ON (q.product_id, q.store_id) q.product_id, q.store_id,
+               CASE WHEN q.unit = 'pcs' THEN GREATEST(q.qty, 0) / 1000 * 1000
                     ELSE GREATEST(q.qty, 0) END AS figure
-        FROM exchange_stage_items i
-        CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities) AS q(num, qty)
-        JOIN exchange_stage_stores ss ON ss.file_id = i.file_id AND ss.number = q.num
-        JOIN stores st ON st.xml_id = ss.xml_id
-        JOIN products p ON p.xml_id = i.xml_id
-        WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
-        ORDER BY p.id, st.id, i.seq DESC
+        FROM (
+            SELECT p.id AS product_id, p.unit, i.seq, u.qty,
+                   (CAST(:store_of AS int[]))[u.num + 1] AS store_id
+            FROM exchange_stage_items i
+            JOIN products p ON p.xml_id = i.xml_id
+            CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities) AS u(num, qty)
+            WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
+        ) q
+        WHERE q.store_id IS NOT NULL
+        ORDER BY q.product_id, q.store_id, q.seq DESC
     ),"""
 
 # The chunk's figures less those for levels a later file set (the later coverage of the
@@ -189,13 +193,18 @@ def _pg_decimal(column: str) -> str:
 
 
 # The event payload is built as text: json_build_object costs more than the rest of the row.
-_PG_PAYLOAD = (
-    "('{\"product_id\": ' || product_id || ', \"store_id\": ' || store_id"
+# One stock.levels_changed per product of the chunk, carrying each of its written levels.
+_PG_LEVEL = (
+    "'{\"store_id\": ' || store_id"
     f' || \', "on_hand": "\' || {_pg_decimal("on_hand")}'
     f' || \'", "reserved": "\' || {_pg_decimal("reserved")}'
-    f' || \'", "available": "\' || {_pg_decimal("on_hand - reserved")}'
-    ' || \'", "reason": "exchange_1c", "document_type": "exchange_1c"'
-    ", \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
+    f' || \'", "available": "\' || {_pg_decimal("on_hand - reserved")} || \'"}}\''
+)
+_PG_PAYLOAD = (
+    "('{\"product_id\": ' || product_id || ', \"levels\": ['"
+    f" || string_agg({_PG_LEVEL}, ', ' ORDER BY store_id)"
+    ' || \'], "reason": "exchange_1c", "document_type": "exchange_1c"\''
+    " || ', \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
 )
 
 _PG_ADOPT = """
@@ -205,18 +214,27 @@ _PG_ADOPT = """
         SELECT * FROM diff WHERE old IS NULL OR old <> target
     ),
     ins AS (
-        -- A level created meanwhile by someone else keeps what they added: ours is relative.
+        -- A level created meanwhile by someone else is a unique violation: the chunk runs
+        -- again and updates it (a plain insert costs less than ON CONFLICT's speculative one).
         INSERT INTO stock_levels (product_id, store_id, on_hand, reserved, updated_at)
         SELECT product_id, store_id, target, 0, CAST(:now AS timestamptz)
         FROM changed WHERE old IS NULL
-        ON CONFLICT (product_id, store_id) DO NOTHING
         RETURNING product_id, store_id, on_hand, reserved
     ),
+    -- The changed levels come as unnested arrays: the planner sizes an unnest small and looks
+    -- each level up by its key, where it sized `changed` as the whole chunk and hashed all of
+    -- stock_levels (a second per chunk at a million levels). The arrays are read from the one
+    -- materialized `changed` in the same order, so they line up.
     upd AS (
         UPDATE stock_levels sl
         SET on_hand = c.target, updated_at = CAST(:now AS timestamptz)
-        FROM changed c
-        WHERE sl.product_id = c.product_id AND sl.store_id = c.store_id AND c.old IS NOT NULL
+        FROM unnest(
+            (SELECT array_agg(product_id) FROM changed WHERE old IS NOT NULL),
+            (SELECT array_agg(store_id) FROM changed WHERE old IS NOT NULL),
+            (SELECT array_agg(target) FROM changed WHERE old IS NOT NULL),
+            (SELECT array_agg(old) FROM changed WHERE old IS NOT NULL)
+        ) AS c(product_id, store_id, target, old)
+        WHERE sl.product_id = c.product_id AND sl.store_id = c.store_id
           AND sl.on_hand = c.old  -- unchanged since it was read, or this row is left out
         RETURNING sl.product_id, sl.store_id, sl.on_hand, sl.reserved
     ),
@@ -238,12 +256,14 @@ _PG_ADOPT = """
     ),
     evt AS (
         INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
-        SELECT 'stock.changed', 'stock', product_id || ':' || store_id, {payload},
+        SELECT 'stock.levels_changed', 'stock', product_id::text, {payload},
                CAST(:now AS timestamptz)
         FROM written
+        GROUP BY product_id
         RETURNING id
     )
-    SELECT (SELECT count(*) FROM evt) AS moved, (SELECT count(*) FROM src) AS figures,
+    SELECT (SELECT count(*) FROM written) AS moved, (SELECT count(*) FROM src) AS figures,
+           (SELECT count(*) FROM evt) AS events,
            (SELECT count(*) FROM mov) AS movements, {skipped},
            -- Every changed level written, or the statement undoes itself (a concurrent write).
            ordersync_assert((SELECT count(*) FROM ins) + (SELECT count(*) FROM upd)
@@ -325,9 +345,13 @@ async def adopt_figures(
     if conn.dialect.name != "postgresql":
         return await _adopt_row_by_row(conn, params, document_id, later)
     params["doc_json"] = json.dumps(document_id, ensure_ascii=False)
+    params["store_of"] = await _store_of(conn, file_id)
     statement = _sql(_PG_ADOPT_SKIPPING if later.check or later.too_old else _PG_ADOPT_ANY)
-    # A chunk's sorts and hashes fit in memory instead of spilling to disk.
+    # A chunk's sorts and hashes fit in memory instead of spilling to disk. And every table
+    # is reached through an index (a chunk touches a bounded part of each): the planner cannot
+    # size the CTEs and would scan all the products per chunk to hash 2,000 of them.
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))
+    await conn.execute(text("SET LOCAL enable_seqscan = off"))
     for attempt in range(_ATTEMPTS):
         try:
             async with conn.begin_nested():
@@ -339,9 +363,29 @@ async def adopt_figures(
                 int(row.moved), int(row.figures), int(row.skipped) - too_old, too_old
             )
         except DBAPIError as exc:
-            if "exchange_race" not in str(exc) or attempt == _ATTEMPTS - 1:
+            if not _raced(exc) or attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _raced(exc: DBAPIError) -> bool:
+    """Someone wrote one of the chunk's levels between its read and its write: a level changed
+    (the statement's own check) or created (the primary key)."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return "exchange_race" in str(exc) or (code == "23505" and "pk_stock_levels" in str(exc))
+
+
+async def _store_of(conn: AsyncConnection, file_id: int) -> list[int | None]:
+    """The hub's store id of each of the file's store numbers (None: not a store here)."""
+    rows = await conn.execute(
+        text(
+            "SELECT ss.number, st.id FROM exchange_stage_stores ss "
+            "JOIN stores st ON st.xml_id = ss.xml_id WHERE ss.file_id = :f"
+        ),
+        {"f": file_id},
+    )
+    found = {int(n): int(sid) for n, sid in rows}
+    return [found.get(n) for n in range(max(found, default=-1) + 1)]
 
 
 async def record_figures(
@@ -351,6 +395,7 @@ async def record_figures(
     unless a figure formed later is kept already. (recorded, skipped as older)."""
     params = _params(file_id, lo, hi, formed_at, now)
     if conn.dialect.name == "postgresql":
+        params["store_of"] = await _store_of(conn, file_id)
         row = (await conn.execute(_sql(_PG_FIGURES), params)).one()
         return int(row.recorded), int(row.figures) - int(row.recorded)
     rows, _ = await _sqlite_diff(conn, params)
@@ -525,30 +570,114 @@ async def prune_coverage(conn: AsyncConnection) -> None:
 async def _adopt_row_by_row(
     conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
 ) -> ChunkResult:
+    """SQLite's half of _PG_ADOPT, in a few executemany statements: the chunk's transaction
+    began IMMEDIATE (db/engine.py), so what _sqlite_diff read stays as it read it."""
     rows, (skipped_later, too_old) = await _sqlite_diff(conn, params, later)
-    moved = 0
+    created: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
+    settled: list[tuple[int, int, int]] = []  # a negative level the figure brings back
+    written: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
     for product_id, store_id, figure, old, late in rows:
         target = to_units(
             adopted_on_hand(_units(figure), _units(late), whole_pieces=False), QUANTITY_SCALE
         )  # the figure is already whole for piece goods
+        key = {"p": product_id, "s": store_id, "t": target}
         if old is None:
-            await stock_ops.ensure_stock_level(conn, product_id, store_id, params["now"])
+            created.append(key)
+        elif target != old:
+            updated.append(key)
         if target == (old or 0):
             continue
-        change = StockChange(
-            product_id,
-            store_id,
-            _units(target),
-            MovementReason.EXCHANGE_1C,
-            DOCUMENT_TYPE,
-            document_id,
-            params["formed"],
-            params["now"],
-        )
-        await stock_ops.set_on_hand(conn, change)
-        moved += 1
+        moved.append({**key, "q": target - (old or 0)})
+        if old is not None and old < 0:
+            settled.append((product_id, store_id, target))
+        written[product_id].append((store_id, _units(target), Decimal(0)))
+    if created:
+        await conn.execute(_sql(_SQLITE_CREATE), [{**params, **k} for k in created])
+    if updated:
+        await conn.execute(_sql(_SQLITE_UPDATE), [{**params, **k} for k in updated])
+    if moved:
+        await conn.execute(_sql(_SQLITE_MOVE), [{**params, **k} for k in moved])
+    reserved = await _reserved(conn, [(p, s) for p, s, _ in settled] + [
+        (p, s) for p, levels in written.items() for s, _, _ in levels
+    ])  # fmt: skip
+    await _sqlite_events(conn, params, document_id, written, settled, reserved)
     await _cover_sqlite(conn, params, [(p, s) for p, s, *_ in rows])
-    return ChunkResult(moved, len(rows), skipped_later, too_old)
+    count = sum(len(levels) for levels in written.values())
+    return ChunkResult(count, len(rows), skipped_later, too_old)
+
+
+_SQLITE_CREATE = """
+    INSERT INTO stock_levels (product_id, store_id, on_hand, reserved, updated_at)
+    VALUES (:p, :s, :t, 0, :now)
+"""
+_SQLITE_UPDATE = """
+    UPDATE stock_levels SET on_hand = :t, updated_at = :now
+    WHERE product_id = :p AND store_id = :s
+"""
+_SQLITE_MOVE = """
+    INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
+                                 document_id, business_time, recorded_at)
+    VALUES (:p, :s, :q, 'exchange_1c', 'exchange_1c', :doc, :formed, :now)
+"""
+
+
+async def _reserved(
+    conn: AsyncConnection, keys: list[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    """The reserved figure of each level (holds stay: an import never changes it)."""
+    found: dict[tuple[int, int], int] = {}
+    products = sorted({p for p, _ in keys})
+    for start in range(0, len(products), 500):
+        rows = await conn.execute(
+            text(
+                "SELECT product_id, store_id, reserved FROM stock_levels "
+                "WHERE product_id IN :ids AND reserved <> 0"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": products[start : start + 500]},
+        )
+        found.update({(p, s): int(r) for p, s, r in rows})
+    return found
+
+
+async def _sqlite_events(
+    conn: AsyncConnection,
+    params: dict[str, Any],
+    document_id: str,
+    written: dict[int, list[tuple[int, Decimal, Decimal]]],
+    settled: list[tuple[int, int, int]],
+    reserved: dict[tuple[int, int], int],
+) -> None:
+    """One stock.levels_changed per product (as on PostgreSQL), and a stock.negative for a
+    level the figure brought back from below zero (as stock_ops writes it)."""
+    now = params["now"]
+    rows: list[dict[str, Any]] = []
+    for product_id, store_id, target in settled:
+        payload = events.stock_negative(
+            product_id, store_id, _units(target), str(MovementReason.EXCHANGE_1C), document_id
+        )
+        rows.append(_event(events.STOCK_NEGATIVE, f"{product_id}:{store_id}", payload, now))
+    for product_id, levels in written.items():
+        figures = sorted(
+            (s, on_hand, _units(reserved.get((product_id, s), 0))) for s, on_hand, _ in levels
+        )
+        payload = events.stock_levels_changed(
+            product_id, figures, DOCUMENT_TYPE, DOCUMENT_TYPE, document_id
+        )
+        rows.append(_event(events.STOCK_LEVELS_CHANGED, str(product_id), payload, now))
+    if rows:
+        await conn.execute(insert(outbox_events), rows)
+
+
+def _event(type_: str, aggregate_id: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "aggregate_type": events.AGGREGATE_STOCK,
+        "aggregate_id": aggregate_id,
+        "payload": payload,
+        "created_at": now,
+    }
 
 
 def _units(thousandths: int) -> Decimal:

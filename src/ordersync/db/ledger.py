@@ -74,7 +74,8 @@ class Drift:
 
 async def drift(conn: AsyncConnection) -> tuple[int, list[Drift]]:
     """(stock levels checked, those whose on_hand differs from the sum of their movements or
-    whose reserved differs from the sum of their active holds)."""
+    whose reserved differs from the sum of their active holds, or whose product or store does
+    not exist: levels carry no foreign keys, see db/tables.py)."""
     moved = (
         select(
             stock_movements.c.product_id,
@@ -93,6 +94,8 @@ async def drift(conn: AsyncConnection) -> tuple[int, list[Drift]]:
     sl = stock_levels.c
     stmt = (
         select(
+            sl.product_id,
+            sl.store_id,
             products.c.sku,
             stores.c.code,
             sl.on_hand,
@@ -100,8 +103,8 @@ async def drift(conn: AsyncConnection) -> tuple[int, list[Drift]]:
             func.coalesce(moved.c.total, 0).label("moved"),
             func.coalesce(held.c.total, 0).label("held"),
         )
-        .join(products, products.c.id == sl.product_id)
-        .join(stores, stores.c.id == sl.store_id)
+        .outerjoin(products, products.c.id == sl.product_id)
+        .outerjoin(stores, stores.c.id == sl.store_id)
         .outerjoin(moved, (moved.c.product_id == sl.product_id) & (moved.c.store_id == sl.store_id))
         .outerjoin(held, (held.c.product_id == sl.product_id) & (held.c.store_id == sl.store_id))
         .order_by(products.c.sku, stores.c.code)
@@ -112,8 +115,11 @@ async def drift(conn: AsyncConnection) -> tuple[int, list[Drift]]:
     for r in (await conn.execute(stmt)).all():
         checked += 1
         moved_total, held_total = Decimal(r.moved), Decimal(r.held)
-        if moved_total != r.on_hand or held_total != r.reserved:
-            found.append(Drift(r.sku, r.code, r.on_hand, moved_total, r.reserved, held_total))
+        missing = r.sku is None or r.code is None
+        if moved_total != r.on_hand or held_total != r.reserved or missing:
+            sku = r.sku or f"(missing product #{r.product_id})"
+            code = r.code or f"(missing store #{r.store_id})"
+            found.append(Drift(sku, code, r.on_hand, moved_total, r.reserved, held_total))
     # Movements for a (product, store) that has no stock level at all are drift too.
     orphan = (
         select(products.c.sku, stores.c.code, moved.c.total)

@@ -4,7 +4,8 @@ Event ids are not commit order: a transaction can take id 10 and commit after an
 id 11, so a reader that moved past 11 would never see 10. Within one aggregate, though, id
 order is commit order (every writer holds the stock or order row's lock while it inserts the
 event). So one sequencer at a time (an advisory lock) numbers the events it can see, in id
-order, with a gap-free `seq`, and gives each a lane (a hash of its aggregate). Delivery then
+order, with a gap-free `seq`, and gives each a lane (a hash of its aggregate; for stock events,
+of its product). Delivery then
 runs per (sink, lane) from a cursor over `seq`: a lane is leased by one worker at a time, so
 each aggregate's events reach each sink in commit order, however many workers run.
 """
@@ -72,6 +73,14 @@ def _timed(sql: str) -> TextClause:
     return text(sql).bindparams(*(bindparam(n, type_=UtcDateTime()) for n in names))
 
 
+# A stock event's lane is its product's: a product's stock.levels_changed (aggregate "<product>")
+# and the stock.changed of its levels ("<product>:<store>") are delivered in commit order.
+_LANE_KEY = (
+    "CASE WHEN e.aggregate_type = 'stock' THEN split_part(e.aggregate_id, ':', 1) "
+    "ELSE e.aggregate_id END"
+)
+
+
 async def sequence(conn: AsyncConnection, lanes: int, limit: int) -> int:
     """Numbers up to `limit` committed, unnumbered events; 0 when another process is the
     sequencer right now."""
@@ -91,7 +100,7 @@ async def sequence(conn: AsyncConnection, lanes: int, limit: int) -> int:
     base = (
         await conn.execute(text("SELECT value FROM relay_state WHERE name = 'last_seq'"))
     ).scalar_one()
-    lane = "mod(abs(hashtext(e.aggregate_id)), :lanes)" if postgres else "0"
+    lane = f"mod(abs(hashtext({_LANE_KEY})), :lanes)" if postgres else "0"
     result = await conn.execute(
         text(
             f"""

@@ -59,7 +59,12 @@ def _row_of(change: StockChange) -> ColumnElement[bool]:
 
 
 async def _apply(
-    conn: AsyncConnection, change: StockChange, stmt: object, movement: Decimal | None
+    conn: AsyncConnection,
+    change: StockChange,
+    stmt: object,
+    movement: Decimal | None,
+    *,
+    stock_event: bool = True,
 ) -> StockLevel | None:
     result = await conn.execute(stmt.returning(*_RETURNING))  # type: ignore[attr-defined]
     row = result.first()
@@ -71,7 +76,8 @@ async def _apply(
         before = stock.on_hand - movement
         if (before < 0) != (stock.on_hand < 0):
             await _record_negative_event(conn, change, stock)
-    await _record_stock_event(conn, change, stock)
+    if stock_event:
+        await _record_stock_event(conn, change, stock)
     return stock
 
 
@@ -192,9 +198,13 @@ async def add_stock(conn: AsyncConnection, change: StockChange) -> StockLevel:
     return row
 
 
-async def set_on_hand(conn: AsyncConnection, change: StockChange) -> tuple[StockLevel, Decimal]:
+async def set_on_hand(
+    conn: AsyncConnection, change: StockChange, *, stock_event: bool = True
+) -> tuple[StockLevel, Decimal]:
     """An inventory count: on_hand becomes the counted figure (change.quantity); the difference
-    is recorded as a `count` movement. The row is locked before it is read."""
+    is recorded as a `count` movement. The row is locked before it is read. Without
+    `stock_event` the caller writes the level's figure in an event of its own (the 1C
+    import's stock.levels_changed, one per product)."""
     await ensure_stock_level(conn, change.product_id, change.store_id, change.recorded_at)
     current = (
         await conn.execute(select(stock_levels.c.on_hand).where(_row_of(change)).with_for_update())
@@ -205,7 +215,7 @@ async def set_on_hand(conn: AsyncConnection, change: StockChange) -> tuple[Stock
         .where(_row_of(change))
         .values(on_hand=change.quantity, updated_at=change.recorded_at)
     )
-    row = await _apply(conn, change, stmt, delta)
+    row = await _apply(conn, change, stmt, delta, stock_event=stock_event)
     assert row is not None
     return row, delta
 

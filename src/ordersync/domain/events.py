@@ -8,6 +8,8 @@ from typing import Any
 from .orders import Order
 
 STOCK_CHANGED = "stock.changed"
+# Levels of one product changed together (a chunk of a 1C import): one event, every figure.
+STOCK_LEVELS_CHANGED = "stock.levels_changed"
 ORDER_CREATED = "order.created"
 ORDER_STATUS_CHANGED = "order.status_changed"
 ORDER_PAID = "order.paid"
@@ -18,6 +20,9 @@ ORDER_LINE_CANCELLED = "order.line_cancelled"  # an operator dropped a line (sho
 ORDER_RETURNED = "order.returned"  # a till return took units of the order back
 STOCK_NEGATIVE = "stock.negative"  # a level went below zero (state "negative") or back
 CATALOG_CHANGED = "catalog.changed"  # products were created or changed
+
+# The events that carry stock figures; `stock_figures` reads either shape level by level.
+STOCK_TYPES = frozenset({STOCK_CHANGED, STOCK_LEVELS_CHANGED})
 
 AGGREGATE_STOCK = "stock"
 AGGREGATE_ORDER = "order"
@@ -53,6 +58,44 @@ def stock_changed(
         "document_type": document_type,
         "document_id": document_id,
     }
+
+
+def stock_levels_changed(
+    product_id: int,
+    levels: list[tuple[int, Decimal, Decimal]],
+    reason: str,
+    document_type: str,
+    document_id: str,
+) -> dict[str, Any]:
+    """One product's levels that changed together, as (store_id, on_hand, reserved) in store
+    order; the aggregate is the product (its id as text)."""
+    return {
+        "product_id": product_id,
+        "levels": [
+            {
+                "store_id": store_id,
+                "on_hand": dec(on_hand),
+                "reserved": dec(reserved),
+                "available": dec(on_hand - reserved),
+            }
+            for store_id, on_hand, reserved in levels
+        ],
+        "reason": reason,
+        "document_type": document_type,
+        "document_id": document_id,
+    }
+
+
+def stock_figures(event_type: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of a stock event level by level, each shaped as a `stock.changed` payload
+    (product_id, store_id, on_hand, reserved, available, reason, document_type, document_id);
+    no figure for any other event."""
+    if event_type == STOCK_CHANGED:
+        return [payload]
+    if event_type != STOCK_LEVELS_CHANGED:
+        return []
+    common = {k: v for k, v in payload.items() if k != "levels"}
+    return [{**common, **level} for level in payload["levels"]]
 
 
 def order_summary(order: Order) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class CatalogFile:
     price_types: dict[str, str] = field(default_factory=dict)  # Ид -> Наименование
     has_products: bool = False
     has_offers: bool = False
+    _names: dict[object, str] = field(default_factory=dict)  # tag -> local name
 
     def items(self, skip: int = 0) -> Iterator[Item]:
         """Items in file order, numbered from 0; the first `skip` are read but not built."""
@@ -97,9 +98,22 @@ class CatalogFile:
             self.formed_at = parse_time(formed, self.zone)
 
     def _item(self, seq: int, element: etree._Element, offer: bool) -> Item:
-        # The import's hot path: each part is looked up by lxml in C ({*}: any namespace),
-        # and only the Склад elements become Python objects.
-        xml_id = (element.findtext("{*}Ид") or "").strip()
+        # The import's hot path: one pass over the item's children, each tag's local name
+        # looked up once per file; the first child of each name counts (as findtext would),
+        # and every Склад.
+        first: dict[str, etree._Element] = {}
+        stores: list[etree._Element] = []
+        names = self._names
+        for part in element:
+            tag = part.tag
+            name = names.get(tag)
+            if name is None:
+                name = names[tag] = local(tag) if isinstance(tag, str) else ""
+            if name == "Склад":
+                stores.append(part)
+            elif name not in first:
+                first[name] = part
+        xml_id = _text(first.get("Ид")).strip()
         if not xml_id:
             what = "Предложение" if offer else "Товар"
             raise BadExchangeFile(f"{what} number {seq + 1} has no Ид")
@@ -108,32 +122,36 @@ class CatalogFile:
         item = Item(
             seq,
             xml_id,
-            article=_clip(element.findtext("{*}Артикул"), 128),
-            name=_clip(element.findtext("{*}Наименование"), 255),
-            barcode=_clip(element.findtext("{*}Штрихкод"), 64),
+            article=_clip_element(first.get("Артикул"), 128),
+            name=_clip_element(first.get("Наименование"), 255),
+            barcode=_clip_element(first.get("Штрихкод"), 64),
         )
-        unit = element.find("{*}БазоваяЕдиница")
+        unit = first.get("БазоваяЕдиница")
         if unit is not None:
             item.unit = unit_of(unit)
-        prices = element.find("{*}Цены")
+        prices = first.get("Цены")
         if prices is not None:
             item.price = self._price(prices, xml_id)
-        total = element.findtext("{*}Количество")
+        total = first.get("Количество")
         if total is not None:
-            item.total = quantity(total, xml_id)
+            item.total = quantity(_text(total), xml_id)
         stock = item.stock
-        for store in element.iterfind("{*}Склад"):
+        for store in stores:
             store_id = store.get("ИдСклада")
             if store_id:
-                stock.append((store_id, quantity(store.get("КоличествоНаСкладе"), xml_id)))
+                raw = store.get("КоличествоНаСкладе")
+                if raw is not None and raw.isdigit() and raw.isascii():  # the usual figure
+                    stock.append((store_id, int(raw) * _QTY))
+                else:
+                    stock.append((store_id, quantity(raw, xml_id)))
             else:
                 self._store_element(store, item)
-        rests = element.find("{*}Остатки")
+        rests = first.get("Остатки")
         if rests is not None:
             self._rests(rests, item)
-        deleted = element.findtext("{*}ПометкаУдаления")
+        deleted = first.get("ПометкаУдаления")
         if deleted is not None:
-            item.active = deleted.strip().lower() != "true"
+            item.active = _text(deleted).strip().lower() != "true"
         if element.get("Статус") == "Удален":
             item.active = False
         return item
@@ -171,12 +189,25 @@ class CatalogFile:
 
     def _price(self, prices: etree._Element, xml_id: str) -> Decimal | None:
         wanted = self.price_type
-        for price in prices.iterfind("{*}Цена"):
-            if wanted:
-                kind = (price.findtext("{*}ИдТипаЦены") or "").strip()
-                if kind != wanted and self.price_types.get(kind) != wanted:
-                    continue
-            value = price.findtext("{*}ЦенаЗаЕдиницу")
+        names = self._names
+        for price in prices:
+            kind_of = names.get(price.tag)
+            if kind_of is None:
+                kind_of = names[price.tag] = local(price.tag) if isinstance(price.tag, str) else ""
+            if kind_of != "Цена":
+                continue
+            kind: str | None = None
+            value: str | None = None
+            for part in price:
+                name = names.get(part.tag)
+                if name is None:
+                    name = names[part.tag] = local(part.tag) if isinstance(part.tag, str) else ""
+                if name == "ИдТипаЦены" and kind is None:
+                    kind = (part.text or "").strip()
+                elif name == "ЦенаЗаЕдиницу" and value is None:
+                    value = part.text or ""
+            if wanted and kind != wanted and self.price_types.get(kind or "") != wanted:
+                continue
             if value is not None and value.strip():
                 return money(value.strip(), xml_id)
         return None
@@ -185,6 +216,18 @@ class CatalogFile:
 def _in(element: etree._Element, parent_name: str) -> bool:
     parent = element.getparent()
     return parent is not None and local(parent.tag) == parent_name
+
+
+def _text(element: etree._Element | None) -> str:
+    """An element's text, "" when it has none or is missing (as findtext gives "")."""
+    return "" if element is None else element.text or ""
+
+
+def _clip_element(element: etree._Element | None, size: int) -> str | None:
+    if element is None:
+        return None
+    value = (element.text or "").strip()
+    return value[:size] or None
 
 
 def _clip(text: str | None, size: int) -> str | None:

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 @dataclass(frozen=True)
 class OutboxEvent:
     id: int  # stable: receivers deduplicate on it (delivery is at least once)
-    type: str  # stock.changed, order.created, order.status_changed, order.paid
+    type: str  # stock.changed, stock.levels_changed, order.created, order.status_changed, ...
     aggregate_type: str  # stock or order
-    aggregate_id: str  # "<product_id>:<store_id>" or the order id
+    aggregate_id: str  # "<product_id>:<store_id>", "<product_id>" (levels) or the order id
     payload: dict[str, Any]
     created_at: datetime
 

@@ -71,7 +71,7 @@ FiguresFn = Callable[[Sequence[tuple[int, int]]], Awaitable[Mapping[tuple[int, i
 OrderRefsFn = Callable[[Sequence[str]], Awaitable[Mapping[str, int]]]
 EventFilter = Callable[[OutboxEvent], bool]
 
-STOCK_TYPES = frozenset({ev.STOCK_CHANGED})
+STOCK_TYPES = ev.STOCK_TYPES  # stock.changed, and a 1C import's stock.levels_changed
 ORDER_TYPES = frozenset({ev.ORDER_STATUS_CHANGED, ev.ORDER_PAID})
 CANCELLED = "cancelled"
 PAID = "paid"  # the status_map key for order.paid
@@ -237,8 +237,8 @@ class BitrixSink:
             return
         last: dict[tuple[int, int], Decimal] = {}
         for event in stock_events:  # in order: the last one of a pair wins
-            p = event.payload
-            last[(int(p["product_id"]), int(p["store_id"]))] = Decimal(str(p["on_hand"]))
+            for p in ev.stock_figures(event.type, event.payload):
+                last[(int(p["product_id"]), int(p["store_id"]))] = Decimal(str(p["on_hand"]))
         if self.figures is not None:  # the sellable figure as it is now
             now = await self.figures(list(last))
             last = {pair: now[pair] for pair in last if pair in now}

@@ -4,8 +4,9 @@ much of each product they may sell, in the relay's order, retried, never lost.
 - `catalog.changed` (products created or changed, or a store newly linked: `all`): the full
   description of each product (the cloud replaces a product's old fields) to every linked
   store, or to the one newly linked, with its quantity (`POST .../products`);
-- `stock.changed` at a linked store: the figure a till may sell, `on_hand - reserved` and
-  never below zero, of the batch's last event per product (`POST .../products/quantities`);
+- `stock.changed`, and each level of a `stock.levels_changed`, at a linked store: the figure
+  a till may sell, `on_hand - reserved` and never below zero, of the batch's last figure per
+  product (`POST .../products/quantities`);
   a product the store's tills were never sent is described first.
 
 Every product has one Evotor uuid for good (kept by the hub), the same in every store. The
@@ -85,7 +86,7 @@ class EvotorSink:
     def wants(self, event: OutboxEvent) -> bool:
         """Stock events of stores not linked are passed over in `deliver`, which knows the
         links as they are now."""
-        return event.type in (ev.CATALOG_CHANGED, ev.STOCK_CHANGED)
+        return event.type == ev.CATALOG_CHANGED or event.type in ev.STOCK_TYPES
 
     async def deliver(self, events: Sequence[OutboxEvent]) -> None:
         await self._refresh()
@@ -96,7 +97,7 @@ class EvotorSink:
             for event in events:
                 if event.type == ev.CATALOG_CHANGED:
                     await self._catalog(cloud, event.payload)
-            await self._quantities(cloud, [e for e in events if e.type == ev.STOCK_CHANGED])
+            await self._quantities(cloud, [e for e in events if e.type in ev.STOCK_TYPES])
         except CloudError as exc:
             raise _failed(exc) from None
         except InvalidProducts as exc:
@@ -155,8 +156,7 @@ class EvotorSink:
 
     async def _quantities(self, cloud: EvotorCloud, events: Sequence[OutboxEvent]) -> None:
         last: dict[int, dict[int, Decimal]] = {}  # store -> product -> sellable
-        for event in events:
-            p = event.payload
+        for p in (f for event in events for f in ev.stock_figures(event.type, event.payload)):
             if p["store_id"] not in self._linked:
                 continue
             figure = records.sellable(Decimal(p["on_hand"]), Decimal(p["reserved"]))

@@ -7,9 +7,13 @@ outbox event id).
 Routing key: ``"<event type>.<store>"`` where store is ``payload["store_id"]`` when the payload
 has one (and it is not null), else ``none``. Examples: ``stock.changed.12``,
 ``order.created.3`` (a pickup order at store 3), ``order.created.none`` (a delivery order),
-``order.status_changed.none``. Event types contain a dot themselves, so bind with patterns such
-as ``stock.changed.#`` (all stock changes), ``stock.changed.12`` (one store), ``order.#`` (every
-order event) or ``#.12`` (everything at store 12).
+``order.status_changed.none``. A ``stock.levels_changed`` (one product's levels changed
+together) is published as one message per level, narrowed to that level (``levels`` holds
+just it), routed as ``stock.levels_changed.<its store>`` with ``message_id``
+``<event id>.<store id>``; with a store filter, only its stores' levels. Event types contain
+a dot themselves, so bind with patterns such as ``stock.#`` (all stock changes),
+``stock.changed.12`` (one store), ``order.#`` (every order event) or ``#.12`` (everything at
+store 12).
 
 Every message: delivery mode persistent, content type application/json, ``message_id`` = event
 id, ``type`` = event type, ``timestamp`` = event creation time, headers ``aggregate_type`` and
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import Sequence
 
@@ -48,6 +53,7 @@ from aio_pika.abc import (
 from aio_pika.connection import make_url
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from ..domain import events as ev
 from .base import DeliveryFailed, OutboxEvent
 from .filters import EventFilter
 
@@ -60,16 +66,36 @@ _FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, asyncio.Ti
 def routing_key(event: OutboxEvent) -> str:
     """``"<event type>.<store id>"``, or ``"<event type>.none"`` when the event has no store."""
     store = event.payload.get("store_id")
+    levels = event.payload.get("levels")
+    if store is None and isinstance(levels, list) and len(levels) == 1:
+        store = levels[0].get("store_id")
     return f"{event.type}.{'none' if store is None else store}"
 
 
-def message(event: OutboxEvent) -> aio_pika.Message:
+def publications(
+    event: OutboxEvent, stores: frozenset[int] | None = None
+) -> list[tuple[str, aio_pika.Message]]:
+    """(routing key, message) for the event: one, or one per level of a stock.levels_changed
+    (those at `stores` when given)."""
+    levels = event.payload.get("levels")
+    if event.type != ev.STOCK_LEVELS_CHANGED or not isinstance(levels, list):
+        return [(routing_key(event), message(event))]
+    out = []
+    for level in levels:
+        if stores is not None and level.get("store_id") not in stores:
+            continue
+        one = dataclasses.replace(event, payload={**event.payload, "levels": [level]})
+        out.append((routing_key(one), message(one, f"{event.id}.{level.get('store_id')}")))
+    return out
+
+
+def message(event: OutboxEvent, message_id: str | None = None) -> aio_pika.Message:
     return aio_pika.Message(
         body=json.dumps(event.as_json(), ensure_ascii=False, separators=(",", ":")).encode(),
         content_type="application/json",
         content_encoding="utf-8",
         delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=str(event.id),
+        message_id=message_id or str(event.id),
         type=event.type,
         timestamp=event.created_at,
         headers={
@@ -120,14 +146,14 @@ class RabbitMQSink:
         async with self._lock:
             try:
                 exchange = await self._ready_exchange()
+                stores = self.event_filter.stores if self.event_filter else None
                 for event in events:
-                    # With confirms on, publish returns once the broker acked; a nack raises.
-                    await exchange.publish(
-                        message(event),
-                        routing_key=routing_key(event),
-                        mandatory=False,
-                        timeout=self.publish_timeout,
-                    )
+                    for key, body in publications(event, stores):
+                        # With confirms on, publish returns once the broker acked; a nack
+                        # raises.
+                        await exchange.publish(
+                            body, routing_key=key, mandatory=False, timeout=self.publish_timeout
+                        )
             except _FAILURES as exc:
                 await self._drop()
                 detail = str(exc) or type(exc).__name__
