@@ -120,8 +120,10 @@ async def add_hold(
     quantity: Decimal,
     expires_at: datetime | None,
     now: datetime,
+    replaces: int | None = None,
 ) -> None:
-    """A new active hold of an order's line (an operator held the line at another store)."""
+    """A new active hold of an order's line (an operator held the line at another store, or
+    it carries on a hold a till sale displaced: `replaces`)."""
     await conn.execute(
         insert(holds).values(
             order_id=order_id,
@@ -132,6 +134,7 @@ async def add_hold(
             state=HoldState.ACTIVE.value,
             created_at=now,
             expires_at=expires_at,
+            replaces=replaces,
         )
     )
 
@@ -144,16 +147,14 @@ async def carry_hold(
     now: datetime,
 ) -> None:
     """A new active hold that carries on part of a displaced one, at `store_id`."""
-    await conn.execute(
-        insert(holds).values(
-            order_id=replaced.order_id,
-            line_no=replaced.line_no,
-            product_id=replaced.product_id,
-            store_id=store_id,
-            quantity=quantity,
-            state=HoldState.ACTIVE.value,
-            created_at=now,
-            expires_at=replaced.expires_at,
-            replaces=replaced.hold_id,
-        )
+    await add_hold(
+        conn,
+        replaced.order_id,
+        replaced.line_no,
+        replaced.product_id,
+        store_id,
+        quantity,
+        replaced.expires_at,
+        now,
+        replaces=replaced.hold_id,
     )

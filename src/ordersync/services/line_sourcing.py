@@ -7,7 +7,7 @@ nothing. Closing the line's shortage attention items is part of the same transac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,6 +29,12 @@ UowFactory = Callable[[], UnitOfWork]
 SHORTAGE_CODES = frozenset({"stock_taken_by_till_sale", "site_order_short"})
 
 
+# What a change of a line did: its event's type and details, the words that close the line's
+# shortage items, and the order's fields to write beside updated_at.
+Changed = tuple[str, dict[str, Any], str, dict[str, Any]]
+LineChange = Callable[[UnitOfWork, Order, OrderLine, datetime], Awaitable[Changed]]
+
+
 async def hold_line_at(
     uow_factory: UowFactory,
     order_id: str,
@@ -41,12 +47,8 @@ async def hold_line_at(
     lacks there is held (InsufficientStock, and nothing changed, when the store has not got
     it). A pickup order's lines stay at its pickup store: there this re-holds a line cut short
     once the units are back. Raises NotFound, UnknownStore, Conflict (the order is not placed)."""
-    async with uow_factory() as uow:
-        replayed = await claim(uow, idem)
-        if replayed is not None:
-            return replayed
-        order = await locked_order(uow, order_id)
-        line = _open_line(order, line_no)
+
+    async def move(uow: UnitOfWork, order: Order, line: OrderLine, now: datetime) -> Changed:
         store = _store(await uow.stores(), store_code)
         if order.fulfillment is not Fulfillment.DELIVERY and store.id != order.store_id:
             raise Conflict(
@@ -54,35 +56,19 @@ async def hold_line_at(
                 "the line or the order",
                 order_id=order.id,
             )
-        now = ctx.clock()
-        holds = [h for h in await uow.active_holds(order.id) if h.line_no == line_no]
+        holds = [h for h in await uow.active_holds(order.id) if h.line_no == line.line_no]
         need = line.kept - sum((h.quantity for h in holds if h.store_id == store.id), Decimal(0))
         released = await _move(uow, order, line, store, holds, need, now)
-        order.lines[order.lines.index(line)].holds = await _line_holds(uow, order.id, line_no)
-        await uow.set_order_fields(order.id, updated_at=now)
-        order.version += 1
-        order.updated_at = now
-        await uow.add_event(
-            events.ORDER_HOLDS_MOVED,
-            events.AGGREGATE_ORDER,
-            order.id,
-            {
-                "order_id": order.id,
-                "number": order.number,
-                "line": line_no,
-                "product_id": line.product_id,
-                "sku": line.sku,
-                "store": store.code,
-                "held": dec(max(need, Decimal(0))),
-                "released": released,
-                "by": "operator",
-            },
-            now,
-        )
-        await _close_shortage(uow, order, line_no, f"line {line_no} held at {store.code}", now)
-        await remember(uow, idem, order)
-        await uow.commit()
-        return order
+        line.holds = await _line_holds(uow, order.id, line.line_no)
+        detail = {
+            "store": store.code,
+            "held": dec(max(need, Decimal(0))),
+            "released": released,
+            "by": "operator",
+        }
+        return events.ORDER_HOLDS_MOVED, detail, f"line {line.line_no} held at {store.code}", {}
+
+    return await _change_line(uow_factory, order_id, line_no, ctx, idem, move)
 
 
 async def cancel_line(
@@ -95,17 +81,12 @@ async def cancel_line(
     """The line is dropped from the order: its holds released, its quantity brought down to
     what was returned (nothing is kept), the order's total with it. An order keeps at least
     one line: cancel the order instead. Raises NotFound, Conflict."""
-    async with uow_factory() as uow:
-        replayed = await claim(uow, idem)
-        if replayed is not None:
-            return replayed
-        order = await locked_order(uow, order_id)
-        line = _open_line(order, line_no)
-        if not any(x.kept > 0 for x in order.lines if x.line_no != line_no):
+
+    async def drop(uow: UnitOfWork, order: Order, line: OrderLine, now: datetime) -> Changed:
+        if not any(x.kept > 0 for x in order.lines if x.line_no != line.line_no):
             raise Conflict("this is the order's last line: cancel the order", order_id=order.id)
-        now = ctx.clock()
         holds = sorted(
-            (h for h in await uow.active_holds(order.id) if h.line_no == line_no),
+            (h for h in await uow.active_holds(order.id) if h.line_no == line.line_no),
             key=lambda h: h.store_id,
         )
         for hold in holds:
@@ -113,26 +94,45 @@ async def cancel_line(
         cancelled = line.kept
         line.quantity = line.returned
         line.holds = [LineHold(h.store_id, h.quantity, HoldState.RELEASED) for h in holds]
-        await uow.set_line_quantity(order.id, line_no, line.quantity)
-        await uow.set_order_fields(order.id, updated_at=now, total=order.total)
+        await uow.set_line_quantity(order.id, line.line_no, line.quantity)
+        detail = {"quantity": dec(cancelled), "total": dec(order.total)}
+        resolution = f"line {line.line_no} cancelled"
+        return events.ORDER_LINE_CANCELLED, detail, resolution, {"total": order.total}
+
+    return await _change_line(uow_factory, order_id, line_no, ctx, idem, drop)
+
+
+async def _change_line(
+    uow_factory: UowFactory,
+    order_id: str,
+    line_no: int,
+    ctx: Context,
+    idem: Idempotency[Order] | None,
+    change: LineChange,
+) -> Order | StoredResponse:
+    """One transaction: the order locked, its line changed, the order's version raised, the
+    event written and the line's shortage items closed."""
+    async with uow_factory() as uow:
+        replayed = await claim(uow, idem)
+        if replayed is not None:
+            return replayed
+        order = await locked_order(uow, order_id)
+        line = _open_line(order, line_no)
+        now = ctx.clock()
+        event_type, detail, resolution, fields = await change(uow, order, line, now)
+        await uow.set_order_fields(order.id, updated_at=now, **fields)
         order.version += 1
         order.updated_at = now
-        await uow.add_event(
-            events.ORDER_LINE_CANCELLED,
-            events.AGGREGATE_ORDER,
-            order.id,
-            {
-                "order_id": order.id,
-                "number": order.number,
-                "line": line_no,
-                "product_id": line.product_id,
-                "sku": line.sku,
-                "quantity": dec(cancelled),
-                "total": dec(order.total),
-            },
-            now,
-        )
-        await _close_shortage(uow, order, line_no, f"line {line_no} cancelled", now)
+        payload = {
+            "order_id": order.id,
+            "number": order.number,
+            "line": line_no,
+            "product_id": line.product_id,
+            "sku": line.sku,
+            **detail,
+        }
+        await uow.add_event(event_type, events.AGGREGATE_ORDER, order.id, payload, now)
+        await _close_shortage(uow, order, line_no, resolution, now)
         await remember(uow, idem, order)
         await uow.commit()
         return order

@@ -3,6 +3,7 @@ held elsewhere or dropped."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import attention as attention_cases
 from ...services import line_sourcing
 from ...services import orders as use_cases
+from ...services.idempotency import Idempotency
 from .. import render
 from ..auth import Principal, with_article
 from ..decimal_json import DecimalRoute
@@ -232,6 +234,22 @@ async def complete(order_id: str, principal: Auth, db: Db, ctx: Ctx, key: IdemKe
     return await _transition(order_id, "complete", principal, db, ctx, key)
 
 
+OrderChange = Callable[[Idempotency[Order] | None], Awaitable[Any]]
+
+
+async def _by_operator(
+    principal: Principal, db: Db, key: IdemKey, change: OrderChange
+) -> JSONResponse:
+    """A change of an order that operators and admins make, answered with the order (200)."""
+    principal.require(Role.OPERATOR, Role.ADMIN)
+    await db.fresh_stores()
+
+    def show(o: Order) -> dict[str, Any]:
+        return render.order(o, db.store_codes())
+
+    return respond(await change(idempotency(principal, key, 200, show)), 200, show)
+
+
 @router.post(
     "/{order_id}/attention/{attention_id}/resolve",
     summary="Close an open attention item of the order (operators and admins)",
@@ -246,16 +264,13 @@ async def resolve_attention(
     ctx: Ctx,
     key: IdemKey,
 ) -> JSONResponse:
-    principal.require(Role.OPERATOR, Role.ADMIN)
-    await db.fresh_stores()
-
-    def show(o: Order) -> dict[str, Any]:
-        return render.order(o, db.store_codes())
-
-    idem = idempotency(principal, key, 200, show)
     resolution = f"{principal.role.value}:{principal.name}: {body.resolution}"
-    result = await attention_cases.resolve(db.uow, order_id, attention_id, resolution, ctx, idem)
-    return respond(result, 200, show)
+    return await _by_operator(
+        principal,
+        db,
+        key,
+        lambda idem: attention_cases.resolve(db.uow, order_id, attention_id, resolution, ctx, idem),
+    )
 
 
 LineNo = Annotated[int, Path(ge=1, le=10_000, description="the line's number")]
@@ -276,15 +291,12 @@ async def hold_line(
     ctx: Ctx,
     key: IdemKey,
 ) -> JSONResponse:
-    principal.require(Role.OPERATOR, Role.ADMIN)
-    await db.fresh_stores()
-
-    def show(o: Order) -> dict[str, Any]:
-        return render.order(o, db.store_codes())
-
-    idem = idempotency(principal, key, 200, show)
-    result = await line_sourcing.hold_line_at(db.uow, order_id, line_no, body.store, ctx, idem)
-    return respond(result, 200, show)
+    return await _by_operator(
+        principal,
+        db,
+        key,
+        lambda idem: line_sourcing.hold_line_at(db.uow, order_id, line_no, body.store, ctx, idem),
+    )
 
 
 @router.post(
@@ -296,12 +308,9 @@ async def hold_line(
 async def cancel_line(
     order_id: str, line_no: LineNo, principal: Auth, db: Db, ctx: Ctx, key: IdemKey
 ) -> JSONResponse:
-    principal.require(Role.OPERATOR, Role.ADMIN)
-    await db.fresh_stores()
-
-    def show(o: Order) -> dict[str, Any]:
-        return render.order(o, db.store_codes())
-
-    idem = idempotency(principal, key, 200, show)
-    result = await line_sourcing.cancel_line(db.uow, order_id, line_no, ctx, idem)
-    return respond(result, 200, show)
+    return await _by_operator(
+        principal,
+        db,
+        key,
+        lambda idem: line_sourcing.cancel_line(db.uow, order_id, line_no, ctx, idem),
+    )
