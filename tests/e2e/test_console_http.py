@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from ordersync.api.app import create_app
 from ordersync.config import Settings
 from ordersync.db import users
-from ordersync.db.tables import outbox_events, relay_dead
+from ordersync.db.tables import bitrix_inbox, outbox_events, relay_dead
 from ordersync.db.unit_of_work import Database
 from ordersync.domain.types import StaffRole
 from ordersync.services.attention import raise_attention
@@ -424,3 +424,26 @@ async def test_the_orders_screen_filters_by_attention_and_by_the_day_placed(
     assert await listed(date_to=(today - timedelta(days=1)).isoformat()) == set()
     bad = await console.http.get("/ui/orders", params={"date_from": "29.11.2026"})
     assert bad.status_code == 422
+
+
+async def test_a_site_event_refused_for_good_is_on_the_attention_screen_for_managers(
+    console: Console,
+) -> None:
+    async with console.db.uow() as uow:
+        await uow.conn.execute(
+            insert(bitrix_inbox).values(
+                event="ONSALEORDERSAVED",
+                site_order_id="4711",
+                body="{}",
+                state="failed",
+                error="order 4711: basket item 9 has no quantity",
+                received_at=utcnow(),
+            )
+        )
+        await uow.commit()
+
+    await console.login("olga")
+    page = await console.http.get("/ui/attention")
+    assert 'data-site-event="' in page.text and "has no quantity" in page.text
+    await console.login("shop1")
+    assert "data-site-event" not in (await console.http.get("/ui/attention")).text

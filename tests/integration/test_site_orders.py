@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from sqlalchemy import insert, select
+
 from ordersync.db.tables import bitrix_inbox
 from ordersync.db.unit_of_work import Database
 from ordersync.domain import events
@@ -262,3 +264,28 @@ async def test_a_saved_event_of_an_order_deleted_since_is_done_not_failed(
     [row] = await dbstate.rows(db, bitrix_inbox, bitrix_inbox.c.id == inbox_id)
     assert (row.state, row.error) == ("done", None)
     assert await hub_orders(db) == []
+
+
+async def test_applied_site_events_are_pruned_after_a_week_and_failed_ones_kept(
+    db: Database,
+) -> None:
+    ctx = support.context()
+    now = ctx.clock()
+    async with db.uow() as uow:
+        for n, (state, age) in enumerate(
+            [("done", 8), ("done", 1), ("failed", 30), ("pending", 9)]
+        ):
+            await uow.conn.execute(
+                insert(bitrix_inbox).values(
+                    event="ONSALEORDERSAVED", site_order_id=str(n), body="{}", state=state,
+                    received_at=now - timedelta(days=age),
+                    applied_at=now - timedelta(days=age) if state == "done" else None,
+                )
+            )  # fmt: skip
+        await uow.commit()
+
+    assert await site_inbox.prune(db.uow, ctx) == 1
+
+    async with db.uow_read() as uow:
+        left = (await uow.conn.execute(select(bitrix_inbox.c.site_order_id))).scalars().all()
+    assert sorted(left) == ["1", "2", "3"]

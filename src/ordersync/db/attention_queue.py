@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..domain.events import dec
 from ..domain.orders import Attention
 from ..domain.types import Channel, OrderStatus
-from .tables import holds, order_attention, orders, till_review
+from .tables import bitrix_inbox, holds, order_attention, orders, till_review
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +115,26 @@ async def till_problems(
         kept = {k: v for k, v in detail.items() if v not in (None, "")}
         found.append(TillProblem(row.id, row.store_id, row.kind, kept, row.created_at))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class SiteProblem:
+    """An event of the Bitrix site the site worker refused for good (kept, with its error)."""
+
+    id: int
+    event: str
+    site_order_id: str | None
+    error: str
+    at: datetime
+
+
+async def site_problems(conn: AsyncConnection, limit: int = 100) -> list[SiteProblem]:
+    """Failed site events, newest first."""
+    i = bitrix_inbox.c
+    rows = await conn.execute(
+        select(i.id, i.event, i.site_order_id, i.error, i.received_at)
+        .where(i.state == "failed")
+        .order_by(i.id.desc())
+        .limit(limit)
+    )
+    return [SiteProblem(r.id, r.event, r.site_order_id, r.error or "", r.received_at) for r in rows]

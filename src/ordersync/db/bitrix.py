@@ -85,6 +85,19 @@ class BitrixSql:
             .values(error=error, next_attempt_at=at)
         )
 
+    async def prune_events(self, applied_before: datetime, limit: int) -> int:
+        """Applied events older than `applied_before`, the oldest first (failed ones stay for a
+        person). Served by the primary key: applied events are the old ones."""
+        i = bitrix_inbox.c
+        oldest = (
+            select(i.id)
+            .where(i.state == "done", i.applied_at < applied_before)
+            .order_by(i.id)
+            .limit(limit)
+        )
+        gone = await self.conn.execute(delete(bitrix_inbox).where(i.id.in_(oldest)))
+        return int(gone.rowcount or 0)
+
     # --- site orders seen ------------------------------------------------------------------
 
     async def link(self, site_order_id: str, lock: bool = False) -> SiteLink | None:

@@ -80,8 +80,10 @@ async def last_contacts(conn: AsyncConnection) -> dict[str, datetime | None]:
     """When each inbound connection was last heard from: the Bitrix site (its newest event, or
     the last catch-up poll that answered) and the Evotor cloud (the newest till document it
     sent, by webhook or by the catch-up pull)."""
-    event = (await conn.execute(select(func.max(bitrix_inbox.c.received_at)))).scalar()
+    b, e = bitrix_inbox.c, evotor_inbox.c
+    # The newest row by the primary key: rows are added in time order, and it needs no scan.
+    event = (await conn.execute(select(b.received_at).order_by(b.id.desc()).limit(1))).scalar()
     polled = (await conn.execute(select(func.max(bitrix_watermarks.c.polled_at)))).scalar()
     bitrix = max((t for t in (event, polled) if t is not None), default=None)
-    evotor = (await conn.execute(select(func.max(evotor_inbox.c.received_at)))).scalar()
+    evotor = (await conn.execute(select(e.received_at).order_by(e.id.desc()).limit(1))).scalar()
     return {"bitrix": bitrix, "evotor": evotor}

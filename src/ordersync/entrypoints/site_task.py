@@ -251,6 +251,7 @@ async def work_forever(task: SiteTask, poll_seconds: float, stop: asyncio.Event)
             if polled_at is None or loop.time() - polled_at >= poll_seconds:
                 polled_at = loop.time()
                 await task.poll()
+                await site_inbox.prune(task.db.uow, task.ctx)
             await task.apply_due()
         except Exception as exc:  # a database hiccup must not end the channel's work
             if not is_unavailable(exc):

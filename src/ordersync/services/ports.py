@@ -276,6 +276,7 @@ class SiteRecords(Protocol):
         self, event_id: int, state: str, error: str | None, now: datetime
     ) -> None: ...
 
+    async def prune_events(self, applied_before: datetime, limit: int) -> int: ...
     async def retry_event(self, event_id: int, error: str, at: datetime) -> None:
         """Left pending, tried again at `at`."""
 

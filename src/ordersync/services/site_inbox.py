@@ -59,6 +59,17 @@ async def finish(uow_factory: UowFactory, event_id: int, error: str | None, ctx:
         await uow.commit()
 
 
+KEEP_APPLIED = timedelta(days=7)  # applied events are kept this long, for a look back
+
+
+async def prune(uow_factory: UowFactory, ctx: Context, limit: int = 5000) -> int:
+    """Applied events older than KEEP_APPLIED go, a batch at a time; failed ones stay."""
+    async with uow_factory() as uow:
+        gone = await uow.bitrix.prune_events(ctx.clock() - KEEP_APPLIED, limit)
+        await uow.commit()
+    return gone
+
+
 async def retry_later(uow_factory: UowFactory, event: SiteEvent, error: str, ctx: Context) -> None:
     async with uow_factory() as uow:
         at = ctx.clock() + backoff(event.attempts)

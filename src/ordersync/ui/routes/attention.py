@@ -1,6 +1,6 @@
 """Everything that needs a person: orders with open attention items, levels with more held
-or sold than on hand, till lines and returns the till intake could not place (issue 9), and
-dead letters."""
+or sold than on hand, till lines and returns the till intake could not place (issue 9),
+events of the Bitrix site its worker refused, and dead letters."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ async def attention_screen(request: Request, con: Con, me: Me) -> Response:
         items = await attention_queue.open_items(conn, scope)
         short = await console_stock.short_levels(conn, scope)
         till = await attention_queue.till_problems(conn, scope)
+        site = await attention_queue.site_problems(conn) if me.manages_orders else []
         dead = await relay.dead_letters(conn) if me.is_admin else []
     stores = {s.id: s for s in await con.db.fresh_stores()}
     return con.render(
@@ -33,6 +34,7 @@ async def attention_screen(request: Request, con: Con, me: Me) -> Response:
         items=items,
         short=short,
         till=till,
+        site=site,
         dead=dead,
         stores=stores,
     )
