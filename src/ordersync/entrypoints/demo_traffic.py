@@ -102,11 +102,9 @@ class SiteOrders:
     reads it back as from a real site. Without one (`ordersync demo traffic` against another
     hub), through the API with an online token and the site's order number as external id."""
 
+    site: DemoSite | None = None
     name: str = "site"
     weight: float = 0.4
-
-    def __init__(self, site: DemoSite | None = None) -> None:
-        self.site = site
 
     async def send(self, http: httpx.AsyncClient, rng: random.Random, net: Network) -> str:
         net.counter += 1
@@ -146,6 +144,7 @@ class SiteOrders:
         return f"site order {order_id}: event answered {answer.status_code}"
 
 
+@dataclass
 class TillSales:
     """A sale at a shop's Evotor till, as the Evotor cloud sends it: a SELL document in
     `PUT /evotor/api/v1/inventories/stores/{storeUuid}/documents` (an evotor token). Its lines
