@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +28,17 @@ from .domain.types import Channel, Master, PosMode
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/ordersync.db"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]  # an IANA name, e.g. Europe/Moscow
 
 
 class ConfirmedHoldSettings(BaseModel):
@@ -100,7 +118,7 @@ class ExchangeSettings(BaseModel):
     max_upload_bytes: int = Field(default=1024**3, ge=1024)  # what one POST may carry
     max_session_bytes: int = Field(default=8 * 1024**3, ge=1024)  # disk one exchange may fill
     max_unpacked_bytes: int = Field(default=8 * 1024**3, ge=1024)  # what a zip may expand to
-    timezone: str = "Europe/Moscow"  # 1C writes local times without a zone
+    timezone: TimeZoneName = "Europe/Moscow"  # 1C writes local times without a zone
     step_seconds: float = Field(default=20.0, gt=0)
     chunk_offers: int = Field(default=2000, ge=1, le=100_000)  # offers applied per transaction
     apply_workers: int = Field(default=2, ge=1, le=16)  # chunks applied at once (PostgreSQL)
@@ -111,15 +129,6 @@ class ExchangeSettings(BaseModel):
     status_map: dict[str, str] = Field(default_factory=lambda: {"F": "completed"})
     price_type: str | None = None  # Ид or Наименование; unset: the first price of an offer
     total_stock_store: str | None = None  # store code for offers that carry only a total
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @model_validator(mode="after")
     def _uploads_fit_the_advertised_limit(self) -> ExchangeSettings:
@@ -260,19 +269,10 @@ class UiSettings(BaseModel):
     idle_minutes: float = Field(default=30.0, gt=0)  # a session unused this long ends
     login_delay_seconds: float = Field(default=1.0, ge=0)  # the answer to a wrong password
     default_locale: Literal["ru", "en"] = "ru"  # when neither the user nor the browser says
-    timezone: str = "Europe/Moscow"  # times on the screens
+    timezone: TimeZoneName = "Europe/Moscow"  # times on the screens
     timeline_days: int = Field(default=90, ge=1)  # an order's events are kept this long
     page_size: int = Field(default=50, ge=10, le=500)  # orders per page
     low_stock: Decimal = Field(default=Decimal(2), ge=0)  # available at or below: low
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
 
 class Settings(BaseSettings):
