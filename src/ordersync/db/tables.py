@@ -120,6 +120,7 @@ stock_movements = Table(
     Column("business_time", UtcDateTime(), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
     Index("ix_stock_movements_product_store", "product_id", "store_id", "id"),
+    Index("ix_stock_movements_product_id", "product_id", "id"),
     Index("ix_stock_movements_document", "document_type", "document_id"),
 )
 
