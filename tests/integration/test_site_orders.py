@@ -120,6 +120,37 @@ async def test_a_basket_edited_on_the_site_replans_the_holds_atomically(
     assert drift == []
 
 
+async def test_a_basket_edit_keeps_the_released_holds_and_drops_the_lines_it_lost(
+    db: Database, clock: support.Clock
+) -> None:
+    await support.seed_network(db, {"WH1": {"TEA": 10, "COFFEE": 5, "MUG": 3}})
+    sim = make_site()
+    site_id = courier_order(sim, (TEA, 2), (COFFEE, 1), (MUG, 1))
+    async with site_task(db, sim, support.context(clock)) as task:
+        await task.bring_in(str(site_id))
+        sim.edit_basket(site_id, [SiteLine(TEA, 3, 100)])
+        assert (await task.bring_in(str(site_id))).outcome == "updated"
+        sim.pay_order(site_id)  # a later version with the same basket replans nothing
+        assert (await task.bring_in(str(site_id))).outcome == "updated"
+
+    order = await hub_order(db, site_id)
+    assert order is not None
+    assert [(x.line_no, x.sku, x.quantity) for x in order.lines] == [
+        (1, "TEA", D(3)),
+        (2, "COFFEE", D(0)),
+        (3, "MUG", D(0)),
+    ]
+    kept = sorted((h.line_no, h.quantity, h.state) for h in await dbstate.holds_of(db, order.id))
+    assert kept == [
+        (1, D(2), "released"),
+        (1, D(3), "active"),
+        (2, D(1), "released"),
+        (3, D(1), "released"),
+    ]
+    _, drift = await dbstate.drift(db)
+    assert drift == []
+
+
 async def test_a_site_order_that_cannot_be_held_in_full_is_recorded_short_with_attention(
     db: Database, clock: support.Clock
 ) -> None:

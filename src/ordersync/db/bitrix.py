@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..domain.allocation import Allocation
 from ..services.ports import OrderLineRow, SiteEvent, SiteLink
 from . import orders
-from .tables import bitrix_inbox, bitrix_orders, bitrix_watermarks, holds, order_lines
+from .tables import bitrix_inbox, bitrix_orders, bitrix_watermarks, order_lines
 from .upsert import upsert
 
 PENDING = "pending"
@@ -170,23 +170,29 @@ class BitrixSql:
     # --- a basket edited on the site -------------------------------------------------------
 
     async def replace_lines(self, order_id: str, lines: Sequence[OrderLineRow]) -> None:
-        await self.conn.execute(delete(holds).where(holds.c.order_id == order_id))
-        await self.conn.execute(delete(order_lines).where(order_lines.c.order_id == order_id))
-        if not lines:
-            return
+        """The basket as the site now has it, over the lines the order had: a line number of
+        the new basket takes its product, quantity and price, and a line the new basket lacks
+        stays with quantity 0 (dropped). Nothing is deleted, so the holds released for the old
+        basket keep their lines and the order's history stays whole."""
+        ol = order_lines.c
         await self.conn.execute(
-            insert(order_lines),
-            [
+            update(order_lines)
+            .where(ol.order_id == order_id, ol.line_no.not_in([x.line_no for x in lines]))
+            .values(quantity=0)
+        )
+        for x in lines:
+            await upsert(
+                self.conn,
+                order_lines,
                 {
                     "order_id": order_id,
                     "line_no": x.line_no,
                     "product_id": x.product_id,
                     "quantity": x.quantity,
                     "price": x.price,
-                }
-                for x in lines
-            ],
-        )
+                },
+                ["order_id", "line_no"],
+            )
 
     async def insert_holds(
         self,

@@ -281,7 +281,8 @@ async def _apply_changes(uow: UnitOfWork, order: Order, sync: SyncSiteOrder, ctx
 
 
 def _basket_of(lines: Sequence[OrderLine]) -> list[tuple[int, Decimal, Decimal]]:
-    return sorted((x.product_id, x.quantity, x.price) for x in lines)
+    """What the customer is buying: lines dropped by an earlier edit (quantity 0) left out."""
+    return sorted((x.product_id, x.quantity, x.price) for x in lines if x.quantity > 0)
 
 
 async def _replan(
