@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from sqlalchemy import insert
 
 from ordersync.api.app import create_app
 from ordersync.config import Settings
+from ordersync.db.tables import bitrix_inbox, evotor_inbox
 from ordersync.db.unit_of_work import Database
 from ordersync.relay.worker import Relay, RelayPolicy
 from ordersync.services.context import utcnow
@@ -161,3 +163,47 @@ async def test_metrics_need_an_admin_token(client: httpx.AsyncClient, db: Databa
     assert (await client.get("/metrics")).status_code == 401
     refused = await client.get("/metrics", headers=bearer(net.tokens["online"]))
     assert refused.status_code == 403
+
+
+async def test_metrics_count_the_inbound_events_that_wait_and_those_that_failed(
+    settings: Settings, db: Database
+) -> None:
+    net = await support.seed_network(db)
+    now = utcnow()
+    site = [("pending", 2), ("failed", 3), ("done", 4)]
+    tills = [("pending", 1), ("failed", 1), ("rejected", 2), ("done", 5)]
+    async with db.uow() as uow:
+        await uow.conn.execute(
+            insert(bitrix_inbox),
+            [
+                {"event": "ONSALEORDERSAVED", "body": "{}", "state": state, "received_at": now}
+                for state, n in site
+                for _ in range(n)
+            ],
+        )
+        await uow.conn.execute(
+            insert(evotor_inbox),
+            [
+                {
+                    "store_uuid": "s",
+                    "document_uuid": f"{state}-{k}",
+                    "feed": "documents",
+                    "body": "{}",
+                    "state": state,
+                    "received_at": now,
+                }
+                for state, n in tills
+                for k in range(n)
+            ],
+        )
+        await uow.commit()
+
+    async with app_client(settings, db) as http:
+        scraped = await scrape(http, net.tokens["admin"])
+
+    def events(channel: str, state: str) -> float | None:
+        return value(scraped, "ordersync_inbound_events", channel=channel, state=state)
+
+    assert [events("bitrix", s) for s in ("pending", "failed", "rejected")] == [2, 3, 0]
+    assert [events("evotor", s) for s in ("pending", "failed", "rejected")] == [1, 1, 2]
+    assert events("bitrix", "done") is None

@@ -654,6 +654,15 @@ Index(
     postgresql_where=text(_PENDING),
     sqlite_where=text(_PENDING),
 )
+# Failed (refused when applied) or rejected (unreadable): counted by /metrics, listed for a
+# person, few among the documents the inbox keeps for good.
+_UNAPPLIED = "state IN ('failed', 'rejected')"
+Index(
+    "ix_evotor_inbox_unapplied",
+    evotor_inbox.c.id,
+    postgresql_where=text(_UNAPPLIED),
+    sqlite_where=text(_UNAPPLIED),
+)
 
 # Stores, smart terminals and employees as the cloud last sent them: documents name their
 # till and cashier by these uuids.
@@ -744,6 +753,12 @@ Index(
     bitrix_inbox.c.id,
     postgresql_where=text(_PENDING),
     sqlite_where=text(_PENDING),
+)
+Index(
+    "ix_bitrix_inbox_unapplied",
+    bitrix_inbox.c.id,
+    postgresql_where=text(_UNAPPLIED),
+    sqlite_where=text(_UNAPPLIED),
 )
 
 # Each site order the hub has seen and the site version it last applied: (site order,

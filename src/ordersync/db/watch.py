@@ -1,16 +1,17 @@
-"""Figures an operator watches, read for /metrics: when 1C last exchanged successfully, and
-how long the oldest order change has waited for 1C to confirm it."""
+"""Figures an operator watches, read for /metrics: when 1C last exchanged successfully, how
+long the oldest order change has waited for 1C to confirm it, and the inbound events of the
+Bitrix site and the Evotor cloud that wait or that failed."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.types import Channel
-from .tables import exchange_files, exchange_sessions, orders
+from .tables import bitrix_inbox, evotor_inbox, exchange_files, exchange_sessions, orders
 
 # Files of the sale exchange (1C's order changes) and archives are not catalog files.
 _NOT_CATALOG = ("orders", "zip")
@@ -49,3 +50,24 @@ async def oldest_unconfirmed_order(
     )
     oldest: datetime | None = (await conn.execute(stmt)).scalar()
     return oldest
+
+
+INBOX_STATES = ("pending", "failed", "rejected")
+
+
+async def inbox_states(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """Per (channel, state) of INBOX_STATES, how many inbound events are in it: `bitrix` (the
+    site's order events) and `evotor` (till documents). Each count is served by a partial
+    index (ix_*_inbox_pending, ix_*_inbox_unapplied); applied events are not counted."""
+    found = {(channel, state): 0 for channel in ("bitrix", "evotor") for state in INBOX_STATES}
+    tables: list[tuple[str, Table]] = [("bitrix", bitrix_inbox), ("evotor", evotor_inbox)]
+    for channel, table in tables:
+        state = table.c.state
+        pending = select(func.count()).select_from(table).where(state == "pending")
+        found[channel, "pending"] = int((await conn.execute(pending)).scalar_one())
+        unapplied = (
+            select(state, func.count()).where(state.in_(["failed", "rejected"])).group_by(state)
+        )
+        for name, count in (await conn.execute(unapplied)).all():
+            found[channel, str(name)] = int(count)
+    return found

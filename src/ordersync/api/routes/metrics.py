@@ -45,6 +45,7 @@ class DatabaseFigures:
     exchange_success: dict[str, datetime] | None  # None: the exchange is switched off
     oldest_unconfirmed: datetime | None
     negative_levels: int = 0
+    inboxes: dict[tuple[str, str], int] | None = None  # (channel, state): events
 
     def collect(self) -> Iterable[Metric]:
         yield GaugeMetricFamily(
@@ -58,6 +59,17 @@ class DatabaseFigures:
             " transfer or count settles them.",
             value=self.negative_levels,
         )
+        if self.inboxes is not None:
+            inbox = GaugeMetricFamily(
+                "ordersync_inbound_events",
+                "Events of the Bitrix site (bitrix) and till documents of the Evotor cloud"
+                " (evotor) waiting to be applied (pending), refused when applied (failed) or"
+                " unreadable (rejected); failed and rejected ones wait for a person.",
+                labels=["channel", "state"],
+            )
+            for (channel, state), count in sorted(self.inboxes.items()):
+                inbox.add_metric([channel, state], count)
+            yield inbox
         yield from self._relay()
         yield from self._exchange()
 
@@ -159,12 +171,13 @@ async def database_figures(db: Db, settings: Settings) -> DatabaseFigures:
     async with db.uow_read() as uow:
         unsequenced = await relay.unsequenced(uow.conn)
         negative = await stock_ops.negative_levels(uow.conn)
+        inboxes = await watch.inbox_states(uow.conn)
         sinks = await relay.backlog(uow.conn, list(settings.sinks), now)
         success = oldest = None
         if exchange.enabled:
             success = await watch.last_exchange_success(uow.conn)
             oldest = await watch.oldest_unconfirmed_order(uow.conn, exchange.export_channels)
-    return DatabaseFigures(now, unsequenced, sinks, success, oldest, negative)
+    return DatabaseFigures(now, unsequenced, sinks, success, oldest, negative, inboxes)
 
 
 @router.get(
