@@ -56,6 +56,7 @@ class Cursor:
     delivered_seq: int
     attempts: int  # failed deliveries in a row, of any kind
     refusals: int = 0  # permanent refusals in a row of the lane's head event
+    waiting: int = 0  # events past the cursor when it was leased (counted up to a batch)
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,11 @@ async def lease(
     now: datetime,
     until: datetime,
     limit: int,
+    count_to: int = 0,
 ) -> list[Cursor]:
     """Lanes with events past their cursor, free or whose lease ran out (a worker that died),
-    and due (not waiting out a retry). Other workers skip the rows this one is taking."""
+    and due (not waiting out a retry). Other workers skip the rows this one is taking.
+    `count_to`: each cursor says how many events wait past it, counted up to this."""
     lock = "FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
     result = await conn.execute(
         _timed(
@@ -200,13 +203,33 @@ async def lease(
                 LIMIT :limit
                 {lock}
             )
-            RETURNING sink, lane, delivered_seq, attempts, refusals
+            RETURNING sink, lane, delivered_seq, attempts, refusals, (
+                SELECT count(*) FROM (
+                    SELECT 1 FROM outbox_events e
+                    WHERE e.lane = relay_cursors.lane AND e.seq > relay_cursors.delivered_seq
+                    LIMIT :count_to
+                ) AS w
+            ) AS waiting
             """
         ).bindparams(bindparam("sinks", expanding=True)),
-        {"worker": worker, "sinks": sinks, "now": now, "until": until, "limit": limit},
+        {
+            "worker": worker,
+            "sinks": sinks,
+            "now": now,
+            "until": until,
+            "limit": limit,
+            "count_to": count_to,
+        },
     )
     return [
-        Cursor(r.sink, r.lane, int(r.delivered_seq), int(r.attempts), int(r.refusals))
+        Cursor(
+            r.sink,
+            r.lane,
+            int(r.delivered_seq),
+            int(r.attempts),
+            int(r.refusals),
+            int(r.waiting),
+        )
         for r in result
     ]
 

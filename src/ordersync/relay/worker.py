@@ -117,18 +117,38 @@ class Relay:
             if names:
                 until = now + timedelta(seconds=self.policy.lease_seconds)
                 cursors = await store.lease(
-                    uow.conn, self.worker_id, names, now, until, self.policy.lanes_per_round
-                )
+                    uow.conn, self.worker_id, names, now, until, self.policy.lanes_per_round,
+                    count_to=self.policy.batch,
+                )  # fmt: skip
             await uow.commit()
-        if cursors:
-            async with self.db.uow_read() as uow:  # every leased lane's batch: one read
-                batches = await store.events_after_lanes(
-                    uow.conn, [(c.lane, c.delivered_seq) for c in cursors], self.policy.batch
-                )
-            groups = self._groups(cursors, batches)
-            self.delivered += sum(await asyncio.gather(*(self._drain_group(g) for g in groups)))
+        # A lane with a quarter of a batch or more waiting, or being retried, is read and
+        # delivered by itself (a backlog's lanes each read, deliver and advance side by side,
+        # as many at once as the pool allows); the others, an event or a few each under a
+        # steady load, are read at once and share requests.
+        big = max(1, self.policy.batch // 4)
+        alone = [c for c in cursors if c.waiting >= big or c.attempts > 0]
+        shared = [c for c in cursors if c not in alone]
+        self.delivered += sum(
+            await asyncio.gather(self._drain_shared(shared), *(self._drain_alone(c) for c in alone))
+        )
         await self._prune_now_and_then(now)
         return len(cursors)
+
+    async def _drain_alone(self, cursor: store.Cursor) -> int:
+        limit = 1 if cursor.refusals > 0 else self.policy.batch  # the refused event alone
+        async with self.db.uow_read() as uow:
+            stored = await store.events_after(uow.conn, cursor.lane, cursor.delivered_seq, limit)
+        return await self._drain(cursor, stored)
+
+    async def _drain_shared(self, cursors: Sequence[store.Cursor]) -> int:
+        if not cursors:
+            return 0
+        async with self.db.uow_read() as uow:  # every lane's batch: one read
+            batches = await store.events_after_lanes(
+                uow.conn, [(c.lane, c.delivered_seq) for c in cursors], self.policy.batch
+            )
+        groups = self._groups(cursors, batches)
+        return sum(await asyncio.gather(*(self._drain_group(g) for g in groups)))
 
     def _groups(
         self, cursors: Sequence[store.Cursor], batches: Sequence[list[store.StoredEvent]]
