@@ -16,7 +16,15 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from ordersync.db.outbox import add_event
-from ordersync.db.relay import backlog, bury, dead_letters, prune, sequence, unsequenced
+from ordersync.db.relay import (
+    backlog,
+    bury,
+    dead_letters,
+    events_after_lanes,
+    prune,
+    sequence,
+    unsequenced,
+)
 from ordersync.db.tables import outbox_events
 from ordersync.db.unit_of_work import Database
 from ordersync.relay.listener import ListenPolicy, OutboxListener
@@ -402,3 +410,113 @@ async def test_a_product_s_stock_events_of_both_shapes_share_one_lane(
             lanes[aggregate_id.split(":")[0]].add(lane)
     assert all(len(v) == 1 for v in lanes.values()), lanes
     assert len({next(iter(v)) for v in lanes.values()}) > 1  # products still spread over lanes
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_lanes_in_good_standing_share_one_request_each_lane_in_order(
+    db: Database, backend: str
+) -> None:
+    """A round's lanes of one sink with few events each (under a quarter of a batch) go in
+    one request of at most `batch` events, in seq order (so each aggregate's events stay in
+    commit order); the request counts as one batch. Lanes with more go alone."""
+    expected = await write_events(db, aggregates=12, per_aggregate=1)
+    every = sorted(i for ids in expected.values() for i in ids)
+    sink = Recorder("hook")
+    policy = RelayPolicy(lanes=4, batch=100, poll_seconds=0)
+    async with db.uow() as uow:
+        await sequence(uow.conn, 4, 100)
+        await uow.commit()
+    async with db.uow_read() as uow:  # every lane's events, read at once, as they were written
+        read = await events_after_lanes(uow.conn, [(lane, 0) for lane in range(4)], 20)
+    assert sorted(e.id for lane in read for e in lane) == every
+    assert all(e.payload == {"n": 0} and e.created_at.tzinfo for lane in read for e in lane)
+    assert all([e.seq for e in lane] == sorted(e.seq for e in lane) for lane in read)
+
+    await drain(Relay(db, {"hook": sink}, policy))
+
+    assert sink.batches == [every]  # 12 events of 4 lanes, one request
+    assert sink.delivered == every
+    async with db.uow_read() as uow:
+        (stats,) = await backlog(uow.conn, ["hook"], utcnow())
+    assert stats.pending == 0
+    assert stats.counters["batches_total"] == 1
+    assert stats.counters["delivered_total"] == len(every)
+    assert stats.counters["latency_le_10"] == len(every)
+
+    more = await write_events(db, aggregates=12, per_aggregate=2)
+    fresh = sorted(i for ids in more.values() for i in ids if i not in every)
+    await drain(Relay(db, {"hook": sink}, RelayPolicy(lanes=4, batch=5, poll_seconds=0)))
+    assert sorted(i for b in sink.batches[1:] for i in b) == fresh
+    assert all(len(b) <= 5 for b in sink.batches[1:])  # never above the batch
+    assert in_aggregate_order(sink.delivered, more)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_an_event_refused_in_a_shared_request_is_found_lane_by_lane(
+    db: Database, backend: str
+) -> None:
+    """A request holding several lanes is refused: each lane is then delivered alone, the
+    refused event found and dead-lettered, every other event delivered in order."""
+    expected = await write_events(db, aggregates=8, per_aggregate=3)
+    every = sorted(i for ids in expected.values() for i in ids)
+    bad = every[10]
+    picky = Recorder("picky", refuse=[bad])
+    policy = RelayPolicy(lanes=4, batch=200, max_attempts=2, backoff_base_seconds=0,
+                         backoff_cap_seconds=0, poll_seconds=0)  # fmt: skip
+
+    await drain(Relay(db, {"picky": picky}, policy))
+
+    assert sorted(picky.delivered) == [i for i in every if i != bad]
+    good = {k: [i for i in ids if i != bad] for k, ids in expected.items()}
+    assert in_aggregate_order(picky.delivered, good)
+    assert picky.tried[0] == every  # the first request held every lane
+    async with db.uow_read() as uow:
+        dead = await dead_letters(uow.conn, "picky")
+    assert [(d[1], d[2]) for d in dead] == [(bad, policy.max_attempts)]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_notify_during_a_round_that_found_nothing_starts_another_at_once(
+    db: Database, backend: str
+) -> None:
+    """On PostgreSQL the wake is cleared before a round, not after: a commit notified while
+    a round found nothing (it sequenced before the commit) is not left to the poll."""
+    relay = Relay(db, {"hook": Recorder("hook")}, RelayPolicy(lanes=2, poll_seconds=30))
+    rounds: list[float] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def round_() -> int:
+        rounds.append(loop.time())
+        if len(rounds) == 1:
+            relay.wake.set()  # the NOTIFY of a commit this round was too early to see
+        else:
+            stop.set()
+        return 0
+
+    relay.run_once = round_  # type: ignore[method-assign]
+    await asyncio.wait_for(relay._rounds(stop), timeout=5)
+
+    assert len(rounds) == 2 and rounds[1] - rounds[0] < 1  # not the 30 s poll
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_the_sequencer_restarts_its_counter_above_every_seq_if_the_row_is_lost(
+    db: Database, backend: str
+) -> None:
+    await write_events(db, aggregates=3, per_aggregate=2)
+    async with db.uow() as uow:
+        assert await sequence(uow.conn, 4, 100) == 6
+        await uow.conn.execute(text("DELETE FROM relay_state"))
+        await uow.commit()
+    await write_events(db, aggregates=2, per_aggregate=1)
+    async with db.uow() as uow:
+        assert await sequence(uow.conn, 4, 100) == 2
+        await uow.commit()
+    e = outbox_events.c
+    async with db.uow_read() as uow:
+        seqs = [r.seq for r in await uow.conn.execute(select(e.seq).order_by(e.id))]
+        counter = (
+            await uow.conn.execute(text("SELECT value FROM relay_state WHERE name = 'last_seq'"))
+        ).scalar_one()
+    assert seqs == list(range(1, 9)) and counter == 8

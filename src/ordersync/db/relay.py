@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     String,
     TextClause,
     bindparam,
@@ -55,6 +56,7 @@ class Cursor:
     delivered_seq: int
     attempts: int  # failed deliveries in a row, of any kind
     refusals: int = 0  # permanent refusals in a row of the lane's head event
+    waiting: int = 0  # events past the cursor when it was leased (counted up to a batch)
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,14 @@ _LANE_KEY = (
 async def sequence(conn: AsyncConnection, lanes: int, limit: int) -> int:
     """Numbers up to `limit` committed, unnumbered events; 0 when another process is the
     sequencer right now."""
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
+    if conn.dialect.name == "postgresql":
+        # The lock is taken by a statement of its own: the numbering statement's snapshot is
+        # then taken after the previous sequencer's commit, so it sees that one's numbers.
         got = await conn.execute(text(f"SELECT pg_try_advisory_xact_lock({_SEQUENCER_LOCK})"))
         if not got.scalar_one():
             return 0
+        numbered = await conn.execute(_PG_SEQUENCE, {"limit": limit, "lanes": lanes})
+        return int(numbered.scalar_one())
     # The counter row is made by the migration; should it be lost, it restarts above any seq.
     await conn.execute(
         text(
@@ -100,11 +105,10 @@ async def sequence(conn: AsyncConnection, lanes: int, limit: int) -> int:
     base = (
         await conn.execute(text("SELECT value FROM relay_state WHERE name = 'last_seq'"))
     ).scalar_one()
-    lane = f"mod(abs(hashtext({_LANE_KEY})), :lanes)" if postgres else "0"
     result = await conn.execute(
         text(
-            f"""
-            UPDATE outbox_events AS e SET seq = :base + n.rn, lane = {lane}
+            """
+            UPDATE outbox_events AS e SET seq = :base + n.rn, lane = 0
             FROM (
                 SELECT id, row_number() OVER (ORDER BY id) AS rn FROM (
                     SELECT id FROM outbox_events WHERE seq IS NULL ORDER BY id LIMIT :limit
@@ -113,7 +117,7 @@ async def sequence(conn: AsyncConnection, lanes: int, limit: int) -> int:
             WHERE e.id = n.id
             """
         ),
-        {"base": int(base), "limit": limit, "lanes": lanes},
+        {"base": int(base), "limit": limit},
     )
     count = int(result.rowcount or 0)
     if count:
@@ -121,6 +125,40 @@ async def sequence(conn: AsyncConnection, lanes: int, limit: int) -> int:
             text("UPDATE relay_state SET value = value + :n WHERE name = 'last_seq'"), {"n": count}
         )
     return count
+
+
+# PostgreSQL's numbering in one statement (one round trip instead of four): the counter (made
+# again above any seq should its row be lost), the events numbered in id order from it with
+# their lanes, the counter moved past them; how many were numbered.
+_PG_SEQUENCE = text(
+    f"""
+    WITH base AS MATERIALIZED (
+        SELECT COALESCE(
+            (SELECT value FROM relay_state WHERE name = 'last_seq'),
+            (SELECT COALESCE(MAX(seq), 0) FROM outbox_events)
+        ) AS value
+    ),
+    batch AS MATERIALIZED (
+        SELECT id, row_number() OVER (ORDER BY id) AS rn FROM (
+            SELECT id FROM outbox_events WHERE seq IS NULL ORDER BY id LIMIT :limit
+        ) AS b
+    ),
+    numbered AS (
+        UPDATE outbox_events AS e
+        SET seq = (SELECT value FROM base) + batch.rn,
+            lane = mod(abs(hashtext({_LANE_KEY})), :lanes)
+        FROM batch WHERE e.id = batch.id
+        RETURNING 1
+    ),
+    counted AS MATERIALIZED (SELECT count(*) AS n FROM numbered),
+    moved AS (
+        INSERT INTO relay_state (name, value)
+        SELECT 'last_seq', (SELECT value FROM base) + n FROM counted WHERE n > 0
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
+    )
+    SELECT n FROM counted
+    """
+)
 
 
 async def ensure_cursors(
@@ -144,9 +182,11 @@ async def lease(
     now: datetime,
     until: datetime,
     limit: int,
+    count_to: int = 0,
 ) -> list[Cursor]:
     """Lanes with events past their cursor, free or whose lease ran out (a worker that died),
-    and due (not waiting out a retry). Other workers skip the rows this one is taking."""
+    and due (not waiting out a retry). Other workers skip the rows this one is taking.
+    `count_to`: each cursor says how many events wait past it, counted up to this."""
     lock = "FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
     result = await conn.execute(
         _timed(
@@ -163,13 +203,33 @@ async def lease(
                 LIMIT :limit
                 {lock}
             )
-            RETURNING sink, lane, delivered_seq, attempts, refusals
+            RETURNING sink, lane, delivered_seq, attempts, refusals, (
+                SELECT count(*) FROM (
+                    SELECT 1 FROM outbox_events e
+                    WHERE e.lane = relay_cursors.lane AND e.seq > relay_cursors.delivered_seq
+                    LIMIT :count_to
+                ) AS w
+            ) AS waiting
             """
         ).bindparams(bindparam("sinks", expanding=True)),
-        {"worker": worker, "sinks": sinks, "now": now, "until": until, "limit": limit},
+        {
+            "worker": worker,
+            "sinks": sinks,
+            "now": now,
+            "until": until,
+            "limit": limit,
+            "count_to": count_to,
+        },
     )
     return [
-        Cursor(r.sink, r.lane, int(r.delivered_seq), int(r.attempts), int(r.refusals))
+        Cursor(
+            r.sink,
+            r.lane,
+            int(r.delivered_seq),
+            int(r.attempts),
+            int(r.refusals),
+            int(r.waiting),
+        )
         for r in result
     ]
 
@@ -185,13 +245,53 @@ async def events_after(conn: AsyncConnection, lane: int, seq: int, limit: int) -
     return [StoredEvent(*row) for row in rows]
 
 
-def _counters(latencies: Sequence[float]) -> dict[str, Any]:
+# One statement whatever the number of lanes (prepared once per connection).
+_EVENTS_AFTER_LANES = text(
+    """
+    SELECT at.k - 1 AS k, e.id, e.seq, e.type, e.aggregate_type, e.aggregate_id, e.payload,
+           e.created_at
+    FROM unnest(CAST(:lanes AS int[]), CAST(:seqs AS bigint[])) WITH ORDINALITY
+         AS at(lane, after, k)
+    CROSS JOIN LATERAL (
+        SELECT * FROM outbox_events o WHERE o.lane = at.lane AND o.seq > at.after
+        ORDER BY o.seq LIMIT :limit
+    ) AS e
+    ORDER BY at.k, e.seq
+    """
+).columns(payload=JSON(), created_at=UtcDateTime())
+
+
+async def events_after_lanes(
+    conn: AsyncConnection, positions: Sequence[tuple[int, int]], limit: int
+) -> list[list[StoredEvent]]:
+    """`events_after` for several (lane, seq) positions in one round trip on PostgreSQL;
+    the events of each, in the order of `positions`."""
+    if conn.dialect.name != "postgresql" or len(positions) < 2:
+        return [await events_after(conn, lane, seq, limit) for lane, seq in positions]
+    rows = await conn.execute(
+        _EVENTS_AFTER_LANES,
+        {
+            "lanes": [lane for lane, _ in positions],
+            "seqs": [seq for _, seq in positions],
+            "limit": limit,
+        },
+    )
+    events: list[list[StoredEvent]] = [[] for _ in positions]
+    for k, *row in rows:
+        events[k].append(StoredEvent(*row))
+    return events
+
+
+def _counters(latencies: Sequence[float], batches: int | None = None) -> dict[str, Any]:
     """The lane's delivery counters, grown by one batch of `latencies` (commit to
-    acknowledged, per event the sink took)."""
+    acknowledged, per event the sink took); `batches`: requests to count, if not one per
+    batch that delivered anything."""
     c = relay_cursors.c
+    if batches is None:
+        batches = 1 if latencies else 0
     counters: dict[str, Any] = {
         "delivered_total": c.delivered_total + len(latencies),
-        "batches_total": c.batches_total + (1 if latencies else 0),
+        "batches_total": c.batches_total + batches,
         "latency_sum": c.latency_sum + float(sum(latencies)),
     }
     for le in LATENCY_BUCKETS:
@@ -209,6 +309,7 @@ async def advance(
     now: datetime | None = None,
     *,
     failed: bool = False,
+    batches: int | None = None,
 ) -> bool:
     """The lane delivered up to `seq` (`failed`: moved past a dead letter instead) and is due
     again at once; False when the lease was lost meanwhile (another worker took the lane over
@@ -221,7 +322,7 @@ async def advance(
         "last_error": None,
         "lease_owner": None,
         "lease_until": None,
-        **_counters(latencies),
+        **_counters(latencies, batches),
     }
     if failed:
         values["failures_total"] = c.failures_total + 1
@@ -235,6 +336,65 @@ async def advance(
     return bool(result.rowcount)
 
 
+async def warm_up(conn: AsyncConnection) -> None:
+    """Runs the statements of a busy round that an idle one does not (reading several lanes,
+    moving several cursors) with nothing to do, so the connection has them prepared."""
+    await conn.execute(_EVENTS_AFTER_LANES, {"lanes": [], "seqs": [], "limit": 1})
+    await advance_many(conn, "", [], datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Advance:
+    cursor: Cursor
+    seq: int
+    latencies: Sequence[float]
+
+
+async def advance_many(
+    conn: AsyncConnection, worker: str, moves: Sequence[Advance], now: datetime
+) -> None:
+    """`advance` for several lanes that delivered in one request (counted once, as the first
+    lane's batch), in one statement on PostgreSQL."""
+    taken = any(m.latencies for m in moves)
+    if conn.dialect.name != "postgresql":
+        for m in moves:
+            batches = int(m is moves[0] and taken)
+            await advance(conn, m.cursor, worker, m.seq, m.latencies, now, batches=batches)
+        return
+    buckets = ", ".join(f"{name} = c.{name} + v.{name}" for name in BUCKET_COLUMNS)
+    arrays = {
+        "sinks": [m.cursor.sink for m in moves],
+        "lanes": [m.cursor.lane for m in moves],
+        "seqs": [m.seq for m in moves],
+        "counts": [len(m.latencies) for m in moves],
+        "batches": [int(i == 0 and taken) for i in range(len(moves))],
+        "sums": [float(sum(m.latencies)) for m in moves],
+        **{
+            name: [sum(1 for x in m.latencies if x <= le) for m in moves]
+            for name, le in zip(BUCKET_COLUMNS, LATENCY_BUCKETS, strict=True)
+        },
+    }
+    await conn.execute(
+        _timed(
+            f"""
+            UPDATE relay_cursors AS c
+            SET delivered_seq = v.seq, attempts = 0, refusals = 0, last_error = NULL,
+                lease_owner = NULL, lease_until = NULL,
+                delivered_total = c.delivered_total + v.n,
+                batches_total = c.batches_total + v.b,
+                latency_sum = c.latency_sum + v.s, {buckets},
+                succeeded_at = CASE WHEN v.n > 0 THEN :now ELSE c.succeeded_at END
+            FROM unnest(CAST(:sinks AS text[]), CAST(:lanes AS int[]), CAST(:seqs AS bigint[]),
+                        CAST(:counts AS bigint[]), CAST(:batches AS int[]), CAST(:sums AS float8[]),
+                        {", ".join(f"CAST(:{n} AS bigint[])" for n in BUCKET_COLUMNS)})
+                 AS v(sink, lane, seq, n, b, s, {", ".join(BUCKET_COLUMNS)})
+            WHERE c.sink = v.sink AND c.lane = v.lane AND c.lease_owner = :worker
+            """
+        ),
+        {"worker": worker, "now": now, **arrays},
+    )
+
+
 async def postpone(
     conn: AsyncConnection,
     cursor: Cursor,
@@ -246,15 +406,17 @@ async def postpone(
     latencies: Sequence[float] = (),
     now: datetime | None = None,
     refusals: int | None = None,
+    failures: int = 1,
 ) -> None:
     """The lane failed: it is tried again at `at`. `seq` and `latencies`: what the failed
-    round delivered before the failure; `refusals`: the head event's refusals so far."""
+    round delivered before the failure; `refusals`: the head event's refusals so far;
+    `failures`: failed requests to count (0 for a lane of a request counted on another)."""
     c = relay_cursors.c
     values: dict[str, Any] = {
         "delivered_seq": cursor.delivered_seq if seq is None else seq,
         "attempts": cursor.attempts + 1,
         "refusals": cursor.refusals if refusals is None else refusals,
-        "failures_total": c.failures_total + 1,
+        "failures_total": c.failures_total + failures,
         "next_attempt_at": at,
         "last_error": error[:2000],
         "lease_owner": None,

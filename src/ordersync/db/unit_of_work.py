@@ -93,6 +93,10 @@ class Database:
         engine = create_engine(url, pool_size, timeout_seconds)
         return cls(engine, catalog_cache_seconds, pool_size, timeout_seconds)
 
+    @property
+    def pool_size(self) -> int:
+        return self._pool_size
+
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
 

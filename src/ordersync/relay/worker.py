@@ -22,6 +22,7 @@ receivers deduplicate on the event id).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -81,11 +82,14 @@ class Relay:
         self.sinks = dict(sinks)
         self.policy = policy or RelayPolicy()
         self.worker_id = worker_id or f"relay-{uuid.uuid4().hex[:12]}"
-        # Set by this process's commits (and by NOTIFY on PostgreSQL, see run): a quiet
-        # system delivers at once instead of at the next poll.
+        # Set by NOTIFY on PostgreSQL (see run), by this process's commits on SQLite: a quiet
+        # system delivers at once instead of at the next poll. On PostgreSQL only a commit of
+        # new events sets it, so it is cleared before each round and a commit during a round
+        # is never missed; on SQLite the relay's own commits set it too, so it is cleared after.
         self.wake = db.committed
         self.listener: OutboxListener | None = None
         if db.engine.dialect.name == "postgresql":
+            self.wake = asyncio.Event()
             self.listener = OutboxListener(db, OUTBOX_CHANNEL, self.wake, listen_policy)
         self._ready = False
         self.delivered = 0  # events handed to sinks by this relay
@@ -106,21 +110,114 @@ class Relay:
                     await store.ensure_cursors(uow.conn, names, self.lanes, utcnow())
                     await uow.commit()
             self._ready = True
-        async with self.db.uow() as uow:
-            await store.sequence(uow.conn, self.lanes, self.policy.batch * 10)
-            await uow.commit()
         now = utcnow()
         cursors: list[store.Cursor] = []
-        if names:
-            async with self.db.uow() as uow:
+        async with self.db.uow() as uow:  # sequencing and leasing: one transaction
+            await store.sequence(uow.conn, self.lanes, self.policy.batch * 10)
+            if names:
                 until = now + timedelta(seconds=self.policy.lease_seconds)
                 cursors = await store.lease(
-                    uow.conn, self.worker_id, names, now, until, self.policy.lanes_per_round
-                )
-                await uow.commit()
-        self.delivered += sum(await asyncio.gather(*(self._drain(c) for c in cursors)))
+                    uow.conn, self.worker_id, names, now, until, self.policy.lanes_per_round,
+                    count_to=self.policy.batch,
+                )  # fmt: skip
+            await uow.commit()
+        # A lane with a quarter of a batch or more waiting, or being retried, is read and
+        # delivered by itself (a backlog's lanes each read, deliver and advance side by side,
+        # as many at once as the pool allows); the others, an event or a few each under a
+        # steady load, are read at once and share requests.
+        big = max(1, self.policy.batch // 4)
+        alone = [c for c in cursors if c.waiting >= big or c.attempts > 0]
+        shared = [c for c in cursors if c not in alone]
+        self.delivered += sum(
+            await asyncio.gather(self._drain_shared(shared), *(self._drain_alone(c) for c in alone))
+        )
         await self._prune_now_and_then(now)
         return len(cursors)
+
+    async def _drain_alone(self, cursor: store.Cursor) -> int:
+        limit = 1 if cursor.refusals > 0 else self.policy.batch  # the refused event alone
+        async with self.db.uow_read() as uow:
+            stored = await store.events_after(uow.conn, cursor.lane, cursor.delivered_seq, limit)
+        return await self._drain(cursor, stored)
+
+    async def _drain_shared(self, cursors: Sequence[store.Cursor]) -> int:
+        if not cursors:
+            return 0
+        async with self.db.uow_read() as uow:  # every lane's batch: one read
+            batches = await store.events_after_lanes(
+                uow.conn, [(c.lane, c.delivered_seq) for c in cursors], self.policy.batch
+            )
+        groups = self._groups(cursors, batches)
+        return sum(await asyncio.gather(*(self._drain_group(g) for g in groups)))
+
+    def _groups(
+        self, cursors: Sequence[store.Cursor], batches: Sequence[list[store.StoredEvent]]
+    ) -> list[list[tuple[store.Cursor, list[store.StoredEvent]]]]:
+        """The leased lanes, grouped into deliveries. Lanes of one sink in good standing
+        share one delivery of at most `batch` events (in seq order, so each lane's events
+        stay in order): under a steady load most lanes hold an event or two, and one request
+        for all of them costs the sink, the relay and the database far less than one each.
+        A lane being retried, or one that fills a batch by itself, is delivered alone."""
+        groups: list[list[tuple[store.Cursor, list[store.StoredEvent]]]] = []
+        open_: dict[str, tuple[list[tuple[store.Cursor, list[store.StoredEvent]]], int]] = {}
+        for cursor, stored in zip(cursors, batches, strict=True):
+            if cursor.refusals > 0:
+                stored = stored[:1]  # the refused event alone
+            if cursor.attempts > 0 or not stored or len(stored) >= self.policy.batch:
+                groups.append([(cursor, stored)])
+                continue
+            group, size = open_.get(cursor.sink, ([], 0))
+            if size + len(stored) > self.policy.batch:
+                group, size = [], 0
+            if not group:
+                groups.append(group)
+            group.append((cursor, stored))
+            open_[cursor.sink] = (group, size + len(stored))
+        return groups
+
+    async def _drain_group(self, group: list[tuple[store.Cursor, list[store.StoredEvent]]]) -> int:
+        if len(group) == 1:
+            return await self._drain(*group[0])
+        sink = self.sinks[group[0][0].sink]
+        every = sorted(
+            (_Pending(s, _event(s)) for _, stored in group for s in stored),
+            key=lambda p: p.stored.seq,
+        )
+        wanted = [p for p in every if sink.wants(p.event)]
+        _, failure = await self._deliver_once(sink, [p.event for p in wanted])
+        if failure is not None:
+            if _refused(failure):  # each lane alone finds the event refused
+                return sum(await asyncio.gather(*(self._drain(*lane) for lane in group)))
+            # One request failed: every lane in it backs off, one failure is counted.
+            return sum(
+                await asyncio.gather(
+                    *(
+                        self._down_for_now(c, c.delivered_seq, [], failure, counted=i == 0)
+                        for i, (c, _) in enumerate(group)
+                    )
+                )
+            )
+        now = utcnow()
+        took = {p.stored.id for p in wanted}
+        moves = [
+            store.Advance(
+                cursor,
+                stored[-1].seq,
+                [(now - s.created_at).total_seconds() for s in stored if s.id in took],
+            )
+            for cursor, stored in group
+        ]  # the request is counted once, as one batch, by the first lane
+        if group[0][0].sink in self._down:  # the sink is back: wake its lanes backing off
+            for move in moves:
+                await self._advance(move.cursor, move.seq, list(move.latencies))
+        elif self.db.is_postgres:  # one statement, committed by itself
+            async with self.db.connect(autocommit=True) as conn:
+                await store.advance_many(conn, self.worker_id, moves, now)
+        else:
+            async with self.db.uow() as uow:
+                await store.advance_many(uow.conn, self.worker_id, moves, now)
+                await uow.commit()
+        return len(took)
 
     async def _prune_now_and_then(self, now: datetime) -> None:
         clock = asyncio.get_running_loop().time()
@@ -143,15 +240,32 @@ class Relay:
         if self.listener is not None:
             listening = asyncio.create_task(self.listener.run(stop))
         try:
+            await self._warm_up()
             await self._rounds(stop)
         finally:
             if listening is not None:
                 stop.set()
                 await listening
 
+    async def _warm_up(self) -> None:
+        """Prepares the round's statements on every connection of the pool (PostgreSQL), so
+        the first events after a start do not wait for that; a database that is down now is
+        left to the rounds, which retry."""
+        if not self.db.is_postgres:
+            return
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(self.db.pool_size):
+                    conn = await stack.enter_async_context(self.db.connect(autocommit=True))
+                    await store.warm_up(conn)
+        except Exception as exc:
+            log.debug("relay warm-up skipped: %s", exc)
+
     async def _rounds(self, stop: asyncio.Event) -> None:
         database_down = False
         while not stop.is_set():
+            if self.listener is not None:
+                self.wake.clear()  # a NOTIFY from now on means another round
             try:
                 done = await self.run_once()
             except Exception as exc:  # a database hiccup must not end the relay
@@ -166,18 +280,17 @@ class Relay:
                     log.warning("relay: the database is back")
                 database_down = False
             if done == 0:
-                self.wake.clear()
+                if self.listener is None:
+                    self.wake.clear()
                 waits = [asyncio.ensure_future(e.wait()) for e in (stop, self.wake)]
                 await asyncio.wait(waits, timeout=self.policy.poll_seconds,
                                    return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 for w in waits:
                     w.cancel()
 
-    async def _drain(self, cursor: store.Cursor) -> int:
+    async def _drain(self, cursor: store.Cursor, stored: list[store.StoredEvent]) -> int:
+        """Delivers one lane's batch `stored` (read past its cursor) and moves its cursor."""
         sink = self.sinks[cursor.sink]
-        limit = 1 if cursor.refusals > 0 else self.policy.batch  # the refused event alone
-        async with self.db.uow_read() as uow:
-            stored = await store.events_after(uow.conn, cursor.lane, cursor.delivered_seq, limit)
         if not stored:
             return await self._advance(cursor, cursor.delivered_seq, [])
         wanted = [p for p in (_Pending(s, _event(s)) for s in stored) if sink.wants(p.event)]
@@ -199,22 +312,29 @@ class Relay:
     ) -> tuple[int, Exception | None]:
         """Delivers `events` in order: how many of them the sink took, and the failure that
         stopped it. A refused batch is halved until the refused event is found."""
-        if not events:
-            return 0, None
-        try:
-            await asyncio.wait_for(
-                sink.deliver(events), timeout=self.policy.deliver_timeout_seconds
-            )
-            return len(events), None
-        except (DeliveryFailed, TimeoutError) as exc:
-            if not _refused(exc) or len(events) == 1:
-                return 0, exc
+        done, failure = await self._deliver_once(sink, events)
+        if failure is None or not _refused(failure) or len(events) == 1:
+            return done, failure
         half = len(events) // 2
         done, failure = await self._deliver(sink, events[:half])
         if failure is not None:
             return done, failure
         more, failure = await self._deliver(sink, events[half:])
         return done + more, failure
+
+    async def _deliver_once(
+        self, sink: Sink, events: Sequence[OutboxEvent]
+    ) -> tuple[int, Exception | None]:
+        """One delivery of `events`: all of them taken, or none and the failure."""
+        if not events:
+            return 0, None
+        try:
+            await asyncio.wait_for(
+                sink.deliver(events), timeout=self.policy.deliver_timeout_seconds
+            )
+        except (DeliveryFailed, TimeoutError) as exc:
+            return 0, exc
+        return len(events), None
 
     async def _advance(self, cursor: store.Cursor, seq: int, latencies: list[float]) -> int:
         now = utcnow()
@@ -231,11 +351,18 @@ class Relay:
         return len(latencies)
 
     async def _down_for_now(
-        self, cursor: store.Cursor, reached: int, latencies: list[float], exc: Exception
+        self,
+        cursor: store.Cursor,
+        reached: int,
+        latencies: list[float],
+        exc: Exception,
+        *,
+        counted: bool = True,
     ) -> int:
-        """The sink is unavailable: back off, never give up on the events."""
+        """The sink is unavailable: back off, never give up on the events. `counted`: the
+        failed request is counted (once for a request that held several lanes)."""
         error = str(exc) or type(exc).__name__
-        self.failures += 1
+        self.failures += int(counted)
         self._down.add(cursor.sink)
         now = utcnow()
         retry_after = exc.retry_after if isinstance(exc, DeliveryFailed) else None
@@ -243,7 +370,8 @@ class Relay:
         probe = max(self.policy.probe_seconds, retry_after or 0.0)
         async with self.db.uow() as uow:
             await store.postpone(uow.conn, cursor, self.worker_id, now + timedelta(seconds=delay),
-                                 error, seq=reached, latencies=latencies, now=now)  # fmt: skip
+                                 error, seq=reached, latencies=latencies, now=now,
+                                 failures=int(counted))  # fmt: skip
             await store.keep_probing(uow.conn, cursor.sink, now + timedelta(seconds=probe))
             await uow.commit()
         return len(latencies)

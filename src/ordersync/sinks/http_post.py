@@ -19,6 +19,9 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+# httpx runs on anyio, which loads its asyncio backend at the first request: loaded here, the
+# relay's first delivery after a start does not wait for the import.
+import anyio._backends._asyncio  # noqa: F401
 import httpx
 
 from .base import DeliveryFailed, OutboxEvent
