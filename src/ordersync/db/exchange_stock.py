@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +39,9 @@ from .tables import exchange_stock_coverage, outbox_events
 from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
+# A hub movement recorded this long before a file's staging compared its levels may have been
+# committed after that comparison (a transaction still open then): its levels are read again.
+STAGING_MARGIN = timedelta(hours=1)
 _ATTEMPTS = 4  # the optimistic write, then with the chunk's rows locked first
 
 
@@ -148,12 +151,7 @@ def _pg_skipped(skip_later: bool) -> str:
 
 # What the chunk set, per store, as sorted product ids; an older row of exactly the same
 # levels says nothing more and goes (a full file sent again replaces its predecessor's rows).
-_PG_COVERAGE = """
-    cov AS (
-        SELECT store_id, array_agg(product_id ORDER BY product_id) AS ids,
-               min(product_id) AS lo, max(product_id) AS hi
-        FROM src GROUP BY store_id
-    ),
+_PG_COV_WRITE = """
     cov_new AS (
         INSERT INTO exchange_stock_coverage (file_id, store_id, formed_at, first_product,
                                              last_product, product_ids)
@@ -167,6 +165,15 @@ _PG_COVERAGE = """
           AND o.product_ids = cov.ids
         RETURNING o.id
     ),"""
+_PG_COVERAGE = (
+    """
+    cov AS (
+        SELECT store_id, array_agg(product_id ORDER BY product_id) AS ids,
+               min(product_id) AS lo, max(product_id) AS hi
+        FROM src GROUP BY store_id
+    ),"""
+    + _PG_COV_WRITE
+)
 
 _PG_LOCK = """
     SELECT 1 FROM stock_levels sl
@@ -205,6 +212,80 @@ _PG_PAYLOAD = (
     f" || string_agg({_PG_LEVEL}, ', ' ORDER BY store_id)"
     ' || \'], "reason": "exchange_1c", "document_type": "exchange_1c"\''
     " || ', \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
+)
+
+# Staging (master = "1c"): each staged batch is compared with the hub's levels while the
+# reader parses the next batch, so a re-import's apply looks up only the figures that differ.
+# `stale` lists the positions (from 1) of an item's figures that differed from their level, or
+# of a store the hub does not have yet; an item naming a store twice is left uncompared (NULL).
+# Items of products the hub does not have yet (a first import) are not compared either.
+_PG_COMPARE = """
+    UPDATE exchange_stage_items t SET stale = c.stale
+    FROM (
+        SELECT i.seq,
+               COALESCE(array_agg(u.k::int ORDER BY u.k) FILTER (
+                   WHERE sl.on_hand IS DISTINCT FROM
+                         CASE WHEN p.unit = 'pcs' THEN GREATEST(u.qty, 0) / 1000 * 1000
+                              ELSE GREATEST(u.qty, 0) END
+               ), '{}') AS stale
+        FROM exchange_stage_items i
+        JOIN products p ON p.xml_id = i.xml_id
+        CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities)
+                           WITH ORDINALITY AS u(num, qty, k)
+        LEFT JOIN stock_levels sl
+               ON sl.product_id = p.id
+              AND sl.store_id = (CAST(:store_of AS int[]))[u.num + 1]
+        WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
+        GROUP BY i.seq
+        HAVING count(DISTINCT u.num) = count(*)
+    ) c
+    WHERE t.file_id = :f AND t.seq = c.seq
+"""
+
+# The chunk's figures when no later file set any of its stores. With :use_stale, a figure that
+# was equal to its level when staged is left out (no level read, no write), unless the product
+# has hub movements that the staging snapshot may not have seen or that make the target differ
+# (late ones, and any recorded since shortly before staging); every other import of the hub
+# since staging turns :use_stale off (CatalogApply asks quiet_since first).
+_PG_FIG = """
+    fig AS MATERIALIZED (
+        SELECT p.id AS product_id, p.unit, i.seq, u.qty, u.k, i.stale,
+               (CAST(:store_of AS int[]))[u.num + 1] AS store_id
+        FROM exchange_stage_items i
+        JOIN products p ON p.xml_id = i.xml_id
+        CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities)
+                           WITH ORDINALITY AS u(num, qty, k)
+        WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
+    ),
+    touched AS MATERIALIZED (
+        SELECT DISTINCT m.product_id
+        FROM stock_movements m
+        WHERE CAST(:use_stale AS boolean) AND m.reason <> 'exchange_1c'
+          AND m.recorded_at > CAST(:since AS timestamptz)
+          AND (m.business_time > CAST(:formed AS timestamptz)
+               OR m.recorded_at > LEAST(CAST(:formed AS timestamptz),
+                                        CAST(:recent AS timestamptz)))
+    ),
+    src AS (
+        SELECT DISTINCT ON (product_id, store_id) product_id, store_id,
+               CASE WHEN unit = 'pcs' THEN GREATEST(qty, 0) / 1000 * 1000
+                    ELSE GREATEST(qty, 0) END AS figure
+        FROM fig
+        WHERE store_id IS NOT NULL
+          AND (NOT CAST(:use_stale AS boolean) OR stale IS NULL OR k = ANY(stale)
+               OR product_id IN (SELECT product_id FROM touched))
+        ORDER BY product_id, store_id, seq DESC
+    ),"""
+
+# Coverage from every figure of the chunk (the levels the file set, changed or not).
+_PG_FIG_COVERAGE = (
+    """
+    cov AS (
+        SELECT store_id, array_agg(DISTINCT product_id ORDER BY product_id) AS ids,
+               min(product_id) AS lo, max(product_id) AS hi
+        FROM fig WHERE store_id IS NOT NULL GROUP BY store_id
+    ),"""
+    + _PG_COV_WRITE
 )
 
 _PG_ADOPT = """
@@ -262,7 +343,7 @@ _PG_ADOPT = """
         GROUP BY product_id
         RETURNING id
     )
-    SELECT (SELECT count(*) FROM written) AS moved, (SELECT count(*) FROM src) AS figures,
+    SELECT (SELECT count(*) FROM written) AS moved, {figures} AS figures,
            (SELECT count(*) FROM evt) AS events,
            (SELECT count(*) FROM mov) AS movements, {skipped},
            -- Every changed level written, or the statement undoes itself (a concurrent write).
@@ -272,11 +353,20 @@ _PG_ADOPT = """
 
 
 def _pg_adopt(skip_later: bool) -> str:
+    if skip_later:
+        return _PG_ADOPT.format(
+            source=_pg_source(True),
+            coverage=_PG_COVERAGE,
+            payload=_PG_PAYLOAD,
+            skipped=_pg_skipped(True),
+            figures="(SELECT count(*) FROM src)",
+        )
     return _PG_ADOPT.format(
-        source=_pg_source(skip_later),
-        coverage=_PG_COVERAGE,
+        source=_PG_FIG + _PG_LATE,
+        coverage=_PG_FIG_COVERAGE,
         payload=_PG_PAYLOAD,
-        skipped=_pg_skipped(skip_later),
+        skipped=_pg_skipped(False),
+        figures="(SELECT COALESCE(sum(cardinality(ids)), 0) FROM cov)",
     )
 
 
@@ -336,6 +426,7 @@ async def adopt_figures(
     formed_at: datetime,
     document_id: str,
     now: datetime,
+    compared_from: datetime | None = None,
 ) -> ChunkResult:
     """master = "1c": the chunk's stock levels take 1C's figures (see the module docstring),
     except levels a file formed later already set."""
@@ -346,6 +437,10 @@ async def adopt_figures(
         return await _adopt_row_by_row(conn, params, document_id, later)
     params["doc_json"] = json.dumps(document_id, ensure_ascii=False)
     params["store_of"] = await _store_of(conn, file_id)
+    # The comparison made while staging holds if no other import wrote levels since.
+    use_stale = compared_from is not None and await quiet_since(conn, file_id, compared_from)
+    params["use_stale"] = use_stale
+    params["recent"] = (compared_from or formed_at) - STAGING_MARGIN
     statement = _sql(_PG_ADOPT_SKIPPING if later.check or later.too_old else _PG_ADOPT_ANY)
     # A chunk's sorts and hashes fit in memory instead of spilling to disk. And every table
     # is reached through an index (a chunk touches a bounded part of each): the planner cannot
@@ -366,6 +461,32 @@ async def adopt_figures(
             if not _raced(exc) or attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def compare_staged(conn: AsyncConnection, file_id: int, lo: int, hi: int) -> None:
+    """Marks the figures of staged items [lo, hi) that differ from the hub's levels now
+    (PostgreSQL; SQLite compares when it applies). Run in the staging transaction, while the
+    reader parses the next batch."""
+    if conn.dialect.name != "postgresql":
+        return
+    params = {"f": file_id, "lo": lo, "hi": hi, "store_of": await _store_of(conn, file_id)}
+    # Each level by its key: the planner cannot size the unnest and would hash all levels.
+    await conn.execute(text("SET LOCAL enable_seqscan = off"))
+    await conn.execute(text(_PG_COMPARE), params)
+    await conn.execute(text("SET LOCAL enable_seqscan = on"))
+
+
+async def quiet_since(conn: AsyncConnection, file_id: int, since: datetime) -> bool:
+    """No other file is applying, or finished applying at or after `since`: no level was
+    written by another import after this file's staging compared it."""
+    statement = text(
+        """
+        SELECT count(*) FROM exchange_files
+        WHERE id <> :f AND (status = 'applying' OR (status = 'done' AND updated_at >= :since))
+        """
+    ).bindparams(bindparam("since", type_=UtcDateTime()))
+    busy = (await conn.execute(statement, {"f": file_id, "since": since})).scalar_one()
+    return int(busy) == 0
 
 
 def _raced(exc: DBAPIError) -> bool:

@@ -542,6 +542,13 @@ exchange_stage_items = Table(
         JSON(none_as_null=True).with_variant(ARRAY(BigInteger), "postgresql"),
         nullable=True,
     ),
+    # The positions (from 1) of the figures that differed from the hub's levels when the item
+    # was staged; NULL when it was not compared (db/exchange_stock.py, compare_staged).
+    Column(
+        "stale",
+        JSON(none_as_null=True).with_variant(ARRAY(Integer), "postgresql"),
+        nullable=True,
+    ),
 )
 
 exchange_stage_stores = Table(
