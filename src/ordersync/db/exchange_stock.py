@@ -32,13 +32,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain import events
-from ..domain.quantities import QUANTITY_SCALE, from_units, to_units
-from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD, adopted_on_hand
+from ..domain.quantities import QUANTITY_SCALE, from_units
+from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD
 from ..domain.types import MovementReason
-from .tables import exchange_stock_coverage, outbox_events
+from .tables import exchange_stock_coverage
 from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
+_WHOLE = 10**QUANTITY_SCALE  # one unit in thousandths
 # A hub movement recorded this long before a file's staging compared its levels may have been
 # committed after that comparison (a transaction still open then): its levels are read again.
 STAGING_MARGIN = timedelta(hours=1)
@@ -84,7 +85,9 @@ _PG_RAW = """
             SELECT p.id AS product_id, p.unit, i.seq, u.qty,
                    (CAST(:store_of AS int[]))[u.num + 1] AS store_id
             FROM exchange_stage_items i
-            JOIN products p ON p.xml_id = i.xml_id
+            CROSS JOIN LATERAL (  -- by its key: a join would hash every product per chunk
+                SELECT p.id, p.unit FROM products p WHERE p.xml_id = i.xml_id LIMIT 1
+            ) p
             CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities) AS u(num, qty)
             WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
         ) q
@@ -216,30 +219,41 @@ _PG_PAYLOAD = (
 
 # Staging (master = "1c"): each staged batch is compared with the hub's levels while the
 # reader parses the next batch, so a re-import's apply looks up only the figures that differ.
-# `stale` lists the positions (from 1) of an item's figures that differed from their level, or
-# of a store the hub does not have yet; an item naming a store twice is left uncompared (NULL).
+# `stale` has bit k - 1 set for each figure k (from 1) that differed from its level, or is for
+# a store the hub does not have yet; an item naming a store twice, or with more than 63
+# figures, is left uncompared (NULL).
 # Items of products the hub does not have yet (a first import) are not compared either.
 _PG_COMPARE = """
-    UPDATE exchange_stage_items t SET stale = c.stale
-    FROM (
+    WITH c AS MATERIALIZED (
         SELECT i.seq,
-               COALESCE(array_agg(u.k::int ORDER BY u.k) FILTER (
+               COALESCE(bit_or(CAST(1 AS bigint) << CAST(u.k - 1 AS int)) FILTER (
                    WHERE sl.on_hand IS DISTINCT FROM
                          CASE WHEN p.unit = 'pcs' THEN GREATEST(u.qty, 0) / 1000 * 1000
                               ELSE GREATEST(u.qty, 0) END
-               ), '{}') AS stale
+               ), 0) AS stale
         FROM exchange_stage_items i
-        JOIN products p ON p.xml_id = i.xml_id
+        -- LATERAL ... LIMIT 1: each product and level looked up by its key (a join would hash
+        -- all of them, a cost that grows with the hub and not with the batch).
+        CROSS JOIN LATERAL (
+            SELECT p.id, p.unit FROM products p WHERE p.xml_id = i.xml_id LIMIT 1
+        ) p
         CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities)
                            WITH ORDINALITY AS u(num, qty, k)
-        LEFT JOIN stock_levels sl
-               ON sl.product_id = p.id
-              AND sl.store_id = (CAST(:store_of AS int[]))[u.num + 1]
+        LEFT JOIN LATERAL (
+            SELECT sl.on_hand FROM stock_levels sl
+            WHERE sl.product_id = p.id AND sl.store_id = (CAST(:store_of AS int[]))[u.num + 1]
+            LIMIT 1
+        ) sl ON true
         WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
         GROUP BY i.seq
-        HAVING count(DISTINCT u.num) = count(*)
-    ) c
-    WHERE t.file_id = :f AND t.seq = c.seq
+        HAVING count(DISTINCT u.num) = count(*) AND count(*) <= 63
+    )
+    -- Each item updated by its key, from arrays: the planner sizes an unnest small and drives
+    -- the update from it (joined to `c` itself it compared every item with every other).
+    UPDATE exchange_stage_items t SET stale = s.stale
+    FROM unnest((SELECT array_agg(seq) FROM c), (SELECT array_agg(stale) FROM c))
+         AS s(seq, stale)
+    WHERE t.file_id = :f AND t.seq = s.seq
 """
 
 # The chunk's figures when no later file set any of its stores. With :use_stale, a figure that
@@ -252,7 +266,9 @@ _PG_FIG = """
         SELECT p.id AS product_id, p.unit, i.seq, u.qty, u.k, i.stale,
                (CAST(:store_of AS int[]))[u.num + 1] AS store_id
         FROM exchange_stage_items i
-        JOIN products p ON p.xml_id = i.xml_id
+        CROSS JOIN LATERAL (  -- by its key: a join would hash every product per chunk
+            SELECT p.id, p.unit FROM products p WHERE p.xml_id = i.xml_id LIMIT 1
+        ) p
         CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities)
                            WITH ORDINALITY AS u(num, qty, k)
         WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
@@ -272,7 +288,8 @@ _PG_FIG = """
                     ELSE GREATEST(qty, 0) END AS figure
         FROM fig
         WHERE store_id IS NOT NULL
-          AND (NOT CAST(:use_stale AS boolean) OR stale IS NULL OR k = ANY(stale)
+          AND (NOT CAST(:use_stale AS boolean) OR stale IS NULL
+               OR (stale >> CAST(k - 1 AS int)) & 1 = 1
                OR product_id IN (SELECT product_id FROM touched))
         ORDER BY product_id, store_id, seq DESC
     ),"""
@@ -578,8 +595,11 @@ async def _sqlite_diff(
     for product_id, unit, store_numbers, quantities in items:
         for number, qty in zip(json.loads(store_numbers), json.loads(quantities), strict=True):
             if number in store_of:
-                figure = adopted_on_hand(_units(int(qty)), Decimal(0), unit == "pcs")
-                figures[(product_id, store_of[number])] = to_units(figure, QUANTITY_SCALE)
+                # adopted_on_hand(figure, 0, pcs) in thousandths
+                figure = max(int(qty), 0)
+                if unit == "pcs":
+                    figure -= figure % _WHOLE
+                figures[(product_id, store_of[number])] = figure
     skipped = (0, 0)
     if later is not None and (later.check or later.too_old):
         figures, skipped = await _without_later_levels(conn, params, later, figures)
@@ -694,32 +714,28 @@ async def _adopt_row_by_row(
     """SQLite's half of _PG_ADOPT, in a few executemany statements: the chunk's transaction
     began IMMEDIATE (db/engine.py), so what _sqlite_diff read stays as it read it."""
     rows, (skipped_later, too_old) = await _sqlite_diff(conn, params, later)
-    created: list[dict[str, Any]] = []
-    updated: list[dict[str, Any]] = []
-    moved: list[dict[str, Any]] = []
+    levels: list[tuple[int, int, int]] = []  # created or changed: (product, store, on_hand)
+    moved: list[tuple[int, int, int]] = []  # (product, store, quantity)
     settled: list[tuple[int, int, int]] = []  # a negative level the figure brings back
     written: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
     for product_id, store_id, figure, old, late in rows:
-        target = to_units(
-            adopted_on_hand(_units(figure), _units(late), whole_pieces=False), QUANTITY_SCALE
-        )  # the figure is already whole for piece goods
-        key = {"p": product_id, "s": store_id, "t": target}
-        if old is None:
-            created.append(key)
-        elif target != old:
-            updated.append(key)
+        # adopted_on_hand in thousandths: the figure is already at least 0, and whole for
+        # piece goods (_sqlite_diff).
+        target = max(figure + late, 0)
+        if old is None or target != old:
+            levels.append((product_id, store_id, target))
         if target == (old or 0):
             continue
-        moved.append({**key, "q": target - (old or 0)})
+        moved.append((product_id, store_id, target - (old or 0)))
         if old is not None and old < 0:
             settled.append((product_id, store_id, target))
         written[product_id].append((store_id, _units(target), Decimal(0)))
-    if created:
-        await conn.execute(_sql(_SQLITE_CREATE), [{**params, **k} for k in created])
-    if updated:
-        await conn.execute(_sql(_SQLITE_UPDATE), [{**params, **k} for k in updated])
+    # Each statement takes the chunk's rows as one JSON array: binding them row by row through
+    # executemany cost more than SQLite's own work (a million levels in a first import).
+    if levels:
+        await conn.execute(_sql(_SQLITE_LEVELS), {**params, "rows": json.dumps(levels)})
     if moved:
-        await conn.execute(_sql(_SQLITE_MOVE), [{**params, **k} for k in moved])
+        await conn.execute(_sql(_SQLITE_MOVE), {**params, "rows": json.dumps(moved)})
     reserved = await _reserved(conn, [(p, s) for p, s, _ in settled] + [
         (p, s) for p, levels in written.items() for s, _, _ in levels
     ])  # fmt: skip
@@ -729,18 +745,28 @@ async def _adopt_row_by_row(
     return ChunkResult(count, len(rows), skipped_later, too_old)
 
 
-_SQLITE_CREATE = """
+# A level is created or its on_hand set (its reserved stays); `WHERE true` lets SQLite parse
+# the ON CONFLICT after a SELECT.
+_SQLITE_LEVELS = """
     INSERT INTO stock_levels (product_id, store_id, on_hand, reserved, updated_at)
-    VALUES (:p, :s, :t, 0, :now)
-"""
-_SQLITE_UPDATE = """
-    UPDATE stock_levels SET on_hand = :t, updated_at = :now
-    WHERE product_id = :p AND store_id = :s
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), 0, :now
+    FROM json_each(:rows) WHERE true
+    ON CONFLICT (product_id, store_id) DO UPDATE
+        SET on_hand = excluded.on_hand, updated_at = excluded.updated_at
 """
 _SQLITE_MOVE = """
     INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
                                  document_id, business_time, recorded_at)
-    VALUES (:p, :s, :q, 'exchange_1c', 'exchange_1c', :doc, :formed, :now)
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), 'exchange_1c', 'exchange_1c', :doc, :formed, :now
+    FROM json_each(:rows)
+"""
+_SQLITE_EVENTS = """
+    INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), json_extract(value, '$[3]'), :now
+    FROM json_each(:rows)
 """
 
 
@@ -772,13 +798,12 @@ async def _sqlite_events(
 ) -> None:
     """One stock.levels_changed per product (as on PostgreSQL), and a stock.negative for a
     level the figure brought back from below zero (as stock_ops writes it)."""
-    now = params["now"]
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[str, str, str, str]] = []  # type, aggregate type and id, payload JSON
     for product_id, store_id, target in settled:
         payload = events.stock_negative(
             product_id, store_id, _units(target), str(MovementReason.EXCHANGE_1C), document_id
         )
-        rows.append(_event(events.STOCK_NEGATIVE, f"{product_id}:{store_id}", payload, now))
+        rows.append(_event(events.STOCK_NEGATIVE, f"{product_id}:{store_id}", payload))
     for product_id, levels in written.items():
         figures = sorted(
             (s, on_hand, _units(reserved.get((product_id, s), 0))) for s, on_hand, _ in levels
@@ -786,19 +811,13 @@ async def _sqlite_events(
         payload = events.stock_levels_changed(
             product_id, figures, DOCUMENT_TYPE, DOCUMENT_TYPE, document_id
         )
-        rows.append(_event(events.STOCK_LEVELS_CHANGED, str(product_id), payload, now))
+        rows.append(_event(events.STOCK_LEVELS_CHANGED, str(product_id), payload))
     if rows:
-        await conn.execute(insert(outbox_events), rows)
+        await conn.execute(_sql(_SQLITE_EVENTS), {"now": params["now"], "rows": json.dumps(rows)})
 
 
-def _event(type_: str, aggregate_id: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "aggregate_type": events.AGGREGATE_STOCK,
-        "aggregate_id": aggregate_id,
-        "payload": payload,
-        "created_at": now,
-    }
+def _event(type_: str, aggregate_id: str, payload: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (type_, events.AGGREGATE_STOCK, aggregate_id, json.dumps(payload))
 
 
 def _units(thousandths: int) -> Decimal:

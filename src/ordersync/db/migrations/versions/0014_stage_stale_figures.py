@@ -2,7 +2,8 @@
 
 A 1C re-import compares each staged batch with the stock levels while the next batch is still
 being parsed (db/exchange_stock.py, compare_staged); the apply then looks up the levels of the
-figures that differed only. NULL: not compared (the apply compares every figure).
+figures that differed only. A bit per figure (the first figure's is 1); NULL: not compared (the
+apply compares every figure).
 
 Revision ID: 0014
 Revises: 0013
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import ARRAY
 
 revision = "0014"
 down_revision = "0013"
@@ -22,8 +22,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    kind = sa.JSON().with_variant(ARRAY(sa.Integer()), "postgresql")
-    op.add_column("exchange_stage_items", sa.Column("stale", kind, nullable=True))
+    op.add_column("exchange_stage_items", sa.Column("stale", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
