@@ -130,8 +130,11 @@ _PG_LATE = """
                GREATEST(src.figure + COALESCE(late.qty, 0), 0) AS target
         FROM src
         LEFT JOIN late ON late.product_id = src.product_id AND late.store_id = src.store_id
-        LEFT JOIN stock_levels sl
-               ON sl.product_id = src.product_id AND sl.store_id = src.store_id
+        -- Each level by its key (a join may merge or hash the whole table per chunk).
+        LEFT JOIN LATERAL (
+            SELECT sl.on_hand, sl.reserved FROM stock_levels sl
+            WHERE sl.product_id = src.product_id AND sl.store_id = src.store_id LIMIT 1
+        ) sl ON true
     )
 """
 
