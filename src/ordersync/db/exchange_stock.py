@@ -227,28 +227,34 @@ _PG_PAYLOAD = (
 # figures, is left uncompared (NULL).
 # Items of products the hub does not have yet (a first import) are not compared either.
 _PG_COMPARE = """
-    WITH c AS MATERIALIZED (
-        SELECT i.seq,
-               COALESCE(bit_or(CAST(1 AS bigint) << CAST(u.k - 1 AS int)) FILTER (
-                   WHERE sl.on_hand IS DISTINCT FROM
-                         CASE WHEN p.unit = 'pcs' THEN GREATEST(u.qty, 0) / 1000 * 1000
-                              ELSE GREATEST(u.qty, 0) END
-               ), 0) AS stale
+    WITH items AS MATERIALIZED (
+        SELECT i.seq, p.id AS product_id, p.unit, i.store_numbers, i.quantities
         FROM exchange_stage_items i
-        -- LATERAL ... LIMIT 1: each product and level looked up by its key (a join would hash
-        -- all of them, a cost that grows with the hub and not with the batch).
-        CROSS JOIN LATERAL (
+        CROSS JOIN LATERAL (  -- by its key: a join would hash every product per batch
             SELECT p.id, p.unit FROM products p WHERE p.xml_id = i.xml_id LIMIT 1
         ) p
-        CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities)
-                           WITH ORDINALITY AS u(num, qty, k)
-        LEFT JOIN LATERAL (
-            SELECT sl.on_hand FROM stock_levels sl
-            WHERE sl.product_id = p.id AND sl.store_id = (CAST(:store_of AS int[]))[u.num + 1]
-            LIMIT 1
-        ) sl ON true
         WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
-        GROUP BY i.seq
+    ),
+    -- The batch's levels in one index scan by product (a probe per level cost twice as much),
+    -- matched to the figures by hashing.
+    levels AS MATERIALIZED (
+        SELECT sl.product_id, sl.store_id, sl.on_hand FROM stock_levels sl
+        WHERE sl.product_id = ANY(ARRAY(SELECT product_id FROM items))
+    ),
+    c AS MATERIALIZED (
+        SELECT it.seq,
+               COALESCE(bit_or(CAST(1 AS bigint) << CAST(u.k - 1 AS int)) FILTER (
+                   WHERE l.on_hand IS DISTINCT FROM
+                         CASE WHEN it.unit = 'pcs' THEN GREATEST(u.qty, 0) / 1000 * 1000
+                              ELSE GREATEST(u.qty, 0) END
+               ), 0) AS stale
+        FROM items it
+        CROSS JOIN LATERAL unnest(it.store_numbers, it.quantities)
+                           WITH ORDINALITY AS u(num, qty, k)
+        LEFT JOIN levels l
+               ON l.product_id = it.product_id
+              AND l.store_id = (CAST(:store_of AS int[]))[u.num + 1]
+        GROUP BY it.seq
         HAVING count(DISTINCT u.num) = count(*) AND count(*) <= 63
     )
     -- Each item updated by its key, from arrays: the planner sizes an unnest small and drives
