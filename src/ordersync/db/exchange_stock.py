@@ -40,6 +40,7 @@ from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
 _WHOLE = 10**QUANTITY_SCALE  # one unit in thousandths
+_SQLITE_SLICE = 250  # items a SQLite chunk reads and writes at a time
 # A hub movement recorded this long before a file's staging compared its levels may have been
 # committed after that comparison (a transaction still open then): its levels are read again.
 STAGING_MARGIN = timedelta(hours=1)
@@ -460,7 +461,7 @@ async def adopt_figures(
     later = await later_files(conn, params)
     params.update(check=later.check, too_old=later.too_old)
     if conn.dialect.name != "postgresql":
-        return await _adopt_row_by_row(conn, params, document_id, later)
+        return await _adopt_sqlite(conn, params, document_id, later)
     params["doc_json"] = json.dumps(document_id, ensure_ascii=False)
     params["store_of"] = await _store_of(conn, file_id)
     # The comparison made while staging holds if no other import wrote levels since.
@@ -717,10 +718,30 @@ async def prune_coverage(conn: AsyncConnection) -> None:
         )
 
 
-async def _adopt_row_by_row(
+async def _adopt_sqlite(
     conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
 ) -> ChunkResult:
-    """SQLite's half of _PG_ADOPT, in a few executemany statements: the chunk's transaction
+    """The chunk in slices of _SQLITE_SLICE items, in its one transaction: the server holds
+    the rows of a slice at a time (SQLite runs in its process, so its peak memory is the
+    hub's). A product is one item, so its levels still share one event."""
+    moved = figures = skipped_later = too_old = 0
+    covered: list[tuple[int, int]] = []
+    for lo in range(params["lo"], params["hi"], _SQLITE_SLICE):
+        part = {**params, "lo": lo, "hi": min(lo + _SQLITE_SLICE, params["hi"])}
+        result, keys = await _adopt_row_by_row(conn, part, document_id, later)
+        moved += result.moved
+        figures += result.figures
+        skipped_later += result.skipped_newer
+        too_old += result.skipped_too_old
+        covered += keys
+    await _cover_sqlite(conn, params, covered)
+    return ChunkResult(moved, figures, skipped_later, too_old)
+
+
+async def _adopt_row_by_row(
+    conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
+) -> tuple[ChunkResult, list[tuple[int, int]]]:
+    """SQLite's half of _PG_ADOPT for a slice, in a few statements: the chunk's transaction
     began IMMEDIATE (db/engine.py), so what _sqlite_diff read stays as it read it."""
     rows, (skipped_later, too_old) = await _sqlite_diff(conn, params, later)
     levels: list[tuple[int, int, int]] = []  # created or changed: (product, store, on_hand)
@@ -749,9 +770,8 @@ async def _adopt_row_by_row(
         (p, s) for p, levels in written.items() for s, _, _ in levels
     ])  # fmt: skip
     await _sqlite_events(conn, params, document_id, written, settled, reserved)
-    await _cover_sqlite(conn, params, [(p, s) for p, s, *_ in rows])
     count = sum(len(levels) for levels in written.values())
-    return ChunkResult(count, len(rows), skipped_later, too_old)
+    return ChunkResult(count, len(rows), skipped_later, too_old), [(p, s) for p, s, *_ in rows]
 
 
 # A level is created or its on_hand set (its reserved stays); `WHERE true` lets SQLite parse
