@@ -16,6 +16,11 @@ An older file never rolls a level back: a figure is skipped where a file formed 
 set that (product, store) level, and only there. Which levels a file set is kept per applied
 chunk and store (exchange_stock_coverage), not per level, so a re-import that changes little
 writes little; the comparison runs only for a chunk whose stores a later file has touched.
+
+A re-import on PostgreSQL compares while it stages (compare_staged, beside the parsing of the
+next batch): the chunk's statement then reads and writes only the figures that differed, plus
+those of products with hub movements the comparison may not have seen, and compares them all
+when another file applied since (quiet_since).
 """
 
 from __future__ import annotations
