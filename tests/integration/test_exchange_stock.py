@@ -641,6 +641,33 @@ async def test_a_sale_after_the_import_is_not_counted_twice_by_the_next_import(
     await no_drift(db)
 
 
+async def test_a_chunk_of_more_items_than_a_slice_writes_each_figure_once_and_covers_them_all(
+    db: Database, one_c: Exchange
+) -> None:
+    # 600 offers in one chunk: SQLite applies it in slices of 250 items, PostgreSQL at once;
+    # either way one event per product, and what the file set is covered as a whole.
+    await support.seed_network(db)
+    formed = formed_time()
+    offers = [Offer(f"N{i:03}", {"WH1": i % 7, "S01": 3}, name=f"N {i}") for i in range(600)]
+    session, _ = await one_c.load(offers_xml(formed, offers))
+
+    levels = await levels_by_xml_id(db)
+    assert len(levels) == 1200
+    assert all(levels[(f"N{i:03}", "WH1")] == (D(i % 7), D(0)) for i in range(600))
+    found = await import_events(db, session)
+    assert len(found) == len(await import_movements(db, session)) == 600 + 600 - 600 // 7 - 1
+    assert len({f.event.payload["product_id"] for f in found}) == 600
+    assert len({f.event.id for f in found}) == 600
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
+
+    older = [Offer(f"N{i:03}", {"WH1": 50, "S01": 50}, name=f"N {i}") for i in range(600)]
+    stale, _ = await one_c.load(offers_xml(formed - timedelta(minutes=5), older), "older.xml")
+
+    assert await levels_by_xml_id(db) == levels
+    assert (await one_c.file(stale, "older.xml")).result["figures_skipped_newer"] == 1200
+    await no_drift(db)
+
+
 async def stage_only(ex: Exchange, body: str) -> ExchangeSession:
     """Uploads a file and runs one step, which stages it (and compares it with the levels)
     but applies nothing."""
