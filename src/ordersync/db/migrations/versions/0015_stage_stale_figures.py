@@ -5,8 +5,8 @@ being parsed (db/exchange_stock.py, compare_staged); the apply then looks up the
 figures that differed only. A bit per figure (the first figure's is 1); NULL: not compared (the
 apply compares every figure).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-29
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
