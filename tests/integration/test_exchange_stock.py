@@ -641,6 +641,91 @@ async def test_a_sale_after_the_import_is_not_counted_twice_by_the_next_import(
     await no_drift(db)
 
 
+async def test_a_chunk_of_more_items_than_a_slice_writes_each_figure_once_and_covers_them_all(
+    db: Database, one_c: Exchange
+) -> None:
+    # 600 offers in one chunk: SQLite applies it in slices of 250 items, PostgreSQL at once;
+    # either way one event per product, and what the file set is covered as a whole.
+    await support.seed_network(db)
+    formed = formed_time()
+    offers = [Offer(f"N{i:03}", {"WH1": i % 7, "S01": 3}, name=f"N {i}") for i in range(600)]
+    session, _ = await one_c.load(offers_xml(formed, offers))
+
+    levels = await levels_by_xml_id(db)
+    assert len(levels) == 1200
+    assert all(levels[(f"N{i:03}", "WH1")] == (D(i % 7), D(0)) for i in range(600))
+    found = await import_events(db, session)
+    assert len(found) == len(await import_movements(db, session)) == 600 + 600 - 600 // 7 - 1
+    assert len({f.event.payload["product_id"] for f in found}) == 600
+    assert len({f.event.id for f in found}) == 600
+    await assert_payloads_match_levels(db, found, EXCHANGE_1C, EXCHANGE_1C, document_id(session))
+
+    older = [Offer(f"N{i:03}", {"WH1": 50, "S01": 50}, name=f"N {i}") for i in range(600)]
+    stale, _ = await one_c.load(offers_xml(formed - timedelta(minutes=5), older), "older.xml")
+
+    assert await levels_by_xml_id(db) == levels
+    assert (await one_c.file(stale, "older.xml")).result["figures_skipped_newer"] == 1200
+    await no_drift(db)
+
+
+async def stage_only(ex: Exchange, body: str) -> ExchangeSession:
+    """Uploads a file and runs one step, which stages it (and compares it with the levels)
+    but applies nothing."""
+    session = await ex.upload(body)
+    step = await ex.importer().step(session, FILE)
+    assert step.status == "progress", step
+    assert (await ex.file(session)).status == "staging"
+    return session
+
+
+async def test_a_sale_committed_after_staging_compared_a_level_is_counted_by_the_apply(
+    db: Database, tmp_path: Path
+) -> None:
+    # Staging found TEA's figure equal to its level; a sale that 1C's figure already contains
+    # (recorded before the file was formed) commits after that comparison: the apply must read
+    # the level again and set 1C's figure, as it would have without the comparison.
+    net = await support.seed_network(db, pos_stores=("S02",))
+    ex = Exchange(db, tmp_path / "x", Master.ONE_C, step_seconds=0.0001)
+    first = formed_time()
+    stock_of = {"S02": 10}
+    await ex.load(offers_xml(first, [Offer("1c-tea", stock_of, name="Tea")]), "first.xml")
+    formed = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    session = await stage_only(ex, offers_xml(formed, [Offer("1c-tea", stock_of, name="Tea")]))
+    sold = formed - timedelta(minutes=1)
+    await sell(db, "S02", "T1", "TEA", 2, business_time=sold, recorded_at=sold)
+    assert await dbstate.level(db, net, "TEA", "S02") == (D(8), D(0))
+
+    await ex.run(session)
+
+    assert await dbstate.level(db, net, "TEA", "S02") == (D(10), D(0))
+    assert [m.quantity for m in await import_movements(db, session)] == [D(2)]
+    await no_drift(db)
+
+
+async def test_an_older_file_applied_between_staging_and_apply_is_overwritten_by_the_newer(
+    db: Database, tmp_path: Path
+) -> None:
+    net = await support.seed_network(db)
+    ex = Exchange(db, tmp_path / "x", Master.ONE_C, step_seconds=0.0001)
+    formed = formed_time()
+    await ex.load(offers_xml(formed, [Offer("1c-tea", {"S02": 10}, name="Tea")]), "first.xml")
+    newer = await stage_only(
+        ex, offers_xml(formed + timedelta(minutes=20), [Offer("1c-tea", {"S02": 10}, name="Tea")])
+    )
+    # Formed before `newer`, applied while `newer` waits between its staging and its apply.
+    await ex.load(
+        offers_xml(formed + timedelta(minutes=10), [Offer("1c-tea", {"S02": 7}, name="Tea")]),
+        "older.xml",
+    )
+    assert await dbstate.level(db, net, "TEA", "S02") == (D(7), D(0))
+
+    await ex.run(newer)
+
+    assert await dbstate.level(db, net, "TEA", "S02") == (D(10), D(0))
+    assert [m.quantity for m in await import_movements(db, newer)] == [D(3)]
+    await no_drift(db)
+
+
 async def test_holds_stay_through_an_import(db: Database, one_c: Exchange) -> None:
     net = await support.seed_network(db)
     formed = formed_time()

@@ -16,6 +16,11 @@ An older file never rolls a level back: a figure is skipped where a file formed 
 set that (product, store) level, and only there. Which levels a file set is kept per applied
 chunk and store (exchange_stock_coverage), not per level, so a re-import that changes little
 writes little; the comparison runs only for a chunk whose stores a later file has touched.
+
+A re-import on PostgreSQL compares while it stages (compare_staged, beside the parsing of the
+next batch): the chunk's statement then reads and writes only the figures that differed, plus
+those of products with hub movements the comparison may not have seen, and compares them all
+when another file applied since (quiet_since).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,13 +37,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain import events
-from ..domain.quantities import QUANTITY_SCALE, from_units, to_units
-from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD, adopted_on_hand
+from ..domain.quantities import QUANTITY_SCALE, from_units
+from ..domain.stock_from_1c import COVERAGE_KEPT, MAX_AHEAD
 from ..domain.types import MovementReason
-from .tables import exchange_stock_coverage, outbox_events
+from .tables import exchange_stock_coverage
 from .types import UtcDateTime
 
 DOCUMENT_TYPE = "exchange_1c"
+_WHOLE = 10**QUANTITY_SCALE  # one unit in thousandths
+_SQLITE_SLICE = 250  # items a SQLite chunk reads and writes at a time
+# A hub movement recorded this long before a file's staging compared its levels may have been
+# committed after that comparison (a transaction still open then): its levels are read again.
+STAGING_MARGIN = timedelta(hours=1)
 _ATTEMPTS = 4  # the optimistic write, then with the chunk's rows locked first
 
 
@@ -81,7 +91,9 @@ _PG_RAW = """
             SELECT p.id AS product_id, p.unit, i.seq, u.qty,
                    (CAST(:store_of AS int[]))[u.num + 1] AS store_id
             FROM exchange_stage_items i
-            JOIN products p ON p.xml_id = i.xml_id
+            CROSS JOIN LATERAL (  -- by its key: a join would hash every product per chunk
+                SELECT p.id, p.unit FROM products p WHERE p.xml_id = i.xml_id LIMIT 1
+            ) p
             CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities) AS u(num, qty)
             WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
         ) q
@@ -124,8 +136,11 @@ _PG_LATE = """
                GREATEST(src.figure + COALESCE(late.qty, 0), 0) AS target
         FROM src
         LEFT JOIN late ON late.product_id = src.product_id AND late.store_id = src.store_id
-        LEFT JOIN stock_levels sl
-               ON sl.product_id = src.product_id AND sl.store_id = src.store_id
+        -- Each level by its key (a join may merge or hash the whole table per chunk).
+        LEFT JOIN LATERAL (
+            SELECT sl.on_hand, sl.reserved FROM stock_levels sl
+            WHERE sl.product_id = src.product_id AND sl.store_id = src.store_id LIMIT 1
+        ) sl ON true
     )
 """
 
@@ -148,12 +163,7 @@ def _pg_skipped(skip_later: bool) -> str:
 
 # What the chunk set, per store, as sorted product ids; an older row of exactly the same
 # levels says nothing more and goes (a full file sent again replaces its predecessor's rows).
-_PG_COVERAGE = """
-    cov AS (
-        SELECT store_id, array_agg(product_id ORDER BY product_id) AS ids,
-               min(product_id) AS lo, max(product_id) AS hi
-        FROM src GROUP BY store_id
-    ),
+_PG_COV_WRITE = """
     cov_new AS (
         INSERT INTO exchange_stock_coverage (file_id, store_id, formed_at, first_product,
                                              last_product, product_ids)
@@ -167,6 +177,15 @@ _PG_COVERAGE = """
           AND o.product_ids = cov.ids
         RETURNING o.id
     ),"""
+_PG_COVERAGE = (
+    """
+    cov AS (
+        SELECT store_id, array_agg(product_id ORDER BY product_id) AS ids,
+               min(product_id) AS lo, max(product_id) AS hi
+        FROM src GROUP BY store_id
+    ),"""
+    + _PG_COV_WRITE
+)
 
 _PG_LOCK = """
     SELECT 1 FROM stock_levels sl
@@ -205,6 +224,100 @@ _PG_PAYLOAD = (
     f" || string_agg({_PG_LEVEL}, ', ' ORDER BY store_id)"
     ' || \'], "reason": "exchange_1c", "document_type": "exchange_1c"\''
     " || ', \"document_id\": ' || CAST(:doc_json AS text) || '}')::json"
+)
+
+# Staging (master = "1c"): each staged batch is compared with the hub's levels while the
+# reader parses the next batch, so a re-import's apply looks up only the figures that differ.
+# `stale` has bit k - 1 set for each figure k (from 1) that differed from its level, or is for
+# a store the hub does not have yet; an item naming a store twice, or with more than 63
+# figures, is left uncompared (NULL).
+# Items of products the hub does not have yet (a first import) are not compared either.
+_PG_COMPARE = """
+    WITH items AS MATERIALIZED (
+        SELECT i.seq, p.id AS product_id, p.unit, i.store_numbers, i.quantities
+        FROM exchange_stage_items i
+        CROSS JOIN LATERAL (  -- by its key: a join would hash every product per batch
+            SELECT p.id, p.unit FROM products p WHERE p.xml_id = i.xml_id LIMIT 1
+        ) p
+        WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
+    ),
+    -- The batch's levels in one index scan by product (a probe per level cost twice as much),
+    -- matched to the figures by hashing.
+    levels AS MATERIALIZED (
+        SELECT sl.product_id, sl.store_id, sl.on_hand FROM stock_levels sl
+        WHERE sl.product_id = ANY(ARRAY(SELECT product_id FROM items))
+    ),
+    c AS MATERIALIZED (
+        SELECT it.seq,
+               COALESCE(bit_or(CAST(1 AS bigint) << CAST(u.k - 1 AS int)) FILTER (
+                   WHERE l.on_hand IS DISTINCT FROM
+                         CASE WHEN it.unit = 'pcs' THEN GREATEST(u.qty, 0) / 1000 * 1000
+                              ELSE GREATEST(u.qty, 0) END
+               ), 0) AS stale
+        FROM items it
+        CROSS JOIN LATERAL unnest(it.store_numbers, it.quantities)
+                           WITH ORDINALITY AS u(num, qty, k)
+        LEFT JOIN levels l
+               ON l.product_id = it.product_id
+              AND l.store_id = (CAST(:store_of AS int[]))[u.num + 1]
+        GROUP BY it.seq
+        HAVING count(DISTINCT u.num) = count(*) AND count(*) <= 63
+    )
+    -- Each item updated by its key, from arrays: the planner sizes an unnest small and drives
+    -- the update from it (joined to `c` itself it compared every item with every other).
+    UPDATE exchange_stage_items t SET stale = s.stale
+    FROM unnest((SELECT array_agg(seq) FROM c), (SELECT array_agg(stale) FROM c))
+         AS s(seq, stale)
+    WHERE t.file_id = :f AND t.seq = s.seq
+"""
+
+# The chunk's figures when no later file set any of its stores. With :use_stale, a figure that
+# was equal to its level when staged is left out (no level read, no write), unless the product
+# has hub movements that the staging snapshot may not have seen or that make the target differ
+# (late ones, and any recorded since shortly before staging); every other import of the hub
+# since staging turns :use_stale off (CatalogApply asks quiet_since first).
+_PG_FIG = """
+    fig AS MATERIALIZED (
+        SELECT p.id AS product_id, p.unit, i.seq, u.qty, u.k, i.stale,
+               (CAST(:store_of AS int[]))[u.num + 1] AS store_id
+        FROM exchange_stage_items i
+        CROSS JOIN LATERAL (  -- by its key: a join would hash every product per chunk
+            SELECT p.id, p.unit FROM products p WHERE p.xml_id = i.xml_id LIMIT 1
+        ) p
+        CROSS JOIN LATERAL unnest(i.store_numbers, i.quantities)
+                           WITH ORDINALITY AS u(num, qty, k)
+        WHERE i.file_id = :f AND i.seq >= :lo AND i.seq < :hi
+    ),
+    touched AS MATERIALIZED (
+        SELECT DISTINCT m.product_id
+        FROM stock_movements m
+        WHERE CAST(:use_stale AS boolean) AND m.reason <> 'exchange_1c'
+          AND m.recorded_at > CAST(:since AS timestamptz)
+          AND (m.business_time > CAST(:formed AS timestamptz)
+               OR m.recorded_at > LEAST(CAST(:formed AS timestamptz),
+                                        CAST(:recent AS timestamptz)))
+    ),
+    src AS (
+        SELECT DISTINCT ON (product_id, store_id) product_id, store_id,
+               CASE WHEN unit = 'pcs' THEN GREATEST(qty, 0) / 1000 * 1000
+                    ELSE GREATEST(qty, 0) END AS figure
+        FROM fig
+        WHERE store_id IS NOT NULL
+          AND (NOT CAST(:use_stale AS boolean) OR stale IS NULL
+               OR (stale >> CAST(k - 1 AS int)) & 1 = 1
+               OR product_id IN (SELECT product_id FROM touched))
+        ORDER BY product_id, store_id, seq DESC
+    ),"""
+
+# Coverage from every figure of the chunk (the levels the file set, changed or not).
+_PG_FIG_COVERAGE = (
+    """
+    cov AS (
+        SELECT store_id, array_agg(DISTINCT product_id ORDER BY product_id) AS ids,
+               min(product_id) AS lo, max(product_id) AS hi
+        FROM fig WHERE store_id IS NOT NULL GROUP BY store_id
+    ),"""
+    + _PG_COV_WRITE
 )
 
 _PG_ADOPT = """
@@ -262,7 +375,7 @@ _PG_ADOPT = """
         GROUP BY product_id
         RETURNING id
     )
-    SELECT (SELECT count(*) FROM written) AS moved, (SELECT count(*) FROM src) AS figures,
+    SELECT (SELECT count(*) FROM written) AS moved, {figures} AS figures,
            (SELECT count(*) FROM evt) AS events,
            (SELECT count(*) FROM mov) AS movements, {skipped},
            -- Every changed level written, or the statement undoes itself (a concurrent write).
@@ -272,11 +385,20 @@ _PG_ADOPT = """
 
 
 def _pg_adopt(skip_later: bool) -> str:
+    if skip_later:
+        return _PG_ADOPT.format(
+            source=_pg_source(True),
+            coverage=_PG_COVERAGE,
+            payload=_PG_PAYLOAD,
+            skipped=_pg_skipped(True),
+            figures="(SELECT count(*) FROM src)",
+        )
     return _PG_ADOPT.format(
-        source=_pg_source(skip_later),
-        coverage=_PG_COVERAGE,
+        source=_PG_FIG + _PG_LATE,
+        coverage=_PG_FIG_COVERAGE,
         payload=_PG_PAYLOAD,
-        skipped=_pg_skipped(skip_later),
+        skipped=_pg_skipped(False),
+        figures="(SELECT COALESCE(sum(cardinality(ids)), 0) FROM cov)",
     )
 
 
@@ -336,6 +458,7 @@ async def adopt_figures(
     formed_at: datetime,
     document_id: str,
     now: datetime,
+    compared_from: datetime | None = None,
 ) -> ChunkResult:
     """master = "1c": the chunk's stock levels take 1C's figures (see the module docstring),
     except levels a file formed later already set."""
@@ -343,9 +466,13 @@ async def adopt_figures(
     later = await later_files(conn, params)
     params.update(check=later.check, too_old=later.too_old)
     if conn.dialect.name != "postgresql":
-        return await _adopt_row_by_row(conn, params, document_id, later)
+        return await _adopt_sqlite(conn, params, document_id, later)
     params["doc_json"] = json.dumps(document_id, ensure_ascii=False)
     params["store_of"] = await _store_of(conn, file_id)
+    # The comparison made while staging holds if no other import wrote levels since.
+    use_stale = compared_from is not None and await quiet_since(conn, file_id, compared_from)
+    params["use_stale"] = use_stale
+    params["recent"] = (compared_from or formed_at) - STAGING_MARGIN
     statement = _sql(_PG_ADOPT_SKIPPING if later.check or later.too_old else _PG_ADOPT_ANY)
     # A chunk's sorts and hashes fit in memory instead of spilling to disk. And every table
     # is reached through an index (a chunk touches a bounded part of each): the planner cannot
@@ -366,6 +493,32 @@ async def adopt_figures(
             if not _raced(exc) or attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def compare_staged(conn: AsyncConnection, file_id: int, lo: int, hi: int) -> None:
+    """Marks the figures of staged items [lo, hi) that differ from the hub's levels now
+    (PostgreSQL; SQLite compares when it applies). Run in the staging transaction, while the
+    reader parses the next batch."""
+    if conn.dialect.name != "postgresql":
+        return
+    params = {"f": file_id, "lo": lo, "hi": hi, "store_of": await _store_of(conn, file_id)}
+    # Each level by its key: the planner cannot size the unnest and would hash all levels.
+    await conn.execute(text("SET LOCAL enable_seqscan = off"))
+    await conn.execute(text(_PG_COMPARE), params)
+    await conn.execute(text("SET LOCAL enable_seqscan = on"))
+
+
+async def quiet_since(conn: AsyncConnection, file_id: int, since: datetime) -> bool:
+    """No other file is applying, or finished applying at or after `since`: no level was
+    written by another import after this file's staging compared it."""
+    statement = text(
+        """
+        SELECT count(*) FROM exchange_files
+        WHERE id <> :f AND (status = 'applying' OR (status = 'done' AND updated_at >= :since))
+        """
+    ).bindparams(bindparam("since", type_=UtcDateTime()))
+    busy = (await conn.execute(statement, {"f": file_id, "since": since})).scalar_one()
+    return int(busy) == 0
 
 
 def _raced(exc: DBAPIError) -> bool:
@@ -457,8 +610,11 @@ async def _sqlite_diff(
     for product_id, unit, store_numbers, quantities in items:
         for number, qty in zip(json.loads(store_numbers), json.loads(quantities), strict=True):
             if number in store_of:
-                figure = adopted_on_hand(_units(int(qty)), Decimal(0), unit == "pcs")
-                figures[(product_id, store_of[number])] = to_units(figure, QUANTITY_SCALE)
+                # adopted_on_hand(figure, 0, pcs) in thousandths
+                figure = max(int(qty), 0)
+                if unit == "pcs":
+                    figure -= figure % _WHOLE
+                figures[(product_id, store_of[number])] = figure
     skipped = (0, 0)
     if later is not None and (later.check or later.too_old):
         figures, skipped = await _without_later_levels(conn, params, later, figures)
@@ -567,59 +723,84 @@ async def prune_coverage(conn: AsyncConnection) -> None:
         )
 
 
-async def _adopt_row_by_row(
+async def _adopt_sqlite(
     conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
 ) -> ChunkResult:
-    """SQLite's half of _PG_ADOPT, in a few executemany statements: the chunk's transaction
+    """The chunk in slices of _SQLITE_SLICE items, in its one transaction: the server holds
+    the rows of a slice at a time (SQLite runs in its process, so its peak memory is the
+    hub's). A product is one item, so its levels still share one event."""
+    moved = figures = skipped_later = too_old = 0
+    covered: list[tuple[int, int]] = []
+    for lo in range(params["lo"], params["hi"], _SQLITE_SLICE):
+        part = {**params, "lo": lo, "hi": min(lo + _SQLITE_SLICE, params["hi"])}
+        result, keys = await _adopt_row_by_row(conn, part, document_id, later)
+        moved += result.moved
+        figures += result.figures
+        skipped_later += result.skipped_newer
+        too_old += result.skipped_too_old
+        covered += keys
+    await _cover_sqlite(conn, params, covered)
+    return ChunkResult(moved, figures, skipped_later, too_old)
+
+
+async def _adopt_row_by_row(
+    conn: AsyncConnection, params: dict[str, Any], document_id: str, later: LaterFiles
+) -> tuple[ChunkResult, list[tuple[int, int]]]:
+    """SQLite's half of _PG_ADOPT for a slice, in a few statements: the chunk's transaction
     began IMMEDIATE (db/engine.py), so what _sqlite_diff read stays as it read it."""
     rows, (skipped_later, too_old) = await _sqlite_diff(conn, params, later)
-    created: list[dict[str, Any]] = []
-    updated: list[dict[str, Any]] = []
-    moved: list[dict[str, Any]] = []
+    levels: list[tuple[int, int, int]] = []  # created or changed: (product, store, on_hand)
+    moved: list[tuple[int, int, int]] = []  # (product, store, quantity)
     settled: list[tuple[int, int, int]] = []  # a negative level the figure brings back
     written: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
     for product_id, store_id, figure, old, late in rows:
-        target = to_units(
-            adopted_on_hand(_units(figure), _units(late), whole_pieces=False), QUANTITY_SCALE
-        )  # the figure is already whole for piece goods
-        key = {"p": product_id, "s": store_id, "t": target}
-        if old is None:
-            created.append(key)
-        elif target != old:
-            updated.append(key)
+        # adopted_on_hand in thousandths: the figure is already at least 0, and whole for
+        # piece goods (_sqlite_diff).
+        target = max(figure + late, 0)
+        if old is None or target != old:
+            levels.append((product_id, store_id, target))
         if target == (old or 0):
             continue
-        moved.append({**key, "q": target - (old or 0)})
+        moved.append((product_id, store_id, target - (old or 0)))
         if old is not None and old < 0:
             settled.append((product_id, store_id, target))
         written[product_id].append((store_id, _units(target), Decimal(0)))
-    if created:
-        await conn.execute(_sql(_SQLITE_CREATE), [{**params, **k} for k in created])
-    if updated:
-        await conn.execute(_sql(_SQLITE_UPDATE), [{**params, **k} for k in updated])
+    # Each statement takes the chunk's rows as one JSON array: binding them row by row through
+    # executemany cost more than SQLite's own work (a million levels in a first import).
+    if levels:
+        await conn.execute(_sql(_SQLITE_LEVELS), {**params, "rows": json.dumps(levels)})
     if moved:
-        await conn.execute(_sql(_SQLITE_MOVE), [{**params, **k} for k in moved])
+        await conn.execute(_sql(_SQLITE_MOVE), {**params, "rows": json.dumps(moved)})
     reserved = await _reserved(conn, [(p, s) for p, s, _ in settled] + [
         (p, s) for p, levels in written.items() for s, _, _ in levels
     ])  # fmt: skip
     await _sqlite_events(conn, params, document_id, written, settled, reserved)
-    await _cover_sqlite(conn, params, [(p, s) for p, s, *_ in rows])
     count = sum(len(levels) for levels in written.values())
-    return ChunkResult(count, len(rows), skipped_later, too_old)
+    return ChunkResult(count, len(rows), skipped_later, too_old), [(p, s) for p, s, *_ in rows]
 
 
-_SQLITE_CREATE = """
+# A level is created or its on_hand set (its reserved stays); `WHERE true` lets SQLite parse
+# the ON CONFLICT after a SELECT.
+_SQLITE_LEVELS = """
     INSERT INTO stock_levels (product_id, store_id, on_hand, reserved, updated_at)
-    VALUES (:p, :s, :t, 0, :now)
-"""
-_SQLITE_UPDATE = """
-    UPDATE stock_levels SET on_hand = :t, updated_at = :now
-    WHERE product_id = :p AND store_id = :s
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), 0, :now
+    FROM json_each(:rows) WHERE true
+    ON CONFLICT (product_id, store_id) DO UPDATE
+        SET on_hand = excluded.on_hand, updated_at = excluded.updated_at
 """
 _SQLITE_MOVE = """
     INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
                                  document_id, business_time, recorded_at)
-    VALUES (:p, :s, :q, 'exchange_1c', 'exchange_1c', :doc, :formed, :now)
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), 'exchange_1c', 'exchange_1c', :doc, :formed, :now
+    FROM json_each(:rows)
+"""
+_SQLITE_EVENTS = """
+    INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), json_extract(value, '$[3]'), :now
+    FROM json_each(:rows)
 """
 
 
@@ -651,13 +832,12 @@ async def _sqlite_events(
 ) -> None:
     """One stock.levels_changed per product (as on PostgreSQL), and a stock.negative for a
     level the figure brought back from below zero (as stock_ops writes it)."""
-    now = params["now"]
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[str, str, str, str]] = []  # type, aggregate type and id, payload JSON
     for product_id, store_id, target in settled:
         payload = events.stock_negative(
             product_id, store_id, _units(target), str(MovementReason.EXCHANGE_1C), document_id
         )
-        rows.append(_event(events.STOCK_NEGATIVE, f"{product_id}:{store_id}", payload, now))
+        rows.append(_event(events.STOCK_NEGATIVE, f"{product_id}:{store_id}", payload))
     for product_id, levels in written.items():
         figures = sorted(
             (s, on_hand, _units(reserved.get((product_id, s), 0))) for s, on_hand, _ in levels
@@ -665,19 +845,13 @@ async def _sqlite_events(
         payload = events.stock_levels_changed(
             product_id, figures, DOCUMENT_TYPE, DOCUMENT_TYPE, document_id
         )
-        rows.append(_event(events.STOCK_LEVELS_CHANGED, str(product_id), payload, now))
+        rows.append(_event(events.STOCK_LEVELS_CHANGED, str(product_id), payload))
     if rows:
-        await conn.execute(insert(outbox_events), rows)
+        await conn.execute(_sql(_SQLITE_EVENTS), {"now": params["now"], "rows": json.dumps(rows)})
 
 
-def _event(type_: str, aggregate_id: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "aggregate_type": events.AGGREGATE_STOCK,
-        "aggregate_id": aggregate_id,
-        "payload": payload,
-        "created_at": now,
-    }
+def _event(type_: str, aggregate_id: str, payload: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (type_, events.AGGREGATE_STOCK, aggregate_id, json.dumps(payload))
 
 
 def _units(thousandths: int) -> Decimal:

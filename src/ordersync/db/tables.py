@@ -542,6 +542,9 @@ exchange_stage_items = Table(
         JSON(none_as_null=True).with_variant(ARRAY(BigInteger), "postgresql"),
         nullable=True,
     ),
+    # Bit k - 1 set for each figure k (from 1) that differed from the hub's level when the item
+    # was staged; NULL when it was not compared (db/exchange_stock.py, compare_staged).
+    Column("stale", BigInteger, nullable=True),
 )
 
 exchange_stage_stores = Table(

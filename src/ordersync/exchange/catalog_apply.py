@@ -102,9 +102,11 @@ class CatalogApply:
             )
             assert file.formed_at is not None
             if self.master is Master.ONE_C:
+                compared = file.result.get("compared_from")
                 moved = await exchange_stock.adopt_figures(
-                    conn, file.id, lo, hi, file.formed_at, document_id(file), now
-                )
+                    conn, file.id, lo, hi, file.formed_at, document_id(file), now,
+                    datetime.fromisoformat(compared) if compared else None,
+                )  # fmt: skip
                 result["stock_changed"] += moved.moved
                 result["store_figures"] += moved.figures
                 result["figures_skipped_newer"] += moved.skipped_newer
@@ -136,6 +138,7 @@ class CatalogApply:
                 totals: Counter[str] = Counter(current.result)
                 for partial in done.values():
                     totals.update(partial)
+                totals.pop("compared_from", None)  # the apply's own, done with
                 values.update(status="done", applied=current.staged, result=dict(totals))
                 for message in _skipped(file.name, totals):
                     await exchange_records.log(conn, session.id, file.name, "warning", message, now)

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import ExchangeSettings
-from ..db import exchange_catalog, exchange_records
+from ..db import exchange_catalog, exchange_records, exchange_stock
 from ..db.exchange_records import ExchangeFile, ExchangeSession
 from ..db.unit_of_work import Database
 from ..domain.errors import BadExchangeFile
@@ -33,7 +33,8 @@ from .read_ahead import Batch, ReadAhead, Source
 from .work_dir import WorkDir, is_zip
 
 _LIVE_READERS = 8
-_UNSHOWN = ("received_at", "stock_unread_ids")  # kept in the result, not for 1C's log
+# Kept in the result, not for 1C's log.
+_UNSHOWN = ("received_at", "stock_unread_ids", "compared_from")
 _UNREAD_NAMED = 5
 
 
@@ -141,6 +142,12 @@ class CatalogImport:
                     await exchange_catalog.stage_stores(uow.conn, file.id, batch.new_stores)
                     await exchange_catalog.stage(uow.conn, batch.rows)
                     result = {**current.result, "negative": negatives}
+                    if self.master is Master.ONE_C and self.db.engine.dialect.name != "sqlite":
+                        # The apply reads again what another import or a sale wrote since.
+                        result.setdefault("compared_from", utcnow().isoformat())
+                        await exchange_stock.compare_staged(
+                            uow.conn, file.id, start, batch.next_seq
+                        )
                     _count_unread(result, batch)
                     if current.status == "receiving":  # its formation is bounded by this
                         result["received_at"] = current.updated_at.isoformat()
