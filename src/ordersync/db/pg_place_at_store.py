@@ -9,7 +9,7 @@ products as the caller did (id, SKU or 1C Ид) and, in one implicit transaction
    and `ok` is false, and the caller takes the full path, which refuses with its own error;
 2. inserts the order (with its number), lines, holds, the `order.created` event (payload
    built as events.order_summary builds it) and its timeline entry, BEFORE touching stock;
-3. only then locks the stock rows in product order, adds the holds to `reserved` where
+3. only then locks the stock rows (several in product order), adds the holds to `reserved` where
    `on_hand - reserved - safety >= n` and writes a `stock.changed` event per row, and calls
    `ordersync_assert`, which raises `stock_race` (undoing everything) when a row lacked the
    units: the caller then plans from a read as before.
@@ -32,12 +32,52 @@ from ..domain.orders import Order
 from ..domain.quantities import MAX_MONEY, MONEY_SCALE, QUANTITY_SCALE, from_units, to_units
 from ..services.ports import PlacedLine
 
+# The stock step. Several rows are locked in product order first, as every writer locks them,
+# so that two orders cannot deadlock; one row needs no such step (its update locks it). Both
+# wait for the inserts (`written`) before touching stock.
+_ORDERED = """want AS MATERIALIZED (
+    SELECT l.product_id, sum(l.qty)::bigint AS qty FROM lines l, verdict v WHERE v.ok
+    GROUP BY l.product_id
+),
+locked AS MATERIALIZED (
+    SELECT s.product_id
+    FROM stock_levels s JOIN want w ON s.product_id = w.product_id AND s.store_id = $20::integer
+    WHERE (SELECT n FROM written) > 0
+    ORDER BY s.product_id
+    FOR NO KEY UPDATE OF s
+),
+held AS (
+    UPDATE stock_levels s
+    SET reserved = s.reserved + w.qty, updated_at = $13::timestamptz
+    FROM want w, locked k
+    WHERE s.product_id = w.product_id AND s.store_id = $20::integer
+      AND k.product_id = s.product_id
+      AND s.on_hand - s.reserved - $21::bigint >= w.qty
+    RETURNING s.product_id, s.store_id, s.on_hand, s.reserved
+),
+"""
+
+_ONE_ROW = """want AS MATERIALIZED (
+    SELECT l.product_id, sum(l.qty)::bigint AS qty FROM lines l, verdict v WHERE v.ok
+    GROUP BY l.product_id
+),
+held AS (
+    UPDATE stock_levels s
+    SET reserved = s.reserved + w.qty, updated_at = $13::timestamptz
+    FROM want w
+    WHERE s.product_id = w.product_id AND s.store_id = $20::integer
+      AND s.on_hand - s.reserved - $21::bigint >= w.qty
+      AND (SELECT n FROM written) > 0
+    RETURNING s.product_id, s.store_id, s.on_hand, s.reserved
+),
+"""
+
 # $1 order id, $2 channel, $3 source, $4 fulfillment, $5 status, $6 payment status, $7 the
 # order's store, $8 currency, $9 customer, $10 comment, $11 external id, $12 hold expiry,
 # $13 now, $14-$19 lines (no, product id, SKU, 1C Ид, quantity, price or NULL), $20 the store
 # holding the lines, $21 its safety stock, $22-$23 the customer's search keys (phone, name),
 # $24 the largest total. Quantities and money are scaled integers.
-PLACE_AT_STORE = """
+_PLACE_AT_STORE = """
 WITH req AS (
     SELECT * FROM unnest($14::integer[], $15::integer[], $16::text[], $17::text[],
         $18::bigint[], $19::bigint[]) AS r(line_no, ref_id, ref_sku, ref_xml, qty, given)
@@ -111,26 +151,7 @@ written AS MATERIALIZED (
     SELECT (SELECT count(*) FROM new_lines) + (SELECT count(*) FROM new_holds)
         + (SELECT count(*) FROM timeline) AS n
 ),
-want AS MATERIALIZED (
-    SELECT l.product_id, sum(l.qty) AS qty FROM lines l, verdict v WHERE v.ok
-    GROUP BY l.product_id
-),
-locked AS MATERIALIZED (
-    SELECT s.product_id
-    FROM stock_levels s JOIN want w ON s.product_id = w.product_id AND s.store_id = $20::integer
-    WHERE (SELECT n FROM written) > 0
-    ORDER BY s.product_id
-    FOR NO KEY UPDATE OF s
-),
-held AS (
-    UPDATE stock_levels s
-    SET reserved = s.reserved + w.qty, updated_at = $13::timestamptz
-    FROM want w, locked k
-    WHERE s.product_id = w.product_id AND s.store_id = $20::integer
-      AND k.product_id = s.product_id
-      AND s.on_hand - s.reserved - $21::bigint >= w.qty
-    RETURNING s.product_id, s.store_id, s.on_hand, s.reserved
-),
+{held}
 stock_events AS (
     INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
     SELECT 'stock.changed', 'stock', h.product_id || ':' || h.store_id,
@@ -151,6 +172,8 @@ SELECT v.ok, (SELECT number FROM new_order) AS number,
         OR (SELECT count(*) FROM held) = (SELECT count(*) FROM want), 'stock_race') AS checked
 FROM verdict v
 """
+PLACE_AT_STORE = _PLACE_AT_STORE.replace("{held}\n", _ORDERED)
+PLACE_ONE_ROW_AT_STORE = _PLACE_AT_STORE.replace("{held}\n", _ONE_ROW)
 
 
 def _args(order: Order, lines: Sequence[LineInput], store_id: int, safety: Decimal) -> list[Any]:
@@ -188,7 +211,8 @@ async def place_at_store(
     """The order's number and its lines as placed, or None when nothing was written: the
     catalog refuses a line, the store lacks the units, or the external id is taken."""
     try:
-        row = await apg.fetchrow(PLACE_AT_STORE, *_args(order, lines, store_id, safety))
+        query = PLACE_ONE_ROW_AT_STORE if len(lines) == 1 else PLACE_AT_STORE
+        row = await apg.fetchrow(query, *_args(order, lines, store_id, safety))
     except asyncpg.RaiseError as exc:
         if "stock_race" in str(exc):
             return None
