@@ -5,6 +5,7 @@ the full path, which answers as before."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -191,3 +192,27 @@ async def test_sqlite_never_tries_the_one_write(
     await support.seed_network(db, STOCK)
     order = await place(db, cmd(("TEA", 2)))
     assert order.number and one_writes == []
+
+
+async def test_concurrent_one_writes_take_exactly_the_units_there_are(
+    db: Database, backend: str, one_writes: list[bool]
+) -> None:
+    if backend != "postgres":
+        pytest.skip("the one-write placement is PostgreSQL's")
+    net = await support.seed_network(db, {"WH1": {"MUG": 7}, "S01": {"MUG": 4}})
+
+    async def attempt(n: int) -> Order | None:
+        try:
+            return await place(db, cmd(("MUG", 1), ("#4", 1) if n % 3 == 0 else ("MUG", 1)))
+        except InsufficientStock:
+            return None
+
+    placed = [o for o in await asyncio.gather(*(attempt(n) for n in range(12))) if o]
+    # S01 keeps 1 unit of safety stock back from online orders: 7 + 3 units, 2 per order.
+    assert len(placed) == 5
+    assert await dbstate.level(db, net, "MUG", "WH1") == (D(7), D(7))
+    assert await dbstate.level(db, net, "MUG", "S01") == (D(4), D(3))
+    held = sum(h.quantity for o in placed for x in o.lines for h in x.holds)
+    assert held == 10
+    assert (await dbstate.drift(db))[1] == []
+    assert True in one_writes and False in one_writes
