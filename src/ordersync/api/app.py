@@ -28,6 +28,7 @@ from .auth import TokenCache
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
 from .guards import TextGuardMiddleware, known_query_only
+from .lean_orders import install_lean_orders
 from .metrics_middleware import install_metrics
 from .openapi import install_openapi
 from .routes import catalog, health, metrics, orders, pos, stock
@@ -115,6 +116,7 @@ def create_app(settings: Settings, db: Database | None = None, sweeper: bool = T
         catalog.router,
     ):
         app.include_router(router, dependencies=[Depends(known_query_only)])
+    install_lean_orders(app)  # POST /orders, when FastAPI's per-request work is not needed
     evotor = None
     if settings.evotor.enabled:
         # The Evotor cloud's webhooks: its own protocol, errors and token role.

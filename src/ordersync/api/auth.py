@@ -71,6 +71,20 @@ class TokenCache:
         self._entries[token_hash] = (time.monotonic(), principal)
 
 
+def cached_principal(cache: TokenCache, authorization: str) -> Principal | None:
+    """The principal of a well-formed bearer token verified within the cache's time, when
+    `authenticate` would let it through as it is; None leaves the decision to `authenticate`
+    (a token it must look up, or refuse)."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    principal = cache.get(tokens.hash_token(token))
+    if principal is None or principal.role is Role.EVOTOR:
+        return None
+    return principal
+
+
 # Declares the scheme in the OpenAPI document (so /docs can send a token); the header is read
 # and refused below, with our own error body.
 bearer = HTTPBearer(auto_error=False, description="a token from `ordersync token create`")

@@ -15,12 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from ..domain.allocation import Allocation
+from ..domain.commands import LineInput
 from ..domain.errors import AlreadyRecorded
 from ..domain.orders import Attention, Order
 from ..domain.types import Channel, HoldState, Role
 from ..services.ports import (
     Hold,
     IdempotencyRecord,
+    PlacedLine,
     PosRecord,
     Product,
     ReviewItem,
@@ -39,6 +41,7 @@ from . import (
     idempotency,
     orders,
     outbox,
+    pg_place_at_store,
     pg_placement,
     placement,
     pos,
@@ -367,6 +370,13 @@ class SqlUnitOfWork:
             raise
         await savepoint.commit()
 
+    places_at_store = False
+
+    async def place_at_store(
+        self, order: Order, lines: Sequence[LineInput], store_id: int, safety: Decimal
+    ) -> tuple[int, list[PlacedLine]] | None:
+        return None  # one writer at a time (SQLite): the full path is as short
+
     async def next_order_number(self) -> int:
         return await orders.next_number(self.conn)
 
@@ -577,6 +587,15 @@ class PgPlacementUnitOfWork(SqlUnitOfWork):
             await self._driver(), ids, skus, xml_ids, store_ids
         )
         return products, stock
+
+    places_at_store = True
+
+    async def place_at_store(
+        self, order: Order, lines: Sequence[LineInput], store_id: int, safety: Decimal
+    ) -> tuple[int, list[PlacedLine]] | None:
+        return await pg_place_at_store.place_at_store(
+            await self._driver(), order, lines, store_id, safety
+        )
 
     async def read_stock(
         self, product_ids: Sequence[int], store_ids: Sequence[int] | None = None

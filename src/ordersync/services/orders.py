@@ -10,12 +10,13 @@ from typing import Any
 
 from ..domain import events
 from ..domain.allocation import Allocation, LineRequest, allocate, merge_by_stock_row
-from ..domain.commands import PlaceOrder
+from ..domain.commands import LineInput, PlaceOrder
 from ..domain.errors import (
     AlreadyRecorded,
     InsufficientStock,
     InvalidRequest,
     NotFound,
+    OrdersyncError,
     StockRace,
     UnknownStore,
 )
@@ -41,6 +42,7 @@ from ..domain.types import (
     OrderStatus,
     PaymentStatus,
     Source,
+    Unit,
 )
 from .attention import close_attention
 from .context import Context
@@ -81,6 +83,27 @@ def candidate_stores(cmd: PlaceOrder, stores: list[Store]) -> list[Store]:
     return [store]
 
 
+def _new_order(cmd: PlaceOrder, now: datetime, ctx: Context) -> Order:
+    """The order as placed, without its lines (nor its number)."""
+    return Order(
+        id=uuid7(),
+        channel=cmd.channel,
+        source=Source.ORDER,
+        fulfillment=cmd.fulfillment,
+        status=OrderStatus.PLACED,
+        payment_status=PaymentStatus.UNPAID,
+        store_id=None,  # set below for pickup
+        lines=[],
+        created_at=now,
+        currency=cmd.currency,
+        customer=dict(cmd.customer),
+        external_id=cmd.external_id,
+        comment=cmd.comment,
+        hold_expires_at=now + timedelta(minutes=ctx.holds.minutes(cmd.channel)),
+        updated_at=now,
+    )
+
+
 def _build_order(cmd: PlaceOrder, products: list[Product], now: datetime, ctx: Context) -> Order:
     lines: list[OrderLine] = []
     for no, (line, product) in enumerate(zip(cmd.lines, products, strict=True), start=1):
@@ -95,23 +118,9 @@ def _build_order(cmd: PlaceOrder, products: list[Product], now: datetime, ctx: C
             )
         lines.append(OrderLine(no, product.id, qty, price, product.sku))
     money(sum((x.amount for x in lines), Decimal(0)), "total")
-    return Order(
-        id=uuid7(),
-        channel=cmd.channel,
-        source=Source.ORDER,
-        fulfillment=cmd.fulfillment,
-        status=OrderStatus.PLACED,
-        payment_status=PaymentStatus.UNPAID,
-        store_id=None,  # set below for pickup
-        lines=lines,
-        created_at=now,
-        currency=cmd.currency,
-        customer=dict(cmd.customer),
-        external_id=cmd.external_id,
-        comment=cmd.comment,
-        hold_expires_at=now + timedelta(minutes=ctx.holds.minutes(cmd.channel)),
-        updated_at=now,
-    )
+    order = _new_order(cmd, now, ctx)
+    order.lines = lines
+    return order
 
 
 async def place_order(
@@ -121,6 +130,10 @@ async def place_order(
     idem: Idempotency[Order] | None = None,
 ) -> Order | StoredResponse:
     """Hold stock for every line, or for none, and record the order."""
+    if idem is None:
+        placed = await _place_at_first_store(uow_factory, cmd, ctx)
+        if placed is not None:
+            return placed
     try:
         async with uow_factory() as uow:
             earlier = await _earlier_result(uow, cmd, idem)
@@ -149,6 +162,66 @@ async def place_order(
             return await _first_result(uow_factory, cmd, idem)
         except StockRace:
             raise short from None
+
+
+def _checked_lines(cmd: PlaceOrder) -> tuple[LineInput, ...] | None:
+    """The lines with what can be checked before the catalog is read (a positive quantity
+    with at most 3 decimals, a price in range); None when one fails."""
+    try:
+        return tuple(
+            LineInput(
+                x.product,
+                quantity(x.quantity, Unit.KG, f"lines[{no}].quantity"),
+                None if x.price is None else money(x.price, f"lines[{no}].price"),
+            )
+            for no, x in enumerate(cmd.lines)
+        )
+    except InvalidRequest:
+        return None
+
+
+async def _place_at_first_store(
+    uow_factory: UowFactory, cmd: PlaceOrder, ctx: Context
+) -> Order | None:
+    """The common order in one write: every line held at the first candidate store. That is
+    the plan `allocate` makes whenever that store covers every line, and the write's
+    conditional update holds only then, so the order is the one the full path would place.
+    None when the storage has no such write or wrote nothing (a line the catalog refuses, too
+    little stock there, an external id taken...): the full path then plans from a read, or
+    answers with the earlier order, or refuses with its own error."""
+    lines = _checked_lines(cmd)
+    uow = uow_factory()
+    if not lines or not uow.places_at_store:
+        return None
+    async with uow:
+        try:
+            candidates = candidate_stores(cmd, await uow.stores())
+        except OrdersyncError:
+            return None
+        if not candidates:
+            return None
+        store = candidates[0]
+        safety = store.safety_stock if applies_safety_stock(cmd.channel) else Decimal(0)
+        order = _new_order(cmd, ctx.clock(), ctx)
+        if cmd.fulfillment is not Fulfillment.DELIVERY:
+            order.store_id = store.id
+        placed = await uow.place_at_store(order, lines, store.id, safety)
+        if placed is None:
+            return None
+        order.number, products = placed
+        order.lines = [
+            OrderLine(
+                no,
+                product.product_id,
+                line.quantity,
+                product.price if line.price is None else line.price,
+                product.sku,
+                [LineHold(store.id, line.quantity)],
+            )
+            for no, (line, product) in enumerate(zip(lines, products, strict=True), start=1)
+        ]
+        await uow.commit()
+        return order
 
 
 async def _hold_and_write(

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Protocol, Self
 
 from ..domain.allocation import Allocation
+from ..domain.commands import LineInput
 from ..domain.orders import Attention, Order
 from ..domain.types import Channel, Fulfillment, HoldState, PosMode, Role, StoreKind, Unit
 
@@ -49,6 +50,16 @@ class Product:
     barcode: str | None
     price: Decimal | None
     active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedLine:
+    """A line placed whole at one store: its product, the SKU and the price it was placed at
+    (the one given, or the catalog's)."""
+
+    product_id: int
+    sku: str
+    price: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,6 +431,20 @@ class UnitOfWork(Protocol):
     ) -> None:
         """Write the order, its lines and holds and take the stock, atomically, or raise
         StockRace (a planned store no longer has it) or AlreadyRecorded."""
+
+    @property
+    def places_at_store(self) -> bool:
+        """Whether `place_at_store` can write (else it always answers None)."""
+        ...
+
+    async def place_at_store(
+        self, order: Order, lines: Sequence[LineInput], store_id: int, safety: Decimal
+    ) -> tuple[int, list[PlacedLine]] | None:
+        """In one write where the storage can (else None at once): the order, every line
+        held at `store_id`, where `on_hand - reserved - safety` covers it. Returns the order's
+        number and its lines, or None when nothing was written: a line the catalog refuses
+        (unknown, inactive, unpriced, not whole pieces), too large a total, too little stock
+        at the store, or the external id taken. The caller then takes the full path."""
 
     async def next_order_number(self) -> int: ...
     async def insert_order(self, order: Order) -> None: ...

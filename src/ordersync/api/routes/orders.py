@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from ...db import orders as order_rows
+from ...db.unit_of_work import Database
 from ...domain.commands import PlaceOrder
 from ...domain.errors import AlreadyRecorded, Forbidden, InvalidRequest, UnknownStore
 from ...domain.orders import Order
@@ -19,6 +20,7 @@ from ...domain.types import Channel, Fulfillment, OrderStatus, Role
 from ...services import attention as attention_cases
 from ...services import line_sourcing
 from ...services import orders as use_cases
+from ...services.context import Context
 from ...services.idempotency import Idempotency
 from .. import render
 from ..auth import Principal, with_article
@@ -54,6 +56,18 @@ def _channel(principal: Principal, body: OrderIn) -> Channel:
     responses=refusals(403, 409),
 )
 async def place(body: OrderIn, principal: Auth, db: Db, ctx: Ctx, key: IdemKey) -> JSONResponse:
+    return await place_order(body, principal, db, ctx, key)
+
+
+async def place_order(
+    body: OrderIn,
+    principal: Principal,
+    db: Database,
+    ctx: Context,
+    key: tuple[str, str] | None,
+) -> JSONResponse:
+    """POST /orders once the request is authenticated and its body valid: what the route
+    above and its lean twin (api/lean_orders.py) both run."""
     principal.require(Role.ONLINE, Role.OPERATOR, Role.POS, Role.ADMIN)
     channel = _channel(principal, body)
     if channel is Channel.POS:
