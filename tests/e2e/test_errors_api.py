@@ -328,6 +328,8 @@ async def test_a_wrong_method_is_405_with_a_json_error(
 ) -> None:
     request = client.build_request("DELETE", "/orders", headers=bearer(net.tokens["admin"]))
     await refused_without_writes(client, net, request, 405, "method_not_allowed")
+    answer = await client.send(request)
+    assert {m.strip() for m in answer.headers["allow"].split(",")} >= {"GET", "POST"}
 
 
 @pytest.mark.parametrize(
