@@ -31,6 +31,7 @@ from ..domain.customers import customer_keys
 from ..domain.orders import Order
 from ..domain.quantities import MAX_MONEY, MONEY_SCALE, QUANTITY_SCALE, from_units, to_units
 from ..services.ports import PlacedLine
+from .pg_placement import stock_changed_events
 
 # The stock step. Several rows are locked in product order first, as every writer locks them,
 # so that two orders cannot deadlock; one row needs no such step (its update locks it). Both
@@ -152,18 +153,7 @@ written AS MATERIALIZED (
         + (SELECT count(*) FROM timeline) AS n
 ),
 {held}
-stock_events AS (
-    INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
-    SELECT 'stock.changed', 'stock', h.product_id || ':' || h.store_id,
-        json_build_object(
-            'product_id', h.product_id, 'store_id', h.store_id,
-            'on_hand', trim_scale(h.on_hand / 1000.0)::text,
-            'reserved', trim_scale(h.reserved / 1000.0)::text,
-            'available', trim_scale((h.on_hand - h.reserved) / 1000.0)::text,
-            'reason', 'hold', 'document_type', 'order', 'document_id', $1::text),
-        $13::timestamptz
-    FROM held h
-)
+{stock_events}
 SELECT v.ok, (SELECT number FROM new_order) AS number,
     (SELECT array_agg(l.product_id ORDER BY l.line_no) FROM lines l) AS product_ids,
     (SELECT array_agg(l.sku ORDER BY l.line_no) FROM lines l) AS skus,
@@ -172,8 +162,11 @@ SELECT v.ok, (SELECT number FROM new_order) AS number,
         OR (SELECT count(*) FROM held) = (SELECT count(*) FROM want), 'stock_race') AS checked
 FROM verdict v
 """
-PLACE_AT_STORE = _PLACE_AT_STORE.replace("{held}\n", _ORDERED)
-PLACE_ONE_ROW_AT_STORE = _PLACE_AT_STORE.replace("{held}\n", _ONE_ROW)
+_WITH_EVENTS = _PLACE_AT_STORE.replace(
+    "{stock_events}\n", stock_changed_events("$1::text", "$13::timestamptz")
+)
+PLACE_AT_STORE = _WITH_EVENTS.replace("{held}\n", _ORDERED)
+PLACE_ONE_ROW_AT_STORE = _WITH_EVENTS.replace("{held}\n", _ONE_ROW)
 
 
 def _args(order: Order, lines: Sequence[LineInput], store_id: int, safety: Decimal) -> list[Any]:

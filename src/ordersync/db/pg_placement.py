@@ -76,9 +76,30 @@ INSERT INTO idempotency_keys (principal, key, request_hash, status_code, respons
 SELECT $24, $25, $26, $27, $28, $14 WHERE $25 IS NOT NULL
 """
 
+
+def stock_changed_events(order_id: str, at: str) -> str:
+    """The CTE `stock_events`: a `stock.changed` event per row of the CTE `held` (product_id,
+    store_id, on_hand and reserved in thousandths) that an order's holds changed; `order_id`
+    and `at` are the SQL of the order's id and of the event's time."""
+    return f"""stock_events AS (
+    INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
+    SELECT 'stock.changed', 'stock', h.product_id || ':' || h.store_id,
+        json_build_object(
+            'product_id', h.product_id, 'store_id', h.store_id,
+            'on_hand', trim_scale(h.on_hand / 1000.0)::text,
+            'reserved', trim_scale(h.reserved / 1000.0)::text,
+            'available', trim_scale((h.on_hand - h.reserved) / 1000.0)::text,
+            'reason', 'hold', 'document_type', 'order', 'document_id', {order_id}),
+        {at}
+    FROM held h
+)
+"""
+
+
 # $1 products, $2 stores, $3 quantities, $4 safety stocks (one per stock row, in lock order),
 # $5 row count, $6 now, $7 order id.
-PREPARE_HOLD_STOCK = """
+PREPARE_HOLD_STOCK = (
+    """
 PREPARE ordersync_hold_stock (integer[], integer[], bigint[], bigint[], bigint, timestamptz,
     text) AS
 WITH req AS (
@@ -99,20 +120,11 @@ held AS (
       AND s.on_hand - s.reserved - r.safety >= r.qty
     RETURNING s.product_id, s.store_id, s.on_hand, s.reserved
 ),
-stock_events AS (
-    INSERT INTO outbox_events (type, aggregate_type, aggregate_id, payload, created_at)
-    SELECT 'stock.changed', 'stock', h.product_id || ':' || h.store_id,
-        json_build_object(
-            'product_id', h.product_id, 'store_id', h.store_id,
-            'on_hand', trim_scale(h.on_hand / 1000.0)::text,
-            'reserved', trim_scale(h.reserved / 1000.0)::text,
-            'available', trim_scale((h.on_hand - h.reserved) / 1000.0)::text,
-            'reason', 'hold', 'document_type', 'order', 'document_id', $7),
-        $6
-    FROM held h
-)
-SELECT ordersync_assert((SELECT count(*) FROM held) = $5, 'stock_race')
 """
+    + stock_changed_events("$7", "$6")
+    + """SELECT ordersync_assert((SELECT count(*) FROM held) = $5, 'stock_race')
+"""
+)
 
 # One read for the plan: the products named by id, SKU or 1C Ид, with their stock levels at
 # the candidate stores ($4). A product without stock there comes back with NULL figures.
