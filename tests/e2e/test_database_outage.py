@@ -62,6 +62,10 @@ class Server:
                 if left == 0:
                     break
                 await asyncio.sleep(0.02)
+        # A backend leaves pg_stat_activity as it exits, a moment before its socket closes:
+        # let the hub read those closes, as it would have long before a restarted server took
+        # requests again. (A request inside that moment is refused 503 with Retry-After.)
+        await asyncio.sleep(0.1)
         return len(killed)
 
     async def refuse_connections(self, refuse: bool) -> None:

@@ -27,6 +27,8 @@ from tests.integration import dbstate
 
 D = Decimal
 STOCK = {"WH1": {"TEA": 10, "SUGAR": "5"}, "S01": {"TEA": 6, "MUG": 3}}
+# The one-write placement is PostgreSQL's: its tests run there only (parametrized, not skipped).
+POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"])
 
 
 @pytest.fixture
@@ -100,6 +102,7 @@ CASES = [
 ]
 
 
+@POSTGRES_ONLY
 @pytest.mark.parametrize("command", CASES)
 async def test_one_write_places_the_order_the_full_path_places(
     db: Database,
@@ -108,8 +111,6 @@ async def test_one_write_places_the_order_the_full_path_places(
     one_writes: list[bool],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("the one-write placement is PostgreSQL's")
     net = await support.seed_network(db, STOCK)
     seeded = await dbstate.stock(db, net)
     fast = await place(db, command)
@@ -143,11 +144,10 @@ async def test_one_write_places_the_order_the_full_path_places(
     assert (await dbstate.drift(db))[1] == []
 
 
+@POSTGRES_ONLY
 async def test_what_one_write_cannot_vouch_for_is_decided_by_the_full_path(
     db: Database, backend: str, one_writes: list[bool]
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("the one-write placement is PostgreSQL's")
     net = await support.seed_network(db, STOCK)
     # WH1 has 10 TEA: 12 is split with S01 by the plan (the one write wrote nothing)
     split = await place(db, cmd(("TEA", 12)))
@@ -184,21 +184,19 @@ async def test_what_one_write_cannot_vouch_for_is_decided_by_the_full_path(
     assert await dbstate.level(db, net, "SUGAR", "WH1") == (D(5), D(1))
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_sqlite_never_tries_the_one_write(
     db: Database, backend: str, one_writes: list[bool]
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite only")
     await support.seed_network(db, STOCK)
     order = await place(db, cmd(("TEA", 2)))
     assert order.number and one_writes == []
 
 
+@POSTGRES_ONLY
 async def test_concurrent_one_writes_take_exactly_the_units_there_are(
     db: Database, backend: str, one_writes: list[bool]
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("the one-write placement is PostgreSQL's")
     net = await support.seed_network(db, {"WH1": {"MUG": 7}, "S01": {"MUG": 4}})
 
     async def attempt(n: int) -> Order | None:
