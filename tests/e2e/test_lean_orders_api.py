@@ -102,6 +102,7 @@ async def test_a_domain_refusal_on_the_lean_route_is_the_apps_error_body(
     [
         ("/orders?x=1", delivery(line("TEA", 1)), {}, 422, "invalid_request"),
         ("/orders", b"{not json", {}, 400, "malformed_json"),
+        ("/orders", b"[" * 3000, {}, 400, None),  # deeper than json.loads recurses
         ("/orders", b"", {}, 422, "invalid_request"),
         ("/orders", {"fulfillment": "delivery", "lines": []}, {}, 422, "invalid_request"),
         ("/orders", delivery(line("TEA", 1), extra=1), {}, 422, "invalid_request"),

@@ -201,9 +201,15 @@ async def test_metrics_count_the_inbound_events_that_wait_and_those_that_failed(
     async with app_client(settings, db) as http:
         scraped = await scrape(http, net.tokens["admin"])
 
-    def events(channel: str, state: str) -> float | None:
-        return value(scraped, "ordersync_inbound_events", channel=channel, state=state)
+    def pending(channel: str) -> float | None:
+        return value(scraped, "ordersync_inbound_events_pending", channel=channel)
 
-    assert [events("bitrix", s) for s in ("pending", "failed", "rejected")] == [2, 3, 0]
-    assert [events("evotor", s) for s in ("pending", "failed", "rejected")] == [1, 1, 2]
-    assert events("bitrix", "done") is None
+    def unapplied(channel: str, state: str) -> float | None:
+        return value(
+            scraped, "ordersync_inbound_events_unapplied_total", channel=channel, state=state
+        )
+
+    assert (pending("bitrix"), pending("evotor")) == (2, 1)
+    assert [unapplied("bitrix", s) for s in ("failed", "rejected")] == [3, 0]
+    assert [unapplied("evotor", s) for s in ("failed", "rejected")] == [1, 2]
+    assert unapplied("bitrix", "done") is None

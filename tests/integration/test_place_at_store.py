@@ -172,7 +172,10 @@ async def test_what_one_write_cannot_vouch_for_is_decided_by_the_full_path(
         await place(db, cmd(("TEA", 1)))
     with pytest.raises(InsufficientStock):
         await place(db, cmd(("SUGAR", "5.001")))
-    assert one_writes == [False] * 6
+    # A total past what a bigint holds: the full path's own refusal, not the database's.
+    with pytest.raises(InvalidRequest, match="total"):
+        await place(db, cmd(("SUGAR", "1000000000", "100000000")))
+    assert one_writes == [False] * 7
     # Nothing the refused attempts wrote is left: one order, its holds, its events.
     assert await dbstate.count(db, orders) == 1
     assert len(await dbstate.events(db, events.ORDER_CREATED)) == 1

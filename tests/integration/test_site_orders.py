@@ -109,7 +109,12 @@ async def test_a_basket_edited_on_the_site_replans_the_holds_atomically(
 
     order = await hub_order(db, site_id)
     assert order is not None
-    assert held(order) == {"TEA": D(5), "MUG": D(1)}
+    assert held(order) == {"TEA": D(5), "COFFEE": D(0), "MUG": D(1)}
+    assert [(x.line_no, x.sku, x.quantity) for x in order.lines] == [
+        (1, "TEA", D(5)),
+        (2, "COFFEE", D(0)),
+        (3, "MUG", D(1)),
+    ]
     assert order.total == D(800)
     assert await dbstate.stock(db, net) == {
         ("TEA", "WH1"): (D(10), D(5)),
@@ -128,25 +133,30 @@ async def test_a_basket_edit_keeps_the_released_holds_and_drops_the_lines_it_los
     site_id = courier_order(sim, (TEA, 2), (COFFEE, 1), (MUG, 1))
     async with site_task(db, sim, support.context(clock)) as task:
         await task.bring_in(str(site_id))
-        sim.edit_basket(site_id, [SiteLine(TEA, 3, 100)])
+        sim.edit_basket(site_id, [SiteLine(COFFEE, 1, 200), SiteLine(TEA, 3, 100)])
         assert (await task.bring_in(str(site_id))).outcome == "updated"
         sim.pay_order(site_id)  # a later version with the same basket replans nothing
         assert (await task.bring_in(str(site_id))).outcome == "updated"
 
     order = await hub_order(db, site_id)
     assert order is not None
+    # Each product keeps its line, whatever its place in the edited basket.
     assert [(x.line_no, x.sku, x.quantity) for x in order.lines] == [
         (1, "TEA", D(3)),
-        (2, "COFFEE", D(0)),
+        (2, "COFFEE", D(1)),
         (3, "MUG", D(0)),
     ]
-    kept = sorted((h.line_no, h.quantity, h.state) for h in await dbstate.holds_of(db, order.id))
+    holds = await dbstate.holds_of(db, order.id)
+    kept = sorted((h.line_no, h.quantity, h.state) for h in holds)
     assert kept == [
         (1, D(2), "released"),
         (1, D(3), "active"),
+        (2, D(1), "active"),
         (2, D(1), "released"),
         (3, D(1), "released"),
     ]
+    product_of = {x.line_no: x.product_id for x in order.lines}
+    assert all(h.product_id == product_of[h.line_no] for h in holds)
     _, drift = await dbstate.drift(db)
     assert drift == []
 

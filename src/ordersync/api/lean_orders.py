@@ -62,7 +62,9 @@ def prepare(scope: Scope, body: bytes, cache: TokenCache) -> tuple[OrderIn, Prin
     try:
         data = json.loads(body, parse_float=Decimal)
         return OrderIn.model_validate(data), principal
-    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError too
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; nesting deeper than the
+    # interpreter's recursion limit is a RecursionError. The FastAPI route refuses them all.
+    except (ValueError, ValidationError, RecursionError):
         return None
 
 

@@ -509,12 +509,14 @@ async def compare_staged(conn: AsyncConnection, file_id: int, lo: int, hi: int) 
 
 
 async def quiet_since(conn: AsyncConnection, file_id: int, since: datetime) -> bool:
-    """No other file is applying, or finished applying at or after `since`: no level was
-    written by another import after this file's staging compared it."""
+    """No other file is applying or changed at all at or after `since`: no level was written
+    by another import after this file's staging compared it. Any change counts, not only a
+    finished apply: a file partly applied and then sent again is back to receiving, and a
+    file that was only uploaded meanwhile costs a full comparison, never a wrong figure."""
     statement = text(
         """
         SELECT count(*) FROM exchange_files
-        WHERE id <> :f AND (status = 'applying' OR (status = 'done' AND updated_at >= :since))
+        WHERE id <> :f AND (status = 'applying' OR updated_at >= :since)
         """
     ).bindparams(bindparam("since", type_=UtcDateTime()))
     busy = (await conn.execute(statement, {"f": file_id, "since": since})).scalar_one()

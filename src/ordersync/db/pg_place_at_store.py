@@ -100,7 +100,7 @@ verdict AS MATERIALIZED (
     SELECT coalesce(bool_and(product_id IS NOT NULL AND active AND price IS NOT NULL
                AND (unit <> 'pcs' OR qty % 1000 = 0)), false)
            AND coalesce(sum(round(qty::numeric * price / 1000)), 0) <= $24::numeric AS ok,
-        sum(round(qty::numeric * price / 1000))::bigint AS total
+        sum(round(qty::numeric * price / 1000)) AS total
     FROM lines
 ),
 new_order AS (
@@ -108,7 +108,7 @@ new_order AS (
         store_id, total, currency, customer, comment, external_id, hold_expires_at, created_at,
         updated_at, customer_phone, customer_name)
     SELECT $1::text, nextval('orders_number_seq'), $2::text, $3::text, $4::text, $5::text,
-        $6::text, $7::integer, v.total, $8::text, $9::json, $10::text, $11::text,
+        $6::text, $7::integer, v.total::bigint, $8::text, $9::json, $10::text, $11::text,
         $12::timestamptz, $13::timestamptz, $13::timestamptz, $22::text, $23::text
     FROM verdict v WHERE v.ok
     RETURNING number, total

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -280,6 +280,25 @@ async def _apply_changes(uow: UnitOfWork, order: Order, sync: SyncSiteOrder, ctx
     await _apply_flags(uow, order, sync, ctx)
 
 
+def _over_the_lines_it_had(had: Sequence[OrderLine], wanted: list[OrderLine]) -> list[OrderLine]:
+    """The edited basket numbered over the order's lines: a product the order had keeps its
+    line (its first ones, in order), a product it did not have takes the next free number,
+    so a line's product never changes and the holds of its history stay under it."""
+    lines_of: dict[int, list[int]] = {}
+    for line in had:
+        lines_of.setdefault(line.product_id, []).append(line.line_no)
+    next_no = max((x.line_no for x in had), default=0) + 1
+    numbered: list[OrderLine] = []
+    for line in wanted:
+        free = lines_of.get(line.product_id)
+        if free:
+            line_no = free.pop(0)
+        else:
+            line_no, next_no = next_no, next_no + 1
+        numbered.append(replace(line, line_no=line_no, holds=[]))
+    return sorted(numbered, key=lambda x: x.line_no)
+
+
 def _basket_of(lines: Sequence[OrderLine]) -> list[tuple[int, Decimal, Decimal]]:
     """What the customer is buying: lines dropped by an earlier edit (quantity 0) left out."""
     return sorted((x.product_id, x.quantity, x.price) for x in lines if x.quantity > 0)
@@ -296,6 +315,7 @@ async def _replan(
     """The basket was edited on the site: the order's holds are released and the new basket
     held, in this one transaction (the conditional updates keep every unit counted)."""
     now = ctx.clock()
+    wanted = _over_the_lines_it_had(order.lines, wanted)
     await release_all(uow, order, now)
     await uow.bitrix.replace_lines(
         order.id, [OrderLineRow(x.line_no, x.product_id, x.quantity, x.price) for x in wanted]

@@ -60,16 +60,27 @@ class DatabaseFigures:
             value=self.negative_levels,
         )
         if self.inboxes is not None:
-            inbox = GaugeMetricFamily(
-                "ordersync_inbound_events",
+            pending = GaugeMetricFamily(
+                "ordersync_inbound_events_pending",
                 "Events of the Bitrix site (bitrix) and till documents of the Evotor cloud"
-                " (evotor) waiting to be applied (pending), refused when applied (failed) or"
-                " unreadable (rejected); failed and rejected ones wait for a person.",
+                " (evotor) waiting to be applied.",
+                labels=["channel"],
+            )
+            # Kept for a person and never taken back: a count that only grows, so alert on
+            # its increase.
+            unapplied = CounterMetricFamily(
+                "ordersync_inbound_events_unapplied",
+                "Inbound events refused when applied (failed) or unreadable (rejected, Evotor),"
+                " since the hub began; each waits for a person on the console.",
                 labels=["channel", "state"],
             )
             for (channel, state), count in sorted(self.inboxes.items()):
-                inbox.add_metric([channel, state], count)
-            yield inbox
+                if state == "pending":
+                    pending.add_metric([channel], count)
+                else:
+                    unapplied.add_metric([channel, state], count)
+            yield pending
+            yield unapplied
         yield from self._relay()
         yield from self._exchange()
 
