@@ -71,13 +71,19 @@ class TokenCache:
         self._entries[token_hash] = (time.monotonic(), principal)
 
 
+def _bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None when it is not one."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def cached_principal(cache: TokenCache, authorization: str) -> Principal | None:
     """The principal of a well-formed bearer token verified within the cache's time, when
     `authenticate` would let it through as it is; None leaves the decision to `authenticate`
     (a token it must look up, or refuse)."""
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+    token = _bearer_token(authorization)
+    if token is None or len(token) > MAX_TOKEN_LENGTH:
         return None
     principal = cache.get(tokens.hash_token(token))
     if principal is None or principal.role is Role.EVOTOR:
@@ -94,11 +100,9 @@ async def authenticate(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
 ) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = _bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise Unauthorized("send Authorization: Bearer <token>")
-    token = token.strip()
     if len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized("unknown or revoked token")
     cache: TokenCache = request.app.state.token_cache
