@@ -58,10 +58,14 @@ async def stage(conn: AsyncConnection, items: Sequence[ItemRow]) -> None:
     if conn.dialect.name == "postgresql":
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        await driver.copy_records_to_table(
+        # COPY's text format, a line per item built by one join: asyncpg's binary records
+        # checked each array and each of its numbers against collections.abc, a third of the
+        # staging's own time. (A memoryview: asyncpg takes bytes for a file name.)
+        await driver.copy_to_table(
             "exchange_stage_items",
-            records=[_money_units(row) for row in items],
+            source=memoryview("".join(map(copy_line, items)).encode()),
             columns=_ITEM_COLUMNS,
+            format="text",
         )
         return
     await conn.execute(
@@ -69,11 +73,37 @@ async def stage(conn: AsyncConnection, items: Sequence[ItemRow]) -> None:
     )
 
 
-def _money_units(row: ItemRow) -> tuple[Any, ...]:
+_NULL = "\\N"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_line(row: ItemRow) -> str:
+    """An item as a line of COPY's text format (tab-separated, backslash escapes, \\N)."""
+    file_id, seq, xml_id, article, name, unit, barcode, price, active, numbers, quantities = row
     # The reader's prices are quantized to MONEY_SCALE and at most 10**13 (catalog_reader.money),
     # so scaling them is exact in the default context: no checked to_units per row.
-    price = row[7]
-    return (*row[:7], None if price is None else int(price.scaleb(MONEY_SCALE)), *row[8:])
+    fields = (
+        str(file_id),
+        str(seq),
+        _copy_text(xml_id),
+        _copy_text(article),
+        _copy_text(name),
+        _copy_text(unit),
+        _copy_text(barcode),
+        _NULL if price is None else str(int(price.scaleb(MONEY_SCALE))),
+        _NULL if active is None else "t" if active else "f",
+        _NULL if numbers is None else "{" + ",".join(map(str, numbers)) + "}",
+        _NULL if quantities is None else "{" + ",".join(map(str, quantities)) + "}",
+    )
+    return "\t".join(fields) + "\n"
+
+
+def _copy_text(value: str | None) -> str:
+    if value is None:
+        return _NULL
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
 
 
 async def stage_stores(
