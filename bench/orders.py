@@ -60,7 +60,8 @@ from common import (
     venv_bin,
 )
 
-DB_NAME = "ordersync_bench"
+# ORDERSYNC_BENCH_DB: another scratch database, beside one kept with --keep-db.
+DB_NAME = os.environ.get("ORDERSYNC_BENCH_DB", "ordersync_bench")
 DATABASE_URL, BENCH_DSN = database_urls(DB_NAME)
 
 HUB_PORT = 8765

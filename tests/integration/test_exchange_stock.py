@@ -702,8 +702,9 @@ async def test_a_sale_committed_after_staging_compared_a_level_is_counted_by_the
     await no_drift(db)
 
 
+@pytest.mark.parametrize("sent_again", [False, True], ids=["finished", "sent-again"])
 async def test_an_older_file_applied_between_staging_and_apply_is_overwritten_by_the_newer(
-    db: Database, tmp_path: Path
+    db: Database, tmp_path: Path, sent_again: bool
 ) -> None:
     net = await support.seed_network(db)
     ex = Exchange(db, tmp_path / "x", Master.ONE_C, step_seconds=0.0001)
@@ -713,10 +714,19 @@ async def test_an_older_file_applied_between_staging_and_apply_is_overwritten_by
         ex, offers_xml(formed + timedelta(minutes=20), [Offer("1c-tea", {"S02": 10}, name="Tea")])
     )
     # Formed before `newer`, applied while `newer` waits between its staging and its apply.
-    await ex.load(
+    older, _ = await ex.load(
         offers_xml(formed + timedelta(minutes=10), [Offer("1c-tea", {"S02": 7}, name="Tea")]),
         "older.xml",
     )
+    if sent_again:
+        # Not finished: part of it was applied, then 1C sent it again (back to receiving). It
+        # still wrote a level after `newer` compared it.
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                exchange_files.update()
+                .where(exchange_files.c.session_id == older.id)
+                .values(status="receiving", updated_at=datetime.now(UTC))
+            )
     assert await dbstate.level(db, net, "TEA", "S02") == (D(7), D(0))
 
     await ex.run(newer)
