@@ -4,7 +4,13 @@ one holding millions of movements, orders and delivered events.
 Run from the repository root, with the package installed in .venv:
 
     .venv/bin/python bench/growth.py [--movements 10000000] [--orders 1000000]
-        [--events 2000000] [--duration 10] [--requests 1000]
+        [--events 2000000] [--duration 10] [--requests 1000] [--db ordersync_bench]
+        [--keep-db] [--grown-only] [--samples DIR]
+
+`--grown-only` measures again a database an earlier `--keep-db` run grew, without recreating
+or growing it (for investigating; the benchmark's figure is a normal run, which compares the
+two); `--samples DIR` writes each GET's wall-clock start and milliseconds to DIR, to line the
+slow requests up with what the machine did at that moment.
 
 1. (Re)creates `ordersync_bench` as bench/orders.py does (3 stores, 10,000 products with stock)
    and serves the hub (`ordersync serve --workers 2`).
@@ -123,31 +129,49 @@ def p50_p99(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def timed(client: httpx.Client, path: str, params: dict[str, str], n: int) -> tuple[float, float]:
+def timed(
+    client: httpx.Client, path: str, params: dict[str, str], n: int, log_to: Path | None = None
+) -> tuple[float, float]:
+    """p50 and p99 of `n` requests; with `log_to`, each request's wall-clock start and ms
+    are written there (to line the slow ones up with what the server and PostgreSQL did)."""
     samples = []
+    starts = []
     for _ in range(n):
+        starts.append(time.time())
         started = time.perf_counter()
         answer = client.get(path, params=params)
         samples.append((time.perf_counter() - started) * 1000)
         if answer.status_code != 200:
             raise BenchError(f"GET {path} answered {answer.status_code}: {answer.text[:300]}")
+    if log_to is not None:
+        lines = (f"{t:.6f},{ms:.3f}\n" for t, ms in zip(starts, samples, strict=True))
+        log_to.write_text("".join(lines))
     return p50_p99(samples)
 
 
-def measure(wrk: str, token: str, duration: int, requests: int) -> Figures:
+def measure(
+    wrk: str, token: str, duration: int, requests: int, samples: Path | None = None
+) -> Figures:
+    """`samples`: a directory (and a file name prefix) for each GET's timings, or None."""
     reset_placed_orders()
     hub.run_wrk(wrk, "spread", CLIENTS, 2, token)
     placed = hub.run_wrk(wrk, "spread", CLIENTS, duration, token)
     time.sleep(hub.SETTLE_SECONDS)
     rng = random.Random(7)
     headers = {"Authorization": f"Bearer {token}"}
+
+    def to(name: str) -> Path | None:
+        return None if samples is None else samples.with_name(f"{samples.name}-{name}.csv")
+
     with httpx.Client(base_url=hub.HUB_URL, headers=headers, timeout=30) as client:
         params = {"order": "newest", "limit": "50"}
         timed(client, "/orders", params, 5)  # warm
-        first_page = timed(client, "/orders", params, requests)
+        first_page = timed(client, "/orders", params, requests, to("first-page"))
         sku = f"SKU-{rng.randint(1, hub.PRODUCTS):05d}"
-        stock = timed(client, "/stock", {"sku": sku}, requests)
-        movements = timed(client, "/stock/movements", {"sku": sku, "limit": "50"}, requests)
+        stock = timed(client, "/stock", {"sku": sku}, requests, to("stock"))
+        movements = timed(
+            client, "/stock/movements", {"sku": sku, "limit": "50"}, requests, to("movements")
+        )
     return Figures(placed.orders_per_s, placed.p99_ms, first_page, stock, movements)
 
 
@@ -223,35 +247,63 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--keep-db", action="store_true")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--db", default=hub.DB_NAME, help=f"the scratch database (default {hub.DB_NAME})"
+    )
+    parser.add_argument(
+        "--grown-only",
+        action="store_true",
+        help="measure the grown database an earlier --keep-db run left, without recreating or "
+        "growing it (implies --keep-db; not the benchmark's figure, which compares both)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        help="a directory for each GET's wall-clock start and ms (empty-*.csv, grown-*.csv)",
+    )
+    args = parser.parse_args(argv)
+    if args.grown_only:
+        args.keep_db = True
+    return args
 
 
-def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figures]:
+def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures | None, Figures]:
     wrk = hub.ensure_wrk()
     ordersync = venv_bin("ordersync")
-    hub.recreate_database()
-    hub.migrate(ordersync)
-    hub.seed()
+    samples: Path | None = args.samples
+    if samples is not None:
+        samples.mkdir(parents=True, exist_ok=True)
+    empty = None
+    if not args.grown_only:
+        hub.recreate_database()
+        hub.migrate(ordersync)
+        hub.seed()
     token = hub.create_token(ordersync)
-    server = hub.Server.hub(ordersync, workdir / "empty.log")
-    try:
-        server.start()
-        empty = measure(wrk, token, args.duration, args.requests)
-    finally:
-        server.stop()
-    reset_placed_orders()
-    asyncio.run(_grow(args.movements, args.orders, args.events))
+    if not args.grown_only:
+        server = hub.Server.hub(ordersync, workdir / "empty.log")
+        try:
+            server.start()
+            empty = measure(wrk, token, args.duration, args.requests, _in(samples, "empty"))
+        finally:
+            server.stop()
+        reset_placed_orders()
+        asyncio.run(_grow(args.movements, args.orders, args.events))
     server = hub.Server.hub(ordersync, workdir / "grown.log")
     try:
         server.start()
-        grown = measure(wrk, token, args.duration, args.requests)
+        grown = measure(wrk, token, args.duration, args.requests, _in(samples, "grown"))
     finally:
         server.stop()
     return empty, grown
 
 
+def _in(directory: Path | None, prefix: str) -> Path | None:
+    return None if directory is None else directory / prefix
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    hub.use_database(args.db)
     signal.signal(signal.SIGTERM, interrupt)
     with tempfile.TemporaryDirectory(prefix="ordersync-growth-") as tmp:
         try:
@@ -262,7 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if not args.keep_db:
                 hub.drop_database()
-    report(empty, grown, args)
+    if empty is None:
+        print(f"\nthe grown database {args.db} alone:")
+        report(grown, grown, args)
+    else:
+        report(empty, grown, args)
     return 0
 
 

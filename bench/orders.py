@@ -282,6 +282,13 @@ async def _count_orders() -> int:
         await conn.close()
 
 
+def use_database(name: str) -> None:
+    """Points every helper here (and the served hub) at the scratch database `name`."""
+    global DB_NAME, DATABASE_URL, BENCH_DSN
+    DB_NAME = name
+    DATABASE_URL, BENCH_DSN = database_urls(name)
+
+
 def recreate_database() -> None:
     common.recreate_database(DB_NAME)
 
