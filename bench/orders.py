@@ -343,9 +343,9 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def hub(cls, ordersync: Path, log_path: Path) -> Server:
+    def hub(cls, ordersync: Path, log_path: Path, port: int = HUB_PORT) -> Server:
         command = [str(ordersync), "serve", "--workers", str(HUB_WORKERS), "--port"]
-        return cls([*command, str(HUB_PORT)], HUB_PORT, log_path, app_env())
+        return cls([*command, str(port)], port, log_path, app_env())
 
     @classmethod
     def bare(cls, log_path: Path) -> Server:
