@@ -8,7 +8,8 @@ Run from the repository root, with the package installed in .venv:
         [--keep-db] [--reuse] [--samples DIR]
 
 1. (Re)creates two databases as bench/orders.py does (3 stores, 10,000 products with stock):
-   `--db` (default `ordersync_bench`), which stays empty, and `<db>_grown`; writes into the
+   `--db` (default `ordersync_bench`), which stays empty, and `<db>_grown`, each with 60
+   movements of the product whose movements page is read (so both pages show 50); writes into the
    second, straight in SQL, `--movements` stock movements (over the 10,000 products at WH1 and
    S01, over the last 90 days), `--orders` orders with a line each (as bench/console.py writes
    them: three channels, customers, most completed) and `--events` outbox events already
@@ -90,6 +91,21 @@ SELECT 'stock.changed', 'stock', (g % 10000) || ':1',
 FROM generate_series(1, $1::integer) AS g
 """
 
+# The measured product's movements page shows 50 rows in both databases: a page of its own
+# (more than a page of movements) is written into each before one of them grows.
+PAGE_OF_MOVEMENTS = """
+INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
+    document_id, business_time, recorded_at)
+SELECT p.id, CASE WHEN g % 3 = 0 THEN s.s01 ELSE s.wh1 END,
+    CASE WHEN g % 4 = 0 THEN 5000 ELSE -1000 END,
+    CASE WHEN g % 4 = 0 THEN 'receipt' ELSE 'sale' END,
+    CASE WHEN g % 4 = 0 THEN 'receipt' ELSE 'pos_sale' END,
+    'page-' || g, now() - (60 - g) * interval '1 hour', now() - (60 - g) * interval '1 hour'
+FROM generate_series(1, 60) AS g, (SELECT id FROM products WHERE sku = $1) AS p,
+    (SELECT (SELECT id FROM stores WHERE code = 'S01') AS s01,
+            (SELECT id FROM stores WHERE code = 'WH1') AS wh1) AS s
+"""
+
 LAST_SEQ = """
 INSERT INTO relay_state (name, value) VALUES ('last_seq', $1)
 ON CONFLICT (name) DO UPDATE SET value = greatest(relay_state.value, EXCLUDED.value)
@@ -162,7 +178,7 @@ def read_side_by_side(
 ) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
     """The three reads of each database, in blocks of BLOCK requests taken in turn (empty
     first, then grown first), so both see the same seconds of a shared machine."""
-    sku = f"SKU-{random.Random(7).randint(1, hub.PRODUCTS):05d}"
+    sku = measured_sku()
     reads = {
         "first-page": ("/orders", {"order": "newest", "limit": "50"}),
         "stock": ("/stock", {"sku": sku}),
@@ -184,6 +200,19 @@ def read_side_by_side(
                 lines = (f"{wall:.6f},{ms:.3f}\n" for wall, ms in taken[i])
                 (samples / f"{phase}-{name}.csv").write_text("".join(lines))
     return figures
+
+
+def measured_sku() -> str:
+    return f"SKU-{random.Random(7).randint(1, hub.PRODUCTS):05d}"
+
+
+async def _page_of_movements() -> None:
+    conn = await asyncpg.connect(hub.BENCH_DSN)
+    try:
+        await conn.execute(PAGE_OF_MOVEMENTS, measured_sku())
+        await conn.execute("ANALYZE stock_movements")
+    finally:
+        await conn.close()
 
 
 async def _grow(movements: int, orders: int, events: int) -> None:
@@ -298,6 +327,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figures]:
             hub.recreate_database()
             hub.migrate(ordersync)
             hub.seed()
+            asyncio.run(_page_of_movements())
         tokens.append(hub.create_token(ordersync))
     if not args.reuse:
         hub.use_database(names[1])
