@@ -283,6 +283,13 @@ async def _count_orders() -> int:
         await conn.close()
 
 
+def use_database(name: str) -> None:
+    """Points every helper here (and the served hub) at the scratch database `name`."""
+    global DB_NAME, DATABASE_URL, BENCH_DSN
+    DB_NAME = name
+    DATABASE_URL, BENCH_DSN = database_urls(name)
+
+
 def recreate_database() -> None:
     common.recreate_database(DB_NAME)
 
@@ -337,9 +344,9 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def hub(cls, ordersync: Path, log_path: Path) -> Server:
+    def hub(cls, ordersync: Path, log_path: Path, port: int = HUB_PORT) -> Server:
         command = [str(ordersync), "serve", "--workers", str(HUB_WORKERS), "--port"]
-        return cls([*command, str(HUB_PORT)], HUB_PORT, log_path, app_env())
+        return cls([*command, str(port)], port, log_path, app_env())
 
     @classmethod
     def bare(cls, log_path: Path) -> Server:
