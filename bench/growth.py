@@ -57,8 +57,6 @@ from common import BenchError, interrupt, log, venv_bin
 CLIENTS = 32
 TOLERANCE = 0.10
 READ_PORT = 8767  # the second hub while both databases are read in turn
-# A hiccup of the machine of a few ms lands on both databases' requests, not on one's block.
-BLOCK = 1  # requests to one database before the other's turn
 
 MOVEMENTS = """
 INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
@@ -177,8 +175,8 @@ def place(wrk: str, token: str, duration: int) -> hub.WrkResult:
 def read_side_by_side(
     empty: httpx.Client, grown: httpx.Client, requests: int, samples: Path | None
 ) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
-    """The three reads of each database, in blocks of BLOCK requests taken in turn (empty
-    first, then grown first), so both see the same moments of a shared machine."""
+    """The three reads of each database, request by request in turn (empty first, then grown
+    first), so a hiccup of a shared machine lands on both databases' requests alike."""
     sku = measured_sku()
     reads = {
         "first-page": ("/orders", {"order": "newest", "limit": "50"}),
@@ -191,10 +189,9 @@ def read_side_by_side(
         for client in clients:
             timed(client, path, params, 5)  # warm
         taken: tuple[list[tuple[float, float]], list[tuple[float, float]]] = ([], [])
-        for block in range(max(1, requests // BLOCK)):
-            order = (0, 1) if block % 2 == 0 else (1, 0)
-            for i in order:
-                taken[i].extend(timed(clients[i], path, params, BLOCK))
+        for n in range(requests):
+            for i in (0, 1) if n % 2 == 0 else (1, 0):
+                taken[i].extend(timed(clients[i], path, params, 1))
         for i, phase in enumerate(("empty", "grown")):
             figures[i][name] = p50_p99([ms for _, ms in taken[i]])
             if samples is not None:

@@ -60,8 +60,7 @@ from common import (
     venv_bin,
 )
 
-# ORDERSYNC_BENCH_DB: another scratch database, beside one kept with --keep-db.
-DB_NAME = os.environ.get("ORDERSYNC_BENCH_DB", "ordersync_bench")
+DB_NAME = "ordersync_bench"  # --db names another (use_database)
 DATABASE_URL, BENCH_DSN = database_urls(DB_NAME)
 
 HUB_PORT = 8765
@@ -629,8 +628,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--clients", default="8,32", help="comma-separated client counts (default 8,32)"
     )
     parser.add_argument(
-        "--keep-db", action="store_true", help=f"keep the {DB_NAME} database afterwards"
+        "--db", default=DB_NAME, help=f"the scratch PostgreSQL database (default {DB_NAME})"
     )
+    parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--naive", action="store_true", help="also run the pgbench baseline (bench/naive.sql)"
     )
@@ -717,6 +717,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    use_database(args.db)
     signal.signal(signal.SIGTERM, interrupt)
     rows: list[Row] = []
     code = 0

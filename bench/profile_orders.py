@@ -69,6 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--case", choices=hub.CASES, default="spread")
+    parser.add_argument("--db", default=hub.DB_NAME, help="the scratch PostgreSQL database")
     return parser.parse_args(argv)
 
 
@@ -124,6 +125,7 @@ def profile(args: argparse.Namespace, workdir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    hub.use_database(args.db)
     signal.signal(signal.SIGTERM, interrupt)
     with tempfile.TemporaryDirectory(prefix="ordersync-profile-") as tmp:
         try:
