@@ -31,6 +31,7 @@ from starlette.routing import Match, Route, request_response
 from starlette.types import Message, Receive, Scope, Send
 
 from .auth import Principal, TokenCache, cached_principal
+from .body_replay import replaying
 from .routes.orders import place_order
 from .schemas import OrderIn
 
@@ -80,21 +81,6 @@ async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
             return b"".join(chunks), None
 
 
-def _replaying(body: bytes, other: Message | None, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            if other is not None:
-                return other
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
 async def _place(request: Request) -> JSONResponse:
     body, principal = request.scope[_PREPARED]
     state = request.app.state
@@ -121,7 +107,7 @@ class LeanOrderRoute(Route):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, other = await _read_body(receive)
-        replay = _replaying(body, other, receive)
+        replay = replaying(body, receive, other)
         cache: TokenCache = self.fastapi.state.token_cache
         prepared: Any = None if other is not None else prepare(scope, body, cache)
         if prepared is None:

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..api.body_replay import replaying
+
 MAX_FORM_BYTES = 256 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM = b"application/x-www-form-urlencoded"
@@ -62,16 +64,7 @@ class FormGuard:
         except UnicodeDecodeError:
             await self.refuse(scope, send, 400, "the form is not UTF-8")
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(bytes(body), receive), send)
 
 
 class Timed:
