@@ -16,11 +16,23 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+# One decoder for every request: `json.loads(..., parse_float=Decimal)` builds a new one per
+# call, about 1 % of a placement's CPU.
+_EXACT = json.JSONDecoder(parse_float=Decimal)
+
+
+def loads_exact(body: bytes) -> Any:
+    """A JSON body (UTF-8, -16 or -32, as `json.loads` detects it) with fractions as `Decimal`.
+
+    Raises `ValueError` (`json.JSONDecodeError`, `UnicodeDecodeError`) on a body that is not
+    JSON, and `RecursionError` on one nested deeper than the interpreter recurses."""
+    return _EXACT.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+
 
 class DecimalRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_float=Decimal)
+            self._json = loads_exact(await self.body())
         return self._json
 
 

@@ -20,8 +20,6 @@ exception handling, so its errors are answered by the app's handlers as before.
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .auth import Principal, TokenCache, cached_principal
 from .body_replay import replaying
+from .decimal_json import loads_exact
 from .routes.orders import place_order
 from .schemas import OrderIn
 
@@ -61,7 +60,7 @@ def prepare(scope: Scope, body: bytes, cache: TokenCache) -> tuple[OrderIn, Prin
     if principal is None:
         return None
     try:
-        data = json.loads(body, parse_float=Decimal)
+        data = loads_exact(body)
         return OrderIn.model_validate(data), principal
     # JSONDecodeError and UnicodeDecodeError are ValueErrors; nesting deeper than the
     # interpreter's recursion limit is a RecursionError. The FastAPI route refuses them all.
