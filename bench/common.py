@@ -115,3 +115,43 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def group_cpu_seconds(group: int) -> float:
+    """CPU time (user + system) of every process in a process group: the hub's server and
+    its workers. Steadier than throughput on a machine shared with other work."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds(name: str) -> float:
+    """CPU time (user + system) of the PostgreSQL backends connected to database `name` now
+    (PostgreSQL runs on this machine). A backend that ended since is no longer counted, so
+    compare two readings only across a run whose clients keep their connections (pools)."""
+
+    async def backends() -> list[int]:
+        conn = await asyncpg.connect(ADMIN_DSN)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await conn.close()
+        return [int(r["pid"]) for r in rows]
+
+    ticks = 0
+    for pid in asyncio.run(backends()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

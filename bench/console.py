@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import statistics
 import sys
@@ -39,7 +38,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orders as hub
-from common import BenchError, log, venv_bin
+from common import BenchError, group_cpu_seconds, log, venv_bin
 
 USER, PASSWORD = "bench-operator", "bench-password-0123"
 DASHBOARDS = 50
@@ -214,20 +213,6 @@ class Dashboards:
                 self.messages += chunk.count(b"event: orders")
                 if self._stop.is_set():
                     return
-
-
-def group_cpu_seconds(group: int) -> float:
-    """CPU time (user + system) of every process in a process group: the hub's server and
-    its workers. Steadier than throughput on a machine shared with other work."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:  # pgrp
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 Rate = tuple[str, float, float, int]  # (case, orders/s, hub CPU ms per order, messages)

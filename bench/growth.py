@@ -4,7 +4,7 @@ one holding millions of movements, orders and delivered events.
 Run from the repository root, with the package installed in .venv:
 
     .venv/bin/python bench/growth.py [--movements 10000000] [--orders 1000000]
-        [--events 2000000] [--duration 10] [--requests 1000] [--db ordersync_bench]
+        [--events 2000000] [--duration 10] [--rounds 3] [--requests 1000] [--db ordersync_bench]
         [--keep-db] [--reuse] [--samples DIR]
 
 1. (Re)creates two databases as bench/orders.py does (3 stores, 10,000 products with stock):
@@ -15,9 +15,11 @@ Run from the repository root, with the package installed in .venv:
    them: three channels, customers, most completed) and `--events` outbox events already
    delivered (sequenced, kept for the relay's retention); VACUUM ANALYZE, then CHECKPOINT (so
    the grown database is not measured while the checkpointer flushes the load).
-2. Placement, on each database in turn (the grown one first), served alone by the hub
-   (`ordersync serve --workers 2`): wrk, POST /orders, a random product of 10,000, 32
-   connections, `--duration` s: orders/s and p99.
+2. Placement: both databases served at once by a hub each (`ordersync serve --workers 2`),
+   placed into in turn, `--rounds` times each (grown, empty, empty, grown, ...; the hub not
+   being measured idles): wrk, POST /orders, a random product of 10,000, 32 connections,
+   `--duration` s a run: the median of the runs' orders/s, p99 and CPU per order (the hub's
+   processes and the database's backends; steadier than throughput on a shared machine).
 3. The reads: both databases served at once by a hub each, and read request by request in
    turn (empty, grown, grown, empty, ...): the orders list's first page
    (GET /orders?order=newest&limit=50) and two stock queries (a product's levels,
@@ -140,6 +142,7 @@ def reset_placed_orders() -> None:
 class Figures:
     orders_per_s: float
     placement_p99_ms: float
+    placement_cpu_us: float  # the hub's and PostgreSQL's CPU per order
     first_page: tuple[float, float]
     stock: tuple[float, float]
     movements: tuple[float, float]
@@ -164,12 +167,44 @@ def timed(
     return samples
 
 
-def place(wrk: str, token: str, duration: int) -> hub.WrkResult:
-    reset_placed_orders()
-    hub.run_wrk(wrk, "spread", CLIENTS, 2, token)
-    placed = hub.run_wrk(wrk, "spread", CLIENTS, duration, token)
-    time.sleep(hub.SETTLE_SECONDS)
-    return placed
+@dataclass(frozen=True)
+class Served:
+    name: str  # the database
+    server: hub.Server
+    url: str
+    token: str
+
+
+def place_in_turn(
+    wrk: str, served: Sequence[Served], rounds: int, duration: int
+) -> dict[str, tuple[float, float, float]]:
+    """Per database, the median orders/s, p99 ms and CPU µs per order of `rounds` runs, the
+    databases taken in turn (the first of `served` first, then the other way round), so a
+    slow spell of a shared machine falls on both alike."""
+    runs: dict[str, list[tuple[float, float, float]]] = {s.name: [] for s in served}
+    for n in range(rounds):
+        for one in served if n % 2 == 0 else list(reversed(served)):
+            hub.use_database(one.name)
+            reset_placed_orders()
+            hub.run_wrk(wrk, "spread", CLIENTS, 2, one.token, one.url)
+            before = hub.cpu_now(one.server)
+            placed = hub.run_wrk(wrk, "spread", CLIENTS, duration, one.token, one.url)
+            used = hub.cpu_now(one.server) - before
+            time.sleep(hub.SETTLE_SECONDS)
+            server_us, database_us, _ = used.per_order_us(placed.ok)
+            runs[one.name].append((placed.orders_per_s, placed.p99_ms, server_us + database_us))
+            log(
+                f"placement into {one.name}: {placed.orders_per_s:.0f} orders/s, p99 "
+                f"{placed.p99_ms:.1f} ms, {server_us + database_us:.0f} µs of CPU per order"
+            )
+    return {
+        name: (
+            statistics.median(r[0] for r in taken),
+            statistics.median(r[1] for r in taken),
+            statistics.median(r[2] for r in taken),
+        )
+        for name, taken in runs.items()
+    }
 
 
 def read_side_by_side(
@@ -259,6 +294,7 @@ def report(empty: Figures, grown: Figures, args: argparse.Namespace) -> None:
     rows = [
         ("placement orders/s", empty.orders_per_s, grown.orders_per_s, True),
         ("placement p99 ms", empty.placement_p99_ms, grown.placement_p99_ms, False),
+        ("placement CPU µs per order", empty.placement_cpu_us, grown.placement_cpu_us, False),
         ("orders first page p50 ms", *_pair(empty.first_page, grown.first_page, 0), False),
         ("orders first page p99 ms", *_pair(empty.first_page, grown.first_page, 1), False),
         ("stock of a product p50 ms", *_pair(empty.stock, grown.stock, 0), False),
@@ -283,6 +319,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="placement runs per database (default 3)"
+    )
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument(
@@ -330,16 +369,18 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figures]:
     if not args.reuse:
         hub.use_database(names[1])
         asyncio.run(_grow(args.movements, args.orders, args.events))
-    # The grown database first: right after its growth, the machine still digests it.
-    placed: dict[str, hub.WrkResult] = {}
-    for name, token in reversed(list(zip(names, tokens, strict=True))):
-        hub.use_database(name)
-        server = hub.Server.hub(ordersync, workdir / f"{name}.log")
-        try:
+    # Both served at once, placed into in turn, the grown database first.
+    served: list[Served] = []
+    try:
+        for name, token, port in zip(names, tokens, (hub.HUB_PORT, READ_PORT), strict=True):
+            hub.use_database(name)
+            server = hub.Server.hub(ordersync, workdir / f"{name}.log", port)
             server.start()
-            placed[name] = place(wrk, token, args.duration)
-        finally:
-            server.stop()
+            served.append(Served(name, server, f"http://127.0.0.1:{port}", token))
+        placed = place_in_turn(wrk, served[::-1], args.rounds, args.duration)
+    finally:
+        for one in served:
+            one.server.stop()
     # The reads: both hubs served at once, fresh, and read in turn (see read_side_by_side).
     servers = []
     try:
@@ -356,7 +397,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figures]:
         for server in servers:
             server.stop()
     empty, grown = (
-        Figures(p.orders_per_s, p.p99_ms, r["first-page"], r["stock"], r["movements"])
+        Figures(*p, r["first-page"], r["stock"], r["movements"])
         for p, r in zip((placed[name] for name in names), reads, strict=True)
     )
     return empty, grown

@@ -18,9 +18,11 @@ What it does:
    against the hub, then the same against the bare app; with ``--naive``, also pgbench
    running bench/naive.sql, the one-statement-per-round-trip version of the same writes.
    Order tables are truncated before every run.
-5. Prints a table, the hub/bare ratios and p99s and the target checks of issue 12 (at 32
-   clients: hub/bare >= 0.9 hot and >= 0.8 spread, hub p99 <= 1.5x bare p99), stops the
-   servers and drops the database (unless ``--keep-db``).
+5. Prints a table, the hub/bare ratios and p99s, the CPU each measured run cost per order
+   (the server's processes, the database's backends and wrk, read from /proc and getrusage
+   around the run: where a gap in throughput comes from) and the target checks of issue 12
+   (at 32 clients: hub/bare >= 0.9 hot and >= 0.8 spread, hub p99 <= 1.5x bare p99), stops
+   the servers and drops the database (unless ``--keep-db``).
 
 Needs wrk (installed with apt-get when missing), a PostgreSQL server, and pgbench for --naive.
 """
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -51,7 +54,9 @@ from common import (
     PG_PORT,
     PG_USER,
     BenchError,
+    database_cpu_seconds,
     database_urls,
+    group_cpu_seconds,
     interrupt,
     log,
     log_tail,
@@ -113,6 +118,27 @@ class WrkResult:
 
 
 @dataclass(frozen=True)
+class Cpu:
+    """CPU seconds (user + system) of the server's processes, the database's backends and
+    wrk: read before and after a run, the difference is what the run cost each."""
+
+    server_s: float
+    database_s: float
+    client_s: float
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(
+            self.server_s - other.server_s,
+            self.database_s - other.database_s,
+            self.client_s - other.client_s,
+        )
+
+    def per_order_us(self, orders: int) -> tuple[float, float, float]:
+        n = max(orders, 1)
+        return (self.server_s * 1e6 / n, self.database_s * 1e6 / n, self.client_s * 1e6 / n)
+
+
+@dataclass(frozen=True)
 class PgbenchResult:
     tps: float
     latency_ms: float | None
@@ -128,6 +154,8 @@ class Row:
     bare: WrkResult | None = None
     bare_stored: int = 0
     naive: PgbenchResult | None = None
+    hub_cpu: Cpu | None = None
+    bare_cpu: Cpu | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -427,6 +455,18 @@ def answers(port: int) -> bool:
         return False
 
 
+def cpu_now(server: Server) -> Cpu:
+    """The CPU used so far by the server's process group (it runs in a session of its own),
+    by the bench database's backends and by this script's finished children (wrk)."""
+    assert server.proc is not None, "start the server first"
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Cpu(
+        group_cpu_seconds(server.proc.pid),
+        database_cpu_seconds(DB_NAME),
+        children.ru_utime + children.ru_stime,
+    )
+
+
 # --------------------------------------------------------------------------- wrk and pgbench
 
 WRK_LINE = re.compile(r"^BENCH (.*)$", re.MULTILINE)
@@ -584,6 +624,18 @@ def print_report(rows: list[Row], duration: int) -> None:
             f"{fmt(naive_tps):>9}"
         )
     print()
+    print("CPU per order, µs (user + system): server, PostgreSQL backends, wrk")
+    for r in rows:
+        if r.hub_cpu is None or r.bare_cpu is None or r.bare is None:
+            continue
+        hub_us = r.hub_cpu.per_order_us(r.hub.ok)
+        bare_us = r.bare_cpu.per_order_us(r.bare.ok)
+        figures = " / ".join(
+            f"{who} {a:.0f}, {b:.0f}, {c:.0f}"
+            for who, (a, b, c) in (("hub", hub_us), ("bare", bare_us))
+        )
+        print(f"  {r.case}-{r.clients}: {figures}; hub - bare {sum(hub_us) - sum(bare_us):+.0f}")
+    print()
     for r in rows:
         runs = (("hub", r.hub, r.stored_orders), ("bare", r.bare, r.bare_stored))
         for who, result, stored in runs:
@@ -680,18 +732,22 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 time.sleep(SETTLE_SECONDS)
                 reset_orders()
                 log(f"{case}/{n}: wrk {duration} s")
+                before = cpu_now(server)
                 hub = run_wrk(wrk, case, n, duration, token)
+                hub_cpu = cpu_now(server) - before
                 time.sleep(SETTLE_SECONDS)
                 if not server.alive():
                     raise BenchError(f"the server died during {case}/{n}\n{server.log_tail()}")
-                row = Row(case, n, hub, stored_orders=count_orders())
+                row = Row(case, n, hub, stored_orders=count_orders(), hub_cpu=hub_cpu)
                 reset_orders()
                 log(f"{case}/{n}: bare app warm-up {WARMUP_SECONDS} s")
                 run_wrk(wrk, case, n, WARMUP_SECONDS, token, BARE_URL)
                 time.sleep(SETTLE_SECONDS)
                 reset_orders()
                 log(f"{case}/{n}: bare app {duration} s")
+                before = cpu_now(bare)
                 row.bare = run_wrk(wrk, case, n, duration, token, BARE_URL)
+                row.bare_cpu = cpu_now(bare) - before
                 time.sleep(SETTLE_SECONDS)
                 if not bare.alive():
                     raise BenchError(f"the bare app died during {case}/{n}\n{bare.log_tail()}")

@@ -6,6 +6,7 @@ the full path, which answers as before."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -217,3 +218,33 @@ async def test_concurrent_one_writes_take_exactly_the_units_there_are(
     assert held == 10
     assert (await dbstate.drift(db))[1] == []
     assert True in one_writes and False in one_writes
+
+
+@POSTGRES_ONLY
+async def test_placement_connections_reach_an_order_by_its_key_even_when_orders_was_empty(
+    db: Database, backend: str
+) -> None:
+    """Placement connections keep generic plans for the session, and so do PostgreSQL's
+    foreign-key checks of the rows placement inserts. Planned while `orders` is empty and
+    freshly vacuumed (a new installation, a table just pruned), the check of an order line
+    against its order would scan the whole table for as long as the plan lives, however
+    large the table grew."""
+    await support.seed_network(db, STOCK)
+    apg = await db.acquire_pg()
+    try:
+        await apg.execute("VACUUM ANALYZE orders")
+        # The query PostgreSQL's RI trigger runs for order_lines.order_id (ri_triggers.c).
+        await apg.execute(
+            'PREPARE ri_check (text) AS SELECT 1 FROM ONLY "public"."orders" x '
+            'WHERE "id" OPERATOR(pg_catalog.=) $1 FOR KEY SHARE OF x'
+        )
+        plan = await apg.fetchval("EXPLAIN (FORMAT JSON) EXECUTE ri_check('x')")
+        await apg.execute("DEALLOCATE ri_check")
+    finally:
+        await (await db.pg_pool()).release(apg)
+    scans = {node["Node Type"] for node in _plan_nodes(json.loads(plan)[0]["Plan"])}
+    assert "Seq Scan" not in scans and scans & {"Index Scan", "Index Only Scan"}
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
