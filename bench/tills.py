@@ -169,6 +169,8 @@ def app_env() -> dict[str, str]:
         ORDERSYNC_SEED_DEMO="false",
         ORDERSYNC_SWEEPER_INTERVAL_SECONDS="60",
         ORDERSYNC_EVOTOR__APPLY_BUDGET_SECONDS="9",
+        # The console, served with the API on PostgreSQL, refuses to start without a key.
+        ORDERSYNC_UI__SECRET_KEY="bench-only-console-signing-key-0123456789",
     )
     return env
 
