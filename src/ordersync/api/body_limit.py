@@ -10,7 +10,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .body_replay import replaying
+from .request_body import BodyTooLarge, read_body, replaying
 
 
 class BodyLimitMiddleware:
@@ -27,21 +27,13 @@ class BodyLimitMiddleware:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._refuse(send)
                 return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # the client went away; let the app see it
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, replaying(b"".join(chunks), receive), send)
+        try:
+            # A client that went away mid-body: the app gets what came, then the disconnect.
+            body, _ = await read_body(receive, self.max_bytes)
+        except BodyTooLarge:
+            await self._refuse(send)
+            return
+        await self.app(scope, replaying(body, receive), send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(

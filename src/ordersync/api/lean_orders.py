@@ -26,11 +26,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.routing import Match, Route, request_response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .auth import Principal, TokenCache, cached_principal
-from .body_replay import replaying
 from .decimal_json import loads_exact
+from .request_body import read_body, replaying
 from .routes.orders import place_order
 from .schemas import OrderIn
 
@@ -68,18 +68,6 @@ def prepare(scope: Scope, body: bytes, cache: TokenCache) -> tuple[OrderIn, Prin
         return None
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
-    """The whole body, or what came with the message that was not a body (a disconnect)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), message
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks), None
-
-
 async def _place(request: Request) -> JSONResponse:
     body, principal = request.scope[_PREPARED]
     state = request.app.state
@@ -105,7 +93,7 @@ class LeanOrderRoute(Route):
         return match, child
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body, other = await _read_body(receive)
+        body, other = await read_body(receive)
         replay = replaying(body, receive, other)
         cache: TokenCache = self.fastapi.state.token_cache
         prepared: Any = None if other is not None else prepare(scope, body, cache)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..api.body_replay import replaying
+from ..api.request_body import BodyTooLarge, read_body, replaying
 
 MAX_FORM_BYTES = 256 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -48,23 +48,19 @@ class FormGuard:
         if content_type != FORM:
             await self.refuse(scope, send, 415, "send the form as the page does")
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            if len(body) > MAX_FORM_BYTES:
-                await self.refuse(scope, send, 413, "the form is too large")
-                return
-            if not message.get("more_body", False):
-                break
         try:
-            bytes(body).decode("utf-8")
+            body, gone = await read_body(receive, MAX_FORM_BYTES)
+        except BodyTooLarge:
+            await self.refuse(scope, send, 413, "the form is too large")
+            return
+        if gone is not None:
+            return  # the client went away
+        try:
+            body.decode("utf-8")
         except UnicodeDecodeError:
             await self.refuse(scope, send, 400, "the form is not UTF-8")
             return
-        await self.app(scope, replaying(bytes(body), receive), send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 class Timed:
