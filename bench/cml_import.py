@@ -34,7 +34,8 @@ What it does:
    (products, stock_levels, stock_movements, outbox_events) copied by one INSERT ... SELECT
    into an empty copy of itself with the same indexes and checks (LIKE ... INCLUDING ALL),
    timed by the backend's CPU less that of only reading the rows: what PostgreSQL alone spends
-   storing those rows, which no importer writing them can undercut.
+   storing those rows with their indexes in one bulk insert per table, about the least any
+   importer writing them there can cost it.
 4. Prints a table (bare iterparse, first import, re-import, each with its rate as a share of
    the bare rate measured in the same run) and the targets: >= 10,000 offers/s (>= 0.35 of the
    bare rate) on the first import, >= 20,000 (>= 0.7) on the re-import, server peak RSS <= 150
@@ -76,6 +77,9 @@ import asyncpg
 import common
 from common import (
     BenchError,
+    backend_cpu,
+    cpu_seconds,
+    cpu_since,
     database_urls,
     interrupt,
     log,
@@ -224,32 +228,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cpu_seconds(pid: int | str) -> float:
-    """User and system CPU time of a process so far (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _backend_pids() -> list[int]:
-    conn = await asyncpg.connect(TARGET.dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            TARGET.name,
-        )
-    finally:
-        await conn.close()
-    return [int(r["pid"]) for r in rows]
-
-
 def db_cpu() -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL backend connected to the bench database."""
-    if TARGET.sqlite is not None:
-        return {}
-    return {pid: cpu_seconds(pid) for pid in asyncio.run(_backend_pids())}
+    return {} if TARGET.sqlite is not None else backend_cpu(TARGET.name)
 
 
 def vm_hwm_kb(pid: int | str) -> int:
@@ -745,8 +726,8 @@ async def _write_floor() -> Floor:
 
 
 def write_floor(results: Results) -> None:
-    """What PostgreSQL alone spends storing the rows a first import must write: no importer
-    that writes those rows to these tables can cost it less."""
+    """What PostgreSQL alone spends storing the rows a first import must write, one bulk
+    insert per table: about the least any importer writing them there can cost it."""
     if TARGET.sqlite is not None:
         return
     log("the write floor: the first import's rows inserted again into copies of their tables")
@@ -1057,8 +1038,7 @@ def exchange_once(label: str, server: Server, path: Path, offers: int) -> Import
             steps = exchange.import_file(UPLOAD_NAME, started)
             import_s = time.perf_counter() - started
             hub_cpu = cpu_seconds(pid) - hub_before
-            db_after = db_cpu()
-            db_cpu_s = sum(t - db_before.get(p, 0.0) for p, t in db_after.items())
+            db_cpu_s = cpu_since(db_before, db_cpu())
             exchange.complete()
         finally:
             exchange.close()

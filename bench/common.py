@@ -117,41 +117,51 @@ def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _stat_fields(path: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat after the command name (None when it is gone)."""
+    try:
+        return path.read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """User and system CPU time of a process so far (0 when it is gone)."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return 0.0 if fields is None else _cpu(fields)
+
+
 def group_cpu_seconds(group: int) -> float:
     """CPU time (user + system) of every process in a process group: the hub's server and
     its workers. Steadier than throughput on a machine shared with other work."""
-    ticks = 0
+    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:  # pgrp
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        fields = _stat_fields(stat)
+        if fields is not None and int(fields[2]) == group:  # pgrp
+            total += _cpu(fields)
+    return total
 
 
-def database_cpu_seconds(name: str) -> float:
-    """CPU time (user + system) of the PostgreSQL backends connected to database `name` now
-    (PostgreSQL runs on this machine). A backend that ended since is no longer counted, so
-    compare two readings only across a run whose clients keep their connections (pools)."""
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to `database` (PostgreSQL
+    runs on this machine), by pid; compare two readings with `cpu_since`."""
 
     async def backends() -> list[int]:
         conn = await asyncpg.connect(ADMIN_DSN)
         try:
-            rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
+            rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
         finally:
             await conn.close()
         return [int(r["pid"]) for r in rows]
 
-    ticks = 0
-    for pid in asyncio.run(backends()):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return {pid: cpu_seconds(pid) for pid in asyncio.run(backends())}
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """What the processes of `after` spent since `before` (a process new since counts whole;
+    one gone since is not counted at all, never below zero)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())

@@ -20,8 +20,8 @@ Run from the repository root, with the package installed in .venv:
    being measured idles): wrk, POST /orders, a random product of 10,000, 32 connections,
    `--duration` s a run: the median of the runs' orders/s, p99 and CPU per order (the hub's
    processes and the database's backends; steadier than throughput on a shared machine).
-3. The reads: both databases served at once by a hub each, and read request by request in
-   turn (empty, grown, grown, empty, ...): the orders list's first page
+3. The reads: the same two hubs, read request by request in turn (empty, grown, grown,
+   empty, ...): the orders list's first page
    (GET /orders?order=newest&limit=50) and two stock queries (a product's levels,
    GET /stock?sku=..., and its movements, GET /stock/movements?sku=...&limit=50): p50 and p99
    of `--requests` each per database, as the client sees them. In turn, because a p99 of
@@ -58,7 +58,7 @@ from common import BenchError, interrupt, log, venv_bin
 
 CLIENTS = 32
 TOLERANCE = 0.10
-READ_PORT = 8767  # the second hub while both databases are read in turn
+READ_PORT = 8767  # the second hub, serving the grown database
 
 MOVEMENTS = """
 INSERT INTO stock_movements (product_id, store_id, quantity, reason, document_type,
@@ -189,9 +189,9 @@ def place_in_turn(
             hub.run_wrk(wrk, "spread", CLIENTS, 2, one.token, one.url)
             before = hub.cpu_now(one.server)
             placed = hub.run_wrk(wrk, "spread", CLIENTS, duration, one.token, one.url)
-            used = hub.cpu_now(one.server) - before
+            used = hub.cpu_now(one.server).since(before)
             time.sleep(hub.SETTLE_SECONDS)
-            server_us, database_us, _ = used.per_order_us(placed.ok)
+            server_us, database_us, _ = hub.per_order_us(used, placed.ok)
             runs[one.name].append((placed.orders_per_s, placed.p99_ms, server_us + database_us))
             log(
                 f"placement into {one.name}: {placed.orders_per_s:.0f} orders/s, p99 "
@@ -369,7 +369,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figures]:
     if not args.reuse:
         hub.use_database(names[1])
         asyncio.run(_grow(args.movements, args.orders, args.events))
-    # Both served at once, placed into in turn, the grown database first.
+    # Both served at once: placed into in turn (the grown database first), then read in turn.
     served: list[Served] = []
     try:
         for name, token, port in zip(names, tokens, (hub.HUB_PORT, READ_PORT), strict=True):
@@ -378,24 +378,11 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figures]:
             server.start()
             served.append(Served(name, server, f"http://127.0.0.1:{port}", token))
         placed = place_in_turn(wrk, served[::-1], args.rounds, args.duration)
+        with _client(served[0]) as empty_client, _client(served[1]) as grown_client:
+            reads = read_side_by_side(empty_client, grown_client, args.requests, samples)
     finally:
         for one in served:
             one.server.stop()
-    # The reads: both hubs served at once, fresh, and read in turn (see read_side_by_side).
-    servers = []
-    try:
-        for name, port in zip(names, (hub.HUB_PORT, READ_PORT), strict=True):
-            hub.use_database(name)
-            servers.append(hub.Server.hub(ordersync, workdir / f"{name}-reads.log", port))
-            servers[-1].start()
-        with (
-            _client(hub.HUB_PORT, tokens[0]) as empty_client,
-            _client(READ_PORT, tokens[1]) as grown_client,
-        ):
-            reads = read_side_by_side(empty_client, grown_client, args.requests, samples)
-    finally:
-        for server in servers:
-            server.stop()
     empty, grown = (
         Figures(*p, r["first-page"], r["stock"], r["movements"])
         for p, r in zip((placed[name] for name in names), reads, strict=True)
@@ -403,9 +390,9 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figures]:
     return empty, grown
 
 
-def _client(port: int, token: str) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {token}"}
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30)
+def _client(one: Served) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {one.token}"}
+    return httpx.Client(base_url=one.url, headers=headers, timeout=30)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,7 +54,8 @@ from common import (
     PG_PORT,
     PG_USER,
     BenchError,
-    database_cpu_seconds,
+    backend_cpu,
+    cpu_since,
     database_urls,
     group_cpu_seconds,
     interrupt,
@@ -117,25 +118,29 @@ class WrkResult:
         return self.ok / self.duration_s if self.duration_s > 0 else 0.0
 
 
+Spent = tuple[float, float, float]  # CPU seconds of the server, the database's backends, wrk
+
+
 @dataclass(frozen=True)
 class Cpu:
-    """CPU seconds (user + system) of the server's processes, the database's backends and
-    wrk: read before and after a run, the difference is what the run cost each."""
+    """CPU seconds so far (user + system) of the server's processes, of each of the
+    database's backends and of wrk: two readings around a run give what it cost each."""
 
     server_s: float
-    database_s: float
+    backends: dict[int, float]
     client_s: float
 
-    def __sub__(self, other: Cpu) -> Cpu:
-        return Cpu(
-            self.server_s - other.server_s,
-            self.database_s - other.database_s,
-            self.client_s - other.client_s,
+    def since(self, before: Cpu) -> Spent:
+        return (
+            self.server_s - before.server_s,
+            cpu_since(before.backends, self.backends),
+            self.client_s - before.client_s,
         )
 
-    def per_order_us(self, orders: int) -> tuple[float, float, float]:
-        n = max(orders, 1)
-        return (self.server_s * 1e6 / n, self.database_s * 1e6 / n, self.client_s * 1e6 / n)
+
+def per_order_us(spent: Spent, orders: int) -> Spent:
+    n = max(orders, 1)
+    return (spent[0] * 1e6 / n, spent[1] * 1e6 / n, spent[2] * 1e6 / n)
 
 
 @dataclass(frozen=True)
@@ -154,8 +159,8 @@ class Row:
     bare: WrkResult | None = None
     bare_stored: int = 0
     naive: PgbenchResult | None = None
-    hub_cpu: Cpu | None = None
-    bare_cpu: Cpu | None = None
+    hub_cpu: Spent | None = None
+    bare_cpu: Spent | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -462,7 +467,7 @@ def cpu_now(server: Server) -> Cpu:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return Cpu(
         group_cpu_seconds(server.proc.pid),
-        database_cpu_seconds(DB_NAME),
+        backend_cpu(DB_NAME),
         children.ru_utime + children.ru_stime,
     )
 
@@ -628,8 +633,8 @@ def print_report(rows: list[Row], duration: int) -> None:
     for r in rows:
         if r.hub_cpu is None or r.bare_cpu is None or r.bare is None:
             continue
-        hub_us = r.hub_cpu.per_order_us(r.hub.ok)
-        bare_us = r.bare_cpu.per_order_us(r.bare.ok)
+        hub_us = per_order_us(r.hub_cpu, r.hub.ok)
+        bare_us = per_order_us(r.bare_cpu, r.bare.ok)
         figures = " / ".join(
             f"{who} {a:.0f}, {b:.0f}, {c:.0f}"
             for who, (a, b, c) in (("hub", hub_us), ("bare", bare_us))
@@ -734,7 +739,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 log(f"{case}/{n}: wrk {duration} s")
                 before = cpu_now(server)
                 hub = run_wrk(wrk, case, n, duration, token)
-                hub_cpu = cpu_now(server) - before
+                hub_cpu = cpu_now(server).since(before)
                 time.sleep(SETTLE_SECONDS)
                 if not server.alive():
                     raise BenchError(f"the server died during {case}/{n}\n{server.log_tail()}")
@@ -747,7 +752,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 log(f"{case}/{n}: bare app {duration} s")
                 before = cpu_now(bare)
                 row.bare = run_wrk(wrk, case, n, duration, token, BARE_URL)
-                row.bare_cpu = cpu_now(bare) - before
+                row.bare_cpu = cpu_now(bare).since(before)
                 time.sleep(SETTLE_SECONDS)
                 if not bare.alive():
                     raise BenchError(f"the bare app died during {case}/{n}\n{bare.log_tail()}")
