@@ -162,6 +162,6 @@ def backend_cpu(database: str) -> dict[int, float]:
 
 
 def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
-    """What the processes of `after` spent since `before` (a process new since counts whole;
-    one gone since is not counted at all, never below zero)."""
+    """What the processes of `after` spent since `before`: a process new since counts whole,
+    one gone since not at all (its earlier reading is not taken off anything)."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
