@@ -5,6 +5,7 @@ screenshots in docs/screenshots are made here (`make screenshots`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -14,8 +15,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 from tests.e2e import console_hub
 from tests.e2e.console_hub import PASSWORD, Hub
@@ -252,6 +262,72 @@ def test_an_order_placed_through_the_api_appears_on_the_orders_screens_within_a_
         office.locator(f"tr[data-number='{order['number']}'] .badge.st-cancelled")
     ).to_be_visible(timeout=1000)
     assert time.monotonic() - cancelled_at < 1.0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_order_placed_after_the_page_was_read_but_before_its_stream_opened_is_shown(
+    hub: Hub, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    office = login(new_context(browser, hub, contexts), "olga")
+    placed: list[dict[str, Any]] = []
+
+    def stream_opens_late(route: Route) -> None:
+        if not placed:  # the page is read; its stream is not open yet
+            placed.append(hub.place({"fulfillment": "delivery", "lines": [{"sku": "TEA",
+                                     "quantity": 1}]}, role="online"))  # fmt: skip
+            # The stream the login's page opened has read past the order or ended by now.
+            time.sleep(1.5)
+        route.continue_()
+
+    office.route(re.compile(r"/ui/live\?"), stream_opens_late)
+    office.goto("/ui/orders")
+    expect(office.locator("body")).to_have_attribute("data-live", "on")
+    (order,) = placed
+    expect(office.locator(f"#orders tr[data-number='{order['number']}']")).to_be_visible(
+        timeout=2000
+    )
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """Server-sent events as the WHATWG spec reads them: fields until a blank line."""
+    event: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if "data" in event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+
+
+def numbers(told: dict[str, str]) -> list[int]:
+    rows = json.loads(told["data"])["rows"]
+    return [int(re.findall(r'data-number="(\d+)"', row["html"])[0]) for row in rows]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_stream_reopened_with_its_last_event_id_hears_what_changed_while_it_was_down(
+    hub: Hub, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    context = new_context(browser, hub, contexts)
+    login(context, "olga")
+    cookies = {c["name"]: c["value"] for c in context.cookies()}
+    tea = [{"sku": "TEA", "quantity": 1}]
+    with httpx.Client(base_url=hub.url, cookies=cookies, timeout=5) as http:
+        with http.stream("GET", "/ui/live", params={"view": "orders"}) as stream:
+            events = sse_events(stream.iter_lines())
+            assert next(events)["event"] == "ready"
+            seen = hub.place({"fulfillment": "delivery", "lines": tea})
+            told = next(events)
+            assert told["event"] == "orders" and numbers(told) == [seen["number"]]
+        missed = hub.place({"fulfillment": "delivery", "lines": tea})  # while no stream is open
+        headers = {"Last-Event-ID": told["id"]}
+        with http.stream("GET", "/ui/live", params={"view": "orders"}, headers=headers) as again:
+            events = sse_events(again.iter_lines())
+            assert next(events)["event"] == "ready"
+            told = next(events)
+            assert numbers(told) == [missed["number"]]  # and not the one it had been told of
 
 
 # --- an order's actions ----------------------------------------------------------------------

@@ -6,13 +6,22 @@ broadcaster (one read per round, only what each screen may see, ids that commit 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordersync.db import console_orders, console_stock, console_system, order_timeline, pick_list
+from ordersync.db import (
+    console_orders,
+    console_stock,
+    console_system,
+    order_timeline,
+    outbox_reader,
+    pick_list,
+)
 from ordersync.db.tables import bitrix_inbox, bitrix_watermarks, orders
 from ordersync.db.tables import order_timeline as timeline_table
 from ordersync.db.unit_of_work import Database
@@ -22,6 +31,7 @@ from ordersync.domain.types import Channel, Fulfillment, OrderStatus
 from ordersync.services.context import utcnow
 from ordersync.services.orders import change_status, pay_order, place_order
 from ordersync.services.pos import record_pos_sale
+from ordersync.ui import live
 from ordersync.ui.live import Broadcaster, Watch
 from tests import support
 
@@ -135,7 +145,8 @@ async def test_a_stores_stock_is_listed_lowest_available_first(db: Database) -> 
 
 
 async def next_message(watch: Watch, seconds: float = 2.0) -> tuple[str, str]:
-    return await asyncio.wait_for(watch.queue.get(), seconds)
+    event, data, _ = await asyncio.wait_for(watch.queue.get(), seconds)
+    return event, data
 
 
 async def test_the_broadcaster_tells_each_screen_what_it_may_see_within_a_second(
@@ -173,6 +184,105 @@ async def test_the_broadcaster_tells_each_screen_what_it_may_see_within_a_second
     assert broadcaster.rounds >= 2
 
 
+async def test_an_order_placed_as_soon_as_a_screen_subscribed_reaches_it(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream's starting point is fixed before `subscribe` returns: an order committed
+    while the broadcaster was still reading where "now" is would otherwise be skipped."""
+    await support.seed_network(db, STOCK)
+    slow_last_id = outbox_reader.last_id
+
+    async def last_id_after_a_pause(conn: AsyncConnection) -> int:
+        await asyncio.sleep(0.3)  # a busy database
+        return await slow_last_id(conn)
+
+    monkeypatch.setattr(outbox_reader, "last_id", last_id_after_a_pause)
+    broadcaster = Broadcaster(db, lambda rows, _: {r.id: str(r.number) for r in rows},
+                              poll_seconds=0.1, interval_seconds=0.05)  # fmt: skip
+    watch = Watch("ru", None)
+    try:
+        await broadcaster.subscribe(watch)
+        order = await place(db, cmd())
+        _, data = await next_message(watch, 2.0)
+        assert f'"html": "{order.number}"' in data
+    finally:
+        await broadcaster.close()
+
+
+async def newest_event(db: Database) -> int:
+    async with db.connect(autocommit=True) as conn:
+        return await outbox_reader.last_id(conn)
+
+
+async def test_a_screen_behind_the_stream_is_first_told_what_changed_since_its_page(
+    db: Database,
+) -> None:
+    """A page read at event N, whose stream opens later (or reconnects with Last-Event-ID
+    N), hears of the orders changed after N that it may see, then of the rest, in order."""
+    net = await support.seed_network(db, STOCK)
+    broadcaster = Broadcaster(db, lambda rows, loc: {r.id: f"{r.number}" for r in rows},
+                              poll_seconds=0.1, interval_seconds=0.02)  # fmt: skip
+    already = Watch("ru", None)  # keeps the stream running while the others' pages are read
+    try:
+        await broadcaster.subscribe(already)
+        before = await place(db, cmd(Fulfillment.PICKUP, "S01"))
+        await next_message(already)
+        page_read_at = await newest_event(db)
+        mine = await place(db, cmd(Fulfillment.PICKUP, "S02"))
+        not_mine = await place(db, cmd(Fulfillment.PICKUP, "S01"))
+        await change_status(db.uow, before.id, OrderStatus.CANCELLED, support.context())
+        read_up_to, told_up_to = await newest_event(db), 0
+        while told_up_to < read_up_to:  # the stream has read them all
+            _, _, told_up_to = await asyncio.wait_for(already.queue.get(), 2)
+
+        office = Watch("ru", None, since=page_read_at)
+        shop = Watch("en", frozenset({net.stores["S02"]}), since=page_read_at)
+        order_page = Watch("ru", None, order_id=mine.id, since=page_read_at)
+        up_to_date = Watch("ru", None, since=read_up_to)
+        for watch in (office, shop, order_page, up_to_date):
+            await broadcaster.subscribe(watch)
+        event, data, told_up_to = await asyncio.wait_for(office.queue.get(), 2)
+        shown = [row["html"] for row in json.loads(data)["rows"]]
+        assert event == "orders" and told_up_to == read_up_to
+        assert shown == [str(o.number) for o in (mine, not_mine, before)]  # oldest change first
+        _, data = await next_message(shop)
+        assert [row["html"] for row in json.loads(data)["rows"]] == [str(mine.number)]
+        event, data = await next_message(order_page)
+        assert event == "order" and json.loads(data)["id"] == mine.id
+        assert order_page.queue.empty()  # the other orders' changes are not its order's
+
+        later = await place(db, cmd(Fulfillment.PICKUP, "S02"))
+        for watch in (office, shop, up_to_date):  # nothing before: up_to_date was caught up
+            _, data, told_up_to = await asyncio.wait_for(watch.queue.get(), 2)
+            assert str(later.number) in data and told_up_to > read_up_to
+        assert all(w.queue.empty() for w in (office, shop, order_page, up_to_date))
+    finally:
+        await broadcaster.close()
+
+
+async def test_a_screen_too_far_behind_is_told_to_reload(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await support.seed_network(db, STOCK)
+    monkeypatch.setattr(live, "READ_LIMIT", 2)
+    broadcaster = Broadcaster(db, lambda rows, loc: {r.id: f"{r.number}" for r in rows},
+                              poll_seconds=0.1, interval_seconds=0.02)  # fmt: skip
+    page_read_at = await newest_event(db)
+    for _ in range(3):
+        await place(db, cmd())
+    far = Watch("ru", None, since=page_read_at)
+    far_order = Watch("ru", None, order_id="no-such-order", since=page_read_at)
+    try:
+        await broadcaster.subscribe(far)
+        await broadcaster.subscribe(far_order)
+        event, data = await next_message(far)
+        assert event == "orders" and json.loads(data)["more"] is True
+        event, data = await next_message(far_order)
+        assert event == "order"  # its screen offers to reload
+    finally:
+        await broadcaster.close()
+
+
 async def test_the_broadcaster_asks_again_for_ids_skipped_when_it_read(db: Database) -> None:
     """An id read past before its transaction committed is asked for again (PostgreSQL)."""
     await support.seed_network(db, STOCK)
@@ -190,7 +300,7 @@ async def test_the_broadcaster_asks_again_for_ids_skipped_when_it_read(db: Datab
     assert min(ids) in broadcaster._gaps
     broadcaster._gaps = {i: float("inf") for i in broadcaster._gaps}
     await broadcaster.round()
-    _, data = watch.queue.get_nowait()
+    _, data, _ = watch.queue.get_nowait()
     assert f'"html": "{first.number}"' in data and min(ids) not in broadcaster._gaps
     del second
 

@@ -50,7 +50,7 @@ def unavailable(message: str) -> None:
 
 async def broker_reachable() -> bool:
     try:
-        conn = await aio_pika.connect(amqp_url(), timeout=3)
+        conn = await aio_pika.connect(amqp_url(), timeout=10)
     except Exception:
         return False
     await conn.close()
@@ -123,7 +123,7 @@ async def consumer(exchange_name: str) -> AsyncIterator[AbstractChannel]:
 @pytest.fixture
 async def sink(exchange_name: str, consumer: AbstractChannel) -> AsyncIterator[RabbitMQSink]:
     s = RabbitMQSink(
-        f"test-{uuid.uuid4().hex[:8]}", amqp_url(), exchange=exchange_name, connect_timeout=3
+        f"test-{uuid.uuid4().hex[:8]}", amqp_url(), exchange=exchange_name, connect_timeout=15
     )
     yield s
     await s.close()
@@ -250,7 +250,7 @@ async def test_filtering_is_wants_and_deliver_publishes_what_it_is_given(
         amqp_url(),
         exchange=exchange_name,
         event_filter=EventFilter(types=frozenset({"stock.changed"}), stores=frozenset({12})),
-        connect_timeout=3,
+        connect_timeout=15,
     )
     queue = await bound_queue(consumer, exchange_name, "#")
     events = [stock(1, 12), stock(2, 7), order_created(3, 12), stock(4, 12)]
@@ -313,7 +313,7 @@ async def test_a_server_that_never_answers_fails_after_connect_timeout() -> None
 
 async def test_wrong_credentials_fail(exchange_name: str, consumer: AbstractChannel) -> None:
     url = amqp_url().replace("guest:guest@", "guest:wrong-password@")
-    sink = RabbitMQSink("badauth", url, exchange=exchange_name, connect_timeout=3)
+    sink = RabbitMQSink("badauth", url, exchange=exchange_name, connect_timeout=15)
     try:
         with pytest.raises(DeliveryFailed):
             await sink.deliver([stock(1, 1)])

@@ -26,9 +26,14 @@ async def last_id(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.max(outbox_events.c.id)))).scalar() or 0)
 
 
-async def events_after(conn: AsyncConnection, after_id: int, limit: int) -> list[NewEvent]:
+async def events_after(
+    conn: AsyncConnection, after_id: int, limit: int, up_to: int | None = None
+) -> list[NewEvent]:
     e = outbox_events.c
-    rows = await conn.execute(_columns().where(e.id > after_id).order_by(e.id).limit(limit))
+    query = _columns().where(e.id > after_id)
+    if up_to is not None:
+        query = query.where(e.id <= up_to)
+    rows = await conn.execute(query.order_by(e.id).limit(limit))
     return [(r[0], r[1]) for r in rows]
 
 

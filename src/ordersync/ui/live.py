@@ -11,6 +11,11 @@ rows are rendered once per language. Nothing is added to the placement path.
 
 Ids are not commit order on PostgreSQL (a transaction may take an id and commit after a later
 one): ids skipped at a read are asked for again for GAP_SECONDS.
+
+Nothing falls between a page and its stream: a page carries the newest event id it was read
+at (`since`), each message the id the stream had read up to (the SSE `id`, which the browser
+sends back as Last-Event-ID when it reconnects), and a screen that joins or comes back behind
+the stream is first told the orders changed since, read once per round for all such screens.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import console_orders, outbox_reader
 from ..db.console_orders import OrderRow
@@ -36,8 +43,10 @@ MAX_GAPS = 10_000
 READ_LIMIT = 5000
 MAX_ROWS = 10  # changed orders sent per message; beyond that the screen is told to reload
 QUEUE_SIZE = 32
+START_WAIT_SECONDS = 3.0  # how long a new screen waits for the stream's starting point
 
 RenderRows = Callable[[list[OrderRow], str], dict[str, str]]
+Message = tuple[str, str, int]  # the SSE event, its data, the event id read up to
 
 
 @dataclass(eq=False)  # each screen is itself, however alike two are
@@ -52,7 +61,8 @@ class Watch:
     store_id: int | None = None
     attention: bool = False
     inserts: bool = True  # the first page of an unsearched list: new orders are added on top
-    queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    since: int | None = None  # the event its page was read at, until the screen is caught up
+    queue: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     missed: bool = False  # a message was dropped (a slow screen): tell it to reload
 
     def sees(self, row: OrderRow) -> bool:
@@ -66,9 +76,9 @@ class Watch:
             and (not self.attention or row.attention)
         )
 
-    def offer(self, event: str, data: str) -> None:
+    def offer(self, event: str, data: str, read_up_to: int) -> None:
         try:
-            self.queue.put_nowait((event, data))
+            self.queue.put_nowait((event, data, read_up_to))
         except asyncio.QueueFull:
             self.missed = True
 
@@ -92,13 +102,25 @@ class Broadcaster:
         self._closing = False
         self._last_id = 0
         self._gaps: dict[int, float] = {}
+        self._reading = asyncio.Event()  # the loop has fixed where "from now on" starts
 
-    async def subscribe(self, watch: Watch) -> None:
+    async def subscribe(self, watch: Watch, wait_seconds: float = START_WAIT_SECONDS) -> None:
         """Adds a screen; the first one starts the reading (at most one loop runs: nothing is
-        awaited between the check and the start)."""
+        awaited between the check and the start). Returns once the stream has fixed the event
+        it starts after, so that whatever commits after this returns reaches the screen; if the
+        database does not answer within `wait_seconds` it returns anyway and the loop keeps
+        trying. A screen with `since` is told, in the next round, what changed after it."""
         self.watches.add(watch)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
+            self._start()
+        if watch.since is not None:
+            self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reading.wait(), wait_seconds)
+
+    def _start(self) -> None:
+        self._reading.clear()
+        self._task = asyncio.create_task(self._run())
 
     def unsubscribe(self, watch: Watch) -> None:
         self.watches.discard(watch)
@@ -144,7 +166,7 @@ class Broadcaster:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await listening
             if self.watches and not self._closing:  # a screen came while this one ended
-                self._task = asyncio.create_task(self._run())
+                self._start()
 
     async def _start_from_now(self) -> bool:
         """The stream tells what happens from now on: it starts at the newest event."""
@@ -155,6 +177,7 @@ class Broadcaster:
             log.warning("live stream: cannot read the outbox yet: %s", exc)
             return False
         self._gaps.clear()
+        self._reading.set()
         return True
 
     async def round(self) -> int:
@@ -162,7 +185,10 @@ class Broadcaster:
         self.rounds += 1
         now = time.monotonic()
         self._gaps = {i: t for i, t in self._gaps.items() if t > now}
+        behind = [w for w in self.watches if w.since is not None]
+        caught_up_to = self._last_id
         async with self.db.connect(autocommit=True) as conn:
+            catch_up = await self._changed_since(conn, behind, caught_up_to) if behind else {}
             found = await outbox_reader.events_after(conn, self._last_id, READ_LIMIT)
             late = await outbox_reader.events_by_ids(conn, sorted(self._gaps))
             events = late + found
@@ -175,12 +201,50 @@ class Broadcaster:
                 dict.fromkeys(order_id for _, order_id in reversed(events) if order_id is not None)
             )
             rows = await console_orders.rows_by_ids(conn, changed[: MAX_ROWS * 2])
-        if rows:
+        if rows or catch_up:
             await self.db.fresh_stores()  # the store codes the rows show
-            self._tell(rows, more=len(changed) > MAX_ROWS * 2)
+        for watch, (missed_rows, more) in catch_up.items():  # first: they are the older news
+            if watch not in self.watches:
+                continue
+            if more and not any(watch.sees(r) for r in missed_rows):
+                self._tell_to_reload(watch, caught_up_to)
+            else:
+                watch.missed = watch.missed or more
+                self._tell(missed_rows, False, [watch], caught_up_to)
+        for watch in behind:
+            watch.since = None
+        if rows:  # not to a screen that came during this round: the next one catches it up
+            current = [w for w in self.watches if w.since is None]
+            self._tell(rows, len(changed) > MAX_ROWS * 2, current, self._last_id)
         if len(found) == READ_LIMIT:
             self._wake.set()  # more waiting: read again after the interval
         return len(events)
+
+    async def _changed_since(
+        self, conn: AsyncConnection, behind: list[Watch], up_to: int
+    ) -> dict[Watch, tuple[list[OrderRow], bool]]:
+        """The orders each screen behind the stream has not been told of: changed after its
+        `since` and up to `up_to`, newest first, and whether there were more than it is sent."""
+        start = min(w.since or 0 for w in behind)
+        events = await outbox_reader.events_after(conn, start, READ_LIMIT, up_to=up_to)
+        cut = len(events) == READ_LIMIT
+        wanted: dict[Watch, list[str]] = {}
+        for watch in behind:
+            since = watch.since or 0
+            ids = [o for i, o in reversed(events) if i > since and o is not None]
+            if watch.order_id is not None:
+                ids = [o for o in ids if o == watch.order_id]
+            wanted[watch] = list(dict.fromkeys(ids))
+        read = dict.fromkeys(i for ids in wanted.values() for i in ids[: MAX_ROWS * 2])
+        rows = {r.id: r for r in await console_orders.rows_by_ids(conn, list(read))}
+        return {
+            watch: (
+                [rows[i] for i in ids[: MAX_ROWS * 2] if i in rows],
+                cut or len(ids) > MAX_ROWS * 2,
+            )
+            for watch, ids in wanted.items()
+            if ids or cut
+        }
 
     def _remember_gaps(self, ids: list[int], now: float) -> None:
         expected = self._last_id + 1
@@ -190,7 +254,17 @@ class Broadcaster:
                     self._gaps[missing] = now + GAP_SECONDS
             expected = event_id + 1
 
-    def _tell(self, rows: list[OrderRow], more: bool) -> None:
+    @staticmethod
+    def _tell_to_reload(watch: Watch, read_up_to: int) -> None:
+        """More changed than the screen can be sent: it offers to reload."""
+        if watch.order_id is not None:
+            watch.offer("order", json.dumps({"id": watch.order_id, "version": None}), read_up_to)
+        else:
+            watch.offer("orders", json.dumps({"rows": [], "more": True}), read_up_to)
+
+    def _tell(
+        self, rows: list[OrderRow], more: bool, watches: list[Watch], read_up_to: int
+    ) -> None:
         """Each screen its message; rows are rendered once per language and a message once
         per distinct content, however many screens get it."""
         html: dict[tuple[str, str], str] = {}  # (language, order id): the row
@@ -201,11 +275,12 @@ class Broadcaster:
             if missing:
                 html.update({(locale, k): v for k, v in self.render(missing, locale).items()})
 
-        for watch in list(self.watches):
+        for watch in watches:
             if watch.order_id is not None:
                 for row in rows:
                     if row.id == watch.order_id and watch.sees(row):
-                        watch.offer("order", json.dumps({"id": row.id, "version": row.version}))
+                        data = json.dumps({"id": row.id, "version": row.version})
+                        watch.offer("order", data, read_up_to)
                 continue
             visible = [r for r in rows if watch.sees(r)]
             if not visible:
@@ -226,4 +301,4 @@ class Broadcaster:
                         "more": told_more,
                     }
                 )
-            watch.offer("orders", encoded[key])
+            watch.offer("orders", encoded[key], read_up_to)

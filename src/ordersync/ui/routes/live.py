@@ -1,6 +1,10 @@
 """The live stream of a screen (server-sent events): the orders screen gets its changed rows,
 an order's screen a word when the order changed. It ends when the session has been idle
-too long (the stream itself does not count as use)."""
+too long (the stream itself does not count as use).
+
+Each message's `id` is the outbox event the stream had read up to; a screen that reconnects
+(the browser sends it back as Last-Event-ID) or opens its stream after its page was read
+(`since`, written into the page) is first told what changed after that event."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ async def live(
     store: str | None = None,
     attention: str | None = None,
     inserts: str = "1",
+    since: str | None = None,
 ) -> EventSourceResponse:
     me = await con.staff(request, touch=False)
     stores = await visible_stores(con, me)
@@ -44,6 +49,7 @@ async def live(
         store_id=chosen.id if chosen else None,
         attention=attention == "1",
         inserts=inserts == "1",
+        since=_event_id(request.headers.get("last-event-id")) or _event_id(since),
     )
     broadcaster = con.broadcaster
     assert broadcaster is not None
@@ -57,13 +63,23 @@ async def live(
                     yield {"event": "expired", "data": "{}"}
                     return
                 try:
-                    event, data = await asyncio.wait_for(watch.queue.get(), CHECK_SECONDS)
+                    event, data, read_up_to = await asyncio.wait_for(
+                        watch.queue.get(), CHECK_SECONDS
+                    )
                 except TimeoutError:
                     continue
-                yield {"event": event, "data": data}
+                yield {"event": event, "data": data, "id": str(read_up_to)}
         finally:
             broadcaster.unsubscribe(watch)
 
     return EventSourceResponse(
         stream(), ping=15, send_timeout=10, headers={"Cache-Control": "no-store"}
     )
+
+
+def _event_id(text: str | None) -> int | None:
+    """An event id a page or the browser gave back; anything else is no id at all (the screen
+    then hears of what happens from now on)."""
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ...db import catalog, console_orders, order_timeline
+from ...db import catalog, console_orders, order_timeline, outbox_reader
 from ...domain.errors import Forbidden, InvalidRequest, NotFound
 from ...domain.orders import Order, OrderLine
 from ...domain.types import Channel, OrderStatus
@@ -87,6 +87,7 @@ async def orders_screen(
         limit=con.ui.page_size,
     )
     async with con.db.connect(autocommit=True) as conn:
+        since = await outbox_reader.last_id(conn)  # before the page: the stream goes on from it
         rows = await console_orders.order_page(conn, query)
     filters = {
         "channel": blank(channel),
@@ -106,6 +107,7 @@ async def orders_screen(
     inserts = not (query.before or query.search or query.created_from or query.created_to)
     live["view"] = "orders"
     live["inserts"] = "1" if inserts else "0"
+    live["since"] = str(since)
     return con.render(
         request,
         me,
@@ -151,6 +153,8 @@ def _actions(me: Staff, order: Order) -> list[str]:
 async def order_screen(
     request: Request, con: Con, me: Me, number: int, done: str | None = None
 ) -> Response:
+    async with con.db.connect(autocommit=True) as conn:
+        since = await outbox_reader.last_id(conn)  # before the order: the stream goes on from it
     order = await _order(con, me, number)
     async with con.db.connect(autocommit=True) as conn:
         products = {
@@ -170,7 +174,7 @@ async def order_screen(
         actions=_actions(me, order),
         names_line=line_sourcing.names_line,
         done=done,
-        live_url="/ui/live?" + urlencode({"view": "order", "id": order.id}),
+        live_url="/ui/live?" + urlencode({"view": "order", "id": order.id, "since": since}),
     )
 
 
