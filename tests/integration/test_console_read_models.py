@@ -11,7 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersync.db import (
@@ -22,7 +22,7 @@ from ordersync.db import (
     outbox_reader,
     pick_list,
 )
-from ordersync.db.tables import bitrix_inbox, bitrix_watermarks, orders
+from ordersync.db.tables import bitrix_inbox, bitrix_watermarks, orders, outbox_events
 from ordersync.db.tables import order_timeline as timeline_table
 from ordersync.db.unit_of_work import Database
 from ordersync.domain.commands import LineInput, PlaceOrder, ProductRef, RecordPosSale
@@ -192,9 +192,12 @@ async def test_an_order_placed_as_soon_as_a_screen_subscribed_reaches_it(
     await support.seed_network(db, STOCK)
     slow_last_id = outbox_reader.last_id
 
+    read: list[int] = []
+
     async def last_id_after_a_pause(conn: AsyncConnection) -> int:
         await asyncio.sleep(0.3)  # a busy database
-        return await slow_last_id(conn)
+        read.append(await slow_last_id(conn))
+        return read[-1]
 
     monkeypatch.setattr(outbox_reader, "last_id", last_id_after_a_pause)
     broadcaster = Broadcaster(db, lambda rows, _: {r.id: str(r.number) for r in rows},
@@ -202,6 +205,7 @@ async def test_an_order_placed_as_soon_as_a_screen_subscribed_reaches_it(
     watch = Watch("ru", None)
     try:
         await broadcaster.subscribe(watch)
+        assert read, "subscribe returned before the stream knew where it starts"
         order = await place(db, cmd())
         _, data = await next_message(watch, 2.0)
         assert f'"html": "{order.number}"' in data
@@ -260,27 +264,58 @@ async def test_a_screen_behind_the_stream_is_first_told_what_changed_since_its_p
         await broadcaster.close()
 
 
-async def test_a_screen_too_far_behind_is_told_to_reload(
+async def test_a_screen_too_far_behind_is_told_to_reload_and_does_not_hold_back_the_others(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Screens behind the stream share one read, newest first: one far behind (a hostile
+    since=0, a tab back after hours) is told to reload; one a little behind, caught up in
+    the same round, still gets exactly what it missed."""
     await support.seed_network(db, STOCK)
-    monkeypatch.setattr(live, "READ_LIMIT", 2)
     broadcaster = Broadcaster(db, lambda rows, loc: {r.id: f"{r.number}" for r in rows},
                               poll_seconds=0.1, interval_seconds=0.02)  # fmt: skip
-    page_read_at = await newest_event(db)
-    for _ in range(3):
+    for _ in range(2):
         await place(db, cmd())
-    far = Watch("ru", None, since=page_read_at)
-    far_order = Watch("ru", None, order_id="no-such-order", since=page_read_at)
+    two_placed = await newest_event(db)
+    third = await place(db, cmd())
+    per_order = await newest_event(db) - two_placed
+    monkeypatch.setattr(live, "READ_LIMIT", per_order + 1)  # the third order's events and one
+    far = Watch("ru", None, since=0)
+    far_order = Watch("ru", None, order_id="no-such-order", since=0)
+    near = Watch("ru", None, since=two_placed)
     try:
-        await broadcaster.subscribe(far)
-        await broadcaster.subscribe(far_order)
+        for watch in (far, far_order, near):  # nothing awaited: one round takes all three
+            await broadcaster.subscribe(watch)
         event, data = await next_message(far)
         assert event == "orders" and json.loads(data)["more"] is True
         event, data = await next_message(far_order)
-        assert event == "order"  # its screen offers to reload
+        assert event == "order" and json.loads(data)["version"] is None  # offers to reload
+        event, data = await next_message(near)
+        told = json.loads(data)
+        assert [r["html"] for r in told["rows"]] == [str(third.number)] and not told["more"]
+        assert broadcaster.rounds == 1
     finally:
         await broadcaster.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_page_read_while_an_earlier_id_is_uncommitted_is_marked_before_it(
+    db: Database,
+) -> None:
+    """On PostgreSQL an event id can commit after a higher one: a page's `since` stays below
+    an id still open, so the screen is told of it once it commits."""
+    await support.seed_network(db, STOCK)
+    async with db.uow() as slow:  # takes an event id and keeps its transaction open
+        await slow.conn.execute(
+            insert(outbox_events).values(type="order.created", aggregate_type="order",
+                                         aggregate_id="x", payload={}, created_at=utcnow())
+        )  # fmt: skip
+        open_id = int((await slow.conn.execute(select(func.max(outbox_events.c.id)))).scalar_one())
+        order = await place(db, cmd())  # a higher id, committed first
+        async with db.connect(autocommit=True) as conn:
+            assert await outbox_reader.last_id(conn) > open_id
+            mark = await live.page_mark(db, conn)
+        assert mark < open_id  # the transaction then rolls back: nothing committed at open_id
+    del order
 
 
 async def test_the_broadcaster_asks_again_for_ids_skipped_when_it_read(db: Database) -> None:
@@ -299,9 +334,12 @@ async def test_the_broadcaster_asks_again_for_ids_skipped_when_it_read(db: Datab
     broadcaster._last_id = max(ids)
     assert min(ids) in broadcaster._gaps
     broadcaster._gaps = {i: float("inf") for i in broadcaster._gaps}
+    # A screen that came back with an id past one still awaited would never hear of it:
+    assert broadcaster._settled(broadcaster._last_id) == min(ids) - 1
     await broadcaster.round()
-    _, data, _ = watch.queue.get_nowait()
+    _, data, told_up_to = watch.queue.get_nowait()
     assert f'"html": "{first.number}"' in data and min(ids) not in broadcaster._gaps
+    assert told_up_to == broadcaster._last_id  # nothing awaited any more
     del second
 
 

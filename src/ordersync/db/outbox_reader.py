@@ -5,6 +5,7 @@ take an id and commit after a later one; SQLite has one writer, so ids are commi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,14 +27,32 @@ async def last_id(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.max(outbox_events.c.id)))).scalar() or 0)
 
 
+async def settled_id(conn: AsyncConnection, created_before: datetime | None) -> int:
+    """The newest event id below which every event is taken as committed: the newest of all
+    (`created_before` None: SQLite, whose single writer commits in id order), or the newest
+    created before `created_before` (PostgreSQL, where a transaction still open may hold a
+    lower id than one committed)."""
+    e = outbox_events.c
+    query = select(func.max(e.id))
+    if created_before is not None:
+        query = query.where(e.created_at < created_before)
+    return int((await conn.execute(query)).scalar() or 0)
+
+
 async def events_after(
-    conn: AsyncConnection, after_id: int, limit: int, up_to: int | None = None
+    conn: AsyncConnection,
+    after_id: int,
+    limit: int,
+    up_to: int | None = None,
+    newest_first: bool = False,
 ) -> list[NewEvent]:
+    """Events after `after_id` (and up to `up_to`), at most `limit`: the oldest of them in id
+    order, or the newest in falling id order."""
     e = outbox_events.c
     query = _columns().where(e.id > after_id)
     if up_to is not None:
         query = query.where(e.id <= up_to)
-    rows = await conn.execute(query.order_by(e.id).limit(limit))
+    rows = await conn.execute(query.order_by(e.id.desc() if newest_first else e.id).limit(limit))
     return [(r[0], r[1]) for r in rows]
 
 

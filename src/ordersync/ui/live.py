@@ -12,10 +12,12 @@ rows are rendered once per language. Nothing is added to the placement path.
 Ids are not commit order on PostgreSQL (a transaction may take an id and commit after a later
 one): ids skipped at a read are asked for again for GAP_SECONDS.
 
-Nothing falls between a page and its stream: a page carries the newest event id it was read
-at (`since`), each message the id the stream had read up to (the SSE `id`, which the browser
-sends back as Last-Event-ID when it reconnects), and a screen that joins or comes back behind
-the stream is first told the orders changed since, read once per round for all such screens.
+Nothing falls between a page and its stream: a page carries an event id every earlier one of
+which it saw (`since`, see `page_mark`), each message the id up to which the stream had read
+every event (the SSE `id`, sent back by the browser as Last-Event-ID when it reconnects), and
+a screen that joins or comes back behind the stream is first told of the orders changed since:
+one read per round, newest first, for all such screens (ui/catch_up.py). A screen further
+behind than READ_LIMIT events or CATCH_UP_ORDERS orders is offered to reload.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +39,8 @@ from ..db.unit_of_work import Database
 from ..domain.types import Channel, OrderStatus
 from ..relay.listener import OutboxListener
 from ..relay.worker import OUTBOX_CHANNEL
+from ..services.context import utcnow
+from .catch_up import ChangedOrders
 
 log = logging.getLogger("ordersync.ui.live")
 GAP_SECONDS = 5.0
@@ -43,6 +48,7 @@ MAX_GAPS = 10_000
 READ_LIMIT = 5000
 MAX_ROWS = 10  # changed orders sent per message; beyond that the screen is told to reload
 QUEUE_SIZE = 32
+CATCH_UP_ORDERS = 200  # newest changed orders read for screens behind, before each one's scope
 START_WAIT_SECONDS = 3.0  # how long a new screen waits for the stream's starting point
 
 RenderRows = Callable[[list[OrderRow], str], dict[str, str]]
@@ -83,6 +89,14 @@ class Watch:
             self.missed = True
 
 
+async def page_mark(db: Database, conn: AsyncConnection) -> int:
+    """The `since` of a page read now: an event every earlier one of which its read saw. On
+    PostgreSQL that is the newest event older than GAP_SECONDS, as an id may commit late; the
+    screen is then told again of what changed just before, which changes nothing on it."""
+    before = utcnow() - timedelta(seconds=GAP_SECONDS) if db.is_postgres else None
+    return await outbox_reader.settled_id(conn, before)
+
+
 class Broadcaster:
     def __init__(
         self,
@@ -109,12 +123,14 @@ class Broadcaster:
         awaited between the check and the start). Returns once the stream has fixed the event
         it starts after, so that whatever commits after this returns reaches the screen; if the
         database does not answer within `wait_seconds` it returns anyway and the loop keeps
-        trying. A screen with `since` is told, in the next round, what changed after it."""
+        trying. A screen with `since` returns at once: the next round tells it what changed
+        after that event."""
         self.watches.add(watch)
         if self._task is None or self._task.done():
             self._start()
         if watch.since is not None:
             self._wake.set()
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._reading.wait(), wait_seconds)
 
@@ -160,6 +176,7 @@ class Broadcaster:
                     log.warning("live stream: reading new events failed: %s", exc)
                 await asyncio.sleep(self.interval_seconds)
         finally:
+            self._reading.clear()  # before any await: a screen coming now waits for the next
             self.db.commit_watchers.discard(self._wake)
             stop.set()
             if listening is not None:
@@ -188,7 +205,7 @@ class Broadcaster:
         behind = [w for w in self.watches if w.since is not None]
         caught_up_to = self._last_id
         async with self.db.connect(autocommit=True) as conn:
-            catch_up = await self._changed_since(conn, behind, caught_up_to) if behind else {}
+            missed = await self._missed(conn, behind, caught_up_to) if behind else None
             found = await outbox_reader.events_after(conn, self._last_id, READ_LIMIT)
             late = await outbox_reader.events_by_ids(conn, sorted(self._gaps))
             events = late + found
@@ -201,50 +218,73 @@ class Broadcaster:
                 dict.fromkeys(order_id for _, order_id in reversed(events) if order_id is not None)
             )
             rows = await console_orders.rows_by_ids(conn, changed[: MAX_ROWS * 2])
-        if rows or catch_up:
+        if rows or missed:
             await self.db.fresh_stores()  # the store codes the rows show
-        for watch, (missed_rows, more) in catch_up.items():  # first: they are the older news
-            if watch not in self.watches:
-                continue
-            if more and not any(watch.sees(r) for r in missed_rows):
-                self._tell_to_reload(watch, caught_up_to)
-            else:
-                watch.missed = watch.missed or more
-                self._tell(missed_rows, False, [watch], caught_up_to)
-        for watch in behind:
-            watch.since = None
+        if missed:  # first: theirs are the older news (and rows read a moment earlier)
+            self._catch_up(*missed, self._settled(caught_up_to))
         if rows:  # not to a screen that came during this round: the next one catches it up
             current = [w for w in self.watches if w.since is None]
-            self._tell(rows, len(changed) > MAX_ROWS * 2, current, self._last_id)
+            more = len(changed) > MAX_ROWS * 2
+            self._tell(rows, more, current, self._settled(self._last_id), {})
         if len(found) == READ_LIMIT:
             self._wake.set()  # more waiting: read again after the interval
         return len(events)
 
-    async def _changed_since(
+    async def _missed(
         self, conn: AsyncConnection, behind: list[Watch], up_to: int
-    ) -> dict[Watch, tuple[list[OrderRow], bool]]:
-        """The orders each screen behind the stream has not been told of: changed after its
-        `since` and up to `up_to`, newest first, and whether there were more than it is sent."""
+    ) -> tuple[list[tuple[Watch, int]], ChangedOrders, dict[str, OrderRow]]:
+        """One read for every screen behind the stream: the orders changed after the oldest
+        `since` among them, up to `up_to`, newest first; the screens are marked caught up."""
         start = min(w.since or 0 for w in behind)
-        events = await outbox_reader.events_after(conn, start, READ_LIMIT, up_to=up_to)
-        cut = len(events) == READ_LIMIT
-        wanted: dict[Watch, list[str]] = {}
+        events = await outbox_reader.events_after(
+            conn, start, READ_LIMIT, up_to=up_to, newest_first=True
+        )
+        changes = ChangedOrders.from_events(events, full=len(events) == READ_LIMIT)
+        wanted = set(changes.orders[:CATCH_UP_ORDERS])
+        wanted.update(w.order_id for w in behind if w.order_id and w.order_id in changes.at)
+        rows = {r.id: r for r in await console_orders.rows_by_ids(conn, list(wanted))}
+        since = [(w, w.since or 0) for w in behind]
         for watch in behind:
-            since = watch.since or 0
-            ids = [o for i, o in reversed(events) if i > since and o is not None]
-            if watch.order_id is not None:
-                ids = [o for o in ids if o == watch.order_id]
-            wanted[watch] = list(dict.fromkeys(ids))
-        read = dict.fromkeys(i for ids in wanted.values() for i in ids[: MAX_ROWS * 2])
-        rows = {r.id: r for r in await console_orders.rows_by_ids(conn, list(read))}
-        return {
-            watch: (
-                [rows[i] for i in ids[: MAX_ROWS * 2] if i in rows],
-                cut or len(ids) > MAX_ROWS * 2,
-            )
-            for watch, ids in wanted.items()
-            if ids or cut
-        }
+            watch.since = None  # before telling: a screen that cannot be told is not read again
+        return since, changes, rows
+
+    def _catch_up(
+        self,
+        behind: list[tuple[Watch, int]],
+        changes: ChangedOrders,
+        rows: dict[str, OrderRow],
+        read_up_to: int,
+    ) -> None:
+        """Tells each screen behind the stream what it missed, or to reload when that is more
+        than it is sent."""
+        html: dict[tuple[str, str], str] = {}
+        for watch, since in behind:
+            if watch not in self.watches:
+                continue
+            try:
+                if watch.order_id is not None:
+                    changed = changes.order_changed_after(watch.order_id, since)
+                    row = rows.get(watch.order_id)
+                    if changed and row is not None:
+                        self._tell([row], False, [watch], read_up_to, html)
+                    elif not changed and changes.unread_after(since):
+                        self._tell_to_reload(watch, read_up_to)
+                    continue
+                ids, more = changes.orders_after(since, CATCH_UP_ORDERS)
+                visible = [rows[i] for i in ids if i in rows and watch.sees(rows[i])]
+                if visible:
+                    watch.missed = watch.missed or more
+                    self._tell(visible, False, [watch], read_up_to, html)
+                elif more:
+                    self._tell_to_reload(watch, read_up_to)
+            except Exception as exc:  # one screen's rows must not stop the others'
+                log.warning("live stream: catching a screen up failed: %s", exc)
+                self._tell_to_reload(watch, read_up_to)
+
+    def _settled(self, up_to: int) -> int:
+        """The SSE id of a message: every event up to it has been read, so a screen that comes
+        back with it misses nothing; below an id still awaited (see GAP_SECONDS)."""
+        return min(up_to, min(self._gaps) - 1) if self._gaps else up_to
 
     def _remember_gaps(self, ids: list[int], now: float) -> None:
         expected = self._last_id + 1
@@ -263,11 +303,16 @@ class Broadcaster:
             watch.offer("orders", json.dumps({"rows": [], "more": True}), read_up_to)
 
     def _tell(
-        self, rows: list[OrderRow], more: bool, watches: list[Watch], read_up_to: int
+        self,
+        rows: list[OrderRow],
+        more: bool,
+        watches: list[Watch],
+        read_up_to: int,
+        html: dict[tuple[str, str], str],
     ) -> None:
         """Each screen its message; rows are rendered once per language and a message once
-        per distinct content, however many screens get it."""
-        html: dict[tuple[str, str], str] = {}  # (language, order id): the row
+        per distinct content, however many screens get it. `html`: (language, order id): the
+        row, shared by the calls that tell of the same rows."""
         encoded: dict[str, str] = {}  # a message's JSON by its content's key
 
         def rendered(locale: str, wanted: list[OrderRow]) -> None:

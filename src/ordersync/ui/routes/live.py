@@ -2,9 +2,10 @@
 an order's screen a word when the order changed. It ends when the session has been idle
 too long (the stream itself does not count as use).
 
-Each message's `id` is the outbox event the stream had read up to; a screen that reconnects
-(the browser sends it back as Last-Event-ID) or opens its stream after its page was read
-(`since`, written into the page) is first told what changed after that event."""
+Each message's `id` is the outbox event up to which the stream had read everything; a screen
+that reconnects (the browser sends it back as Last-Event-ID) or opens its stream after its
+page was read (`since`, written into the page) is first told what changed after that event.
+An id that is not a plain number is no id: the screen hears of what happens from now on."""
 
 from __future__ import annotations
 
@@ -49,14 +50,15 @@ async def live(
         store_id=chosen.id if chosen else None,
         attention=attention == "1",
         inserts=inserts == "1",
-        since=_event_id(request.headers.get("last-event-id")) or _event_id(since),
     )
+    came_back = _event_id(request.headers.get("last-event-id"))
+    watch.since = came_back if came_back is not None else _event_id(since)
     broadcaster = con.broadcaster
     assert broadcaster is not None
-    await broadcaster.subscribe(watch)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         try:
+            await broadcaster.subscribe(watch)
             yield {"event": "ready", "data": "{}"}
             while True:
                 if not session_alive(request, con.idle_seconds):

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ...db import catalog, console_orders, order_timeline, outbox_reader
+from ...db import catalog, console_orders, order_timeline
 from ...domain.errors import Forbidden, InvalidRequest, NotFound
 from ...domain.orders import Order, OrderLine
 from ...domain.types import Channel, OrderStatus
@@ -18,6 +18,7 @@ from ...services import attention as attention_cases
 from ...services import line_sourcing
 from ...services import orders as use_cases
 from ..access import ACTIONS, Staff, order_actions, target_status
+from ..live import page_mark
 from .deps import Con, Me, blank, require, store_by_code, visible_stores
 
 router = APIRouter()
@@ -87,7 +88,7 @@ async def orders_screen(
         limit=con.ui.page_size,
     )
     async with con.db.connect(autocommit=True) as conn:
-        since = await outbox_reader.last_id(conn)  # before the page: the stream goes on from it
+        since = await page_mark(con.db, conn)  # before the page: the stream goes on from it
         rows = await console_orders.order_page(conn, query)
     filters = {
         "channel": blank(channel),
@@ -154,7 +155,7 @@ async def order_screen(
     request: Request, con: Con, me: Me, number: int, done: str | None = None
 ) -> Response:
     async with con.db.connect(autocommit=True) as conn:
-        since = await outbox_reader.last_id(conn)  # before the order: the stream goes on from it
+        since = await page_mark(con.db, conn)  # before the order: the stream goes on from it
     order = await _order(con, me, number)
     async with con.db.connect(autocommit=True) as conn:
         products = {

@@ -68,7 +68,11 @@
   var note = document.getElementById("order-changed");
   if (note && note.dataset.live) {
     follow(note.dataset.live, {
-      order: function () { note.hidden = false; }
+      order: function (data) {  // a change the page already shows (its own action) is no news
+        if (data.version === null || String(data.version) !== note.dataset.version) {
+          note.hidden = false;
+        }
+      }
     });
   }
 })();
