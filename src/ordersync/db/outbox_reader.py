@@ -23,15 +23,10 @@ def _columns() -> Select[int, str | None]:
     return select(e.id, order_id)
 
 
-async def last_id(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.max(outbox_events.c.id)))).scalar() or 0)
-
-
-async def settled_id(conn: AsyncConnection, created_before: datetime | None) -> int:
-    """The newest event id below which every event is taken as committed: the newest of all
-    (`created_before` None: SQLite, whose single writer commits in id order), or the newest
-    created before `created_before` (PostgreSQL, where a transaction still open may hold a
-    lower id than one committed)."""
+async def last_id(conn: AsyncConnection, created_before: datetime | None = None) -> int:
+    """The newest event id; with `created_before`, the newest created before it. A page on
+    PostgreSQL asks for the latter, since a transaction still open there may hold a lower id
+    than one committed; SQLite's single writer commits in id order."""
     e = outbox_events.c
     query = select(func.max(e.id))
     if created_before is not None:

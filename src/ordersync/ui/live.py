@@ -94,7 +94,7 @@ async def page_mark(db: Database, conn: AsyncConnection) -> int:
     PostgreSQL that is the newest event older than GAP_SECONDS, as an id may commit late; the
     screen is then told again of what changed just before, which changes nothing on it."""
     before = utcnow() - timedelta(seconds=GAP_SECONDS) if db.is_postgres else None
-    return await outbox_reader.settled_id(conn, before)
+    return await outbox_reader.last_id(conn, before)
 
 
 class Broadcaster:
